@@ -1,0 +1,83 @@
+# Application-layer message attributes (ATTR, first byte of the LLC data) and
+# the NACK codes. ATTR values are public (smitp-protocol reference, section
+# 6.2); NACK codes other than 10 are project choices (docs/protocol.md).
+from meter.compat import const
+
+READ_REQ = const(2)
+READ_RESP = const(3)
+WRITE_REQ = const(4)
+READTAB_SEL_REQ = const(6)
+READTAB_SEL_RESP = const(7)
+READTAB_REQ = const(8)
+READTAB_RESP = const(9)
+WRITETAB_REQ = const(10)
+SETTAB_REQ = const(14)
+RESETTAB_REQ = const(16)
+COMMAND = const(18)
+DATASPONT = const(20)
+BUFF_SELECT_REQ = const(22)
+BUFF_SELECT_RESP = const(23)
+GETTAB_REQ = const(30)
+GETTAB_RESP = const(31)
+ADDRESS_REQ = const(90)
+ADDRESS_RESP = const(91)
+TCT_SET_REQ = const(92)
+REQADDR_REQ = const(94)
+REQADDR_RESP = const(95)
+CHL_REQ = const(112)
+CHL_RESP = const(113)
+NACK_RESP = const(247)
+ACK_A = const(253)
+NACK_A = const(255)
+ACK_A_AUTH = const(243)
+NACK_A_AUTH = const(245)
+
+# NACK A-Node PAR1 codes
+NACK_UNKNOWN_REGISTER = const(1)  # project choice
+NACK_ACCESS_DENIED = const(2)  # project choice
+NACK_BAD_LENGTH = const(3)  # project choice
+NACK_TOO_LONG = const(4)  # project choice: the answer does not fit the discipline
+NACK_BAD_VALUE = const(5)  # project choice
+NACK_UNSUPPORTED = const(6)  # project choice: unknown or unsupported ATTR
+NACK_AUTH = const(10)  # public: authentication failure / LMON mismatch
+
+NAMES = {
+    READ_REQ: "READ.REQ",
+    READ_RESP: "READ.RESP",
+    WRITE_REQ: "WRITE.REQ",
+    READTAB_SEL_REQ: "READTAB.REQ (selective)",
+    READTAB_SEL_RESP: "READTAB.RESP (selective)",
+    READTAB_REQ: "READTAB.REQ",
+    READTAB_RESP: "READTAB.RESP",
+    WRITETAB_REQ: "WRITETAB.REQ",
+    SETTAB_REQ: "SETTAB.REQ",
+    RESETTAB_REQ: "RESETTAB.REQ",
+    COMMAND: "COMMAND",
+    DATASPONT: "DATASPONT",
+    BUFF_SELECT_REQ: "BUFF_SELECT.REQ",
+    BUFF_SELECT_RESP: "BUFF_SELECT.RESP",
+    GETTAB_REQ: "GETTAB.REQ",
+    GETTAB_RESP: "GETTAB.RESP",
+    ADDRESS_REQ: "ADDRESS.REQ",
+    ADDRESS_RESP: "ADDRESS.RESP",
+    TCT_SET_REQ: "TCT_SET.REQ",
+    REQADDR_REQ: "REQADDR.REQ",
+    REQADDR_RESP: "REQADDR.RESP",
+    CHL_REQ: "CHL.REQ",
+    CHL_RESP: "CHL.RESP",
+    NACK_RESP: "NACK.RESP",
+    ACK_A: "ACK A-Node",
+    NACK_A: "NACK A-Node",
+    ACK_A_AUTH: "ACK A-Node AUTH",
+    NACK_A_AUTH: "NACK A-Node AUTH",
+}
+
+NACK_NAMES = {
+    NACK_UNKNOWN_REGISTER: "unknown register",
+    NACK_ACCESS_DENIED: "access denied",
+    NACK_BAD_LENGTH: "bad length",
+    NACK_TOO_LONG: "answer too long",
+    NACK_BAD_VALUE: "bad value",
+    NACK_UNSUPPORTED: "unsupported service",
+    NACK_AUTH: "authentication failure",
+}
