@@ -6,3 +6,4 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tests", "firmware")):
     if p not in sys.path:
         sys.path.insert(0, p)
+sys.path.insert(0, os.path.join(ROOT, "host_tools"))  # host tools import `smitp.*`

@@ -1,0 +1,29 @@
+# Entry point of the emulated board:
+#   micropython boards/unix/main.py --uart fd:N --pins fd:M --flash IMAGE --aca HEX12 --serial S
+#       [--import-w W] [--export-w W]
+import sys
+
+_here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+for _p in (_here, _here + "/../../firmware"):
+    if _p not in sys.path:
+        sys.path.append(_p)
+
+import board  # noqa: E402
+from meter.firmware import run  # noqa: E402
+
+
+def _args(argv):
+    opts = {}
+    i = 1
+    while i < len(argv):
+        if not argv[i].startswith("--") or i + 1 >= len(argv):
+            raise SystemExit("usage: main.py --uart fd:N --pins fd:M --flash IMAGE --aca HEX12 --serial S")
+        opts[argv[i][2:].replace("-", "_")] = argv[i + 1]
+        i += 2
+    for k in ("import_w", "export_w"):
+        if k in opts:
+            opts[k] = int(opts[k])
+    return opts
+
+
+run(board.Board(**_args(sys.argv)))

@@ -1,0 +1,148 @@
+# The firmware image: asyncio tasks that own the board's ports and glue the
+# sans-io layers together. One task per port (the PLC modem), one for metering
+# and time. Hardware is reached only through the board object.
+import asyncio
+import gc
+import sys
+
+from meter import VERSION
+from meter import registers as R
+from meter import st7580
+from meter import timers as T
+from meter.compat import ticks_diff, ticks_ms
+from meter.datamodel import DataModel
+from meter.metering import Metering
+from meter.node import MeterNode
+from meter.storage import Store
+
+
+def firmware_id(board):
+    """Firmware identification: project, version, runtime and board."""
+    v = sys.implementation.version
+    return "smitp-meter %s %s %d.%d.%d %s" % (VERSION, sys.implementation.name, v[0], v[1], v[2], board.name)
+
+
+def log(*parts):
+    print("meter:", *parts)
+
+
+class ModemPort:
+    """Owns the modem UART and pins: feeds the ST7580 driver, serves the node."""
+
+    def __init__(self, board, node, model):
+        self.board = board
+        self.node = node
+        self.model = model
+        self.uart = board.modem_uart()
+        self.reader = asyncio.StreamReader(self.uart)
+        self.drv = st7580.ST7580()
+        self.buf = bytearray(300)
+        self.mv = memoryview(self.buf)
+        self.ready = False
+        self._reset_at = 0
+
+    async def _read(self, timeout):
+        # One wait for "bytes or the driver's next timer", whichever is first.
+        if timeout == 0:
+            return 0
+        if timeout < 0:
+            return await self.reader.readinto(self.mv)
+        try:
+            return await asyncio.wait_for_ms(self.reader.readinto(self.mv), timeout)
+        except asyncio.TimeoutError:
+            return 0
+
+    def _flush(self):
+        out = self.drv.data_to_send()
+        if out:
+            self.uart.write(out)
+        self.board.treq.value(self.drv.treq)
+
+    async def _pulse_reset(self):
+        self.board.resetn.value(0)
+        await asyncio.sleep_ms(T.MODEM_RESET_PULSE_MS)
+        self.board.resetn.value(1)
+        self._reset_at = ticks_ms()
+
+    def _events(self):
+        drv = self.drv
+        ev = drv.next_event()
+        while ev is not None:
+            kind = ev[0]
+            if kind == st7580.EV_PHY_DATA:
+                payload = ev[1]
+                n = self.node.on_phy(payload, len(payload))
+                if n and self.ready:
+                    drv.phy_data(bytes(self.node.outv[0:n]))
+            elif kind == st7580.EV_RESET:
+                if self.ready:
+                    self.model.status |= 1 << R.SW_MODEM_RESET
+                    log("modem reset, cause", ev[1])
+                self.ready = False
+                drv.configure()
+            elif kind == st7580.EV_CONFIRM:
+                if not self.ready and drv.idle:
+                    self.ready = True
+                    log("modem configured")
+            elif kind == st7580.EV_ERROR or kind == st7580.EV_TIMEOUT:
+                log("modem request 0x%02x failed:" % ev[1], ev[2] if len(ev) > 2 else "timeout")
+                if not self.ready and drv.idle:
+                    drv.configure()
+            ev = drv.next_event()
+
+    async def run(self):
+        await self._pulse_reset()
+        while True:
+            now = ticks_ms()
+            if not self.ready and ticks_diff(now, self._reset_at) > T.MODEM_BOOT_WAIT_MS:
+                log("no answer from the modem, resetting it")
+                await self._pulse_reset()
+            timeout = self.drv.next_timeout(now)
+            if not self.ready:
+                timeout = 100 if timeout < 0 else min(timeout, 100)
+            n = await self._read(timeout)
+            if n is None or (n == 0 and timeout < 0):
+                raise SystemExit("modem UART closed")
+            now = ticks_ms()
+            if n:
+                self.drv.receive(self.mv[0:n], now)
+            self.drv.poll(now)
+            self._events()
+            self._flush()
+
+
+async def metering_task(board, model, metering):
+    last = ticks_ms()
+    since_gc = 0
+    while True:
+        await asyncio.sleep_ms(T.METERING_PERIOD_MS)
+        now = ticks_ms()
+        dt = ticks_diff(now, last)
+        last = now
+        imp, exp = board.power_w()
+        if metering.tick(imp, exp, dt):
+            metering.save()
+        since_gc += dt
+        if since_gc >= T.GC_PERIOD_MS:
+            since_gc = 0
+            gc.collect()
+
+
+def build(board):
+    """Create the data model and the meter node for this board."""
+    aca, serial = board.identity()
+    store = Store(board.storage_dir)
+    model = DataModel(serial, aca, firmware_id(board), store, board.unix_time, board.set_unix_time)
+    return model, MeterNode(aca, model)
+
+
+async def main(board):
+    model, node = build(board)
+    log(firmware_id(board), "ACA", "".join("%02X" % b for b in node.aca))
+    port = ModemPort(board, node, model)
+    asyncio.create_task(metering_task(board, model, Metering(model)))
+    await port.run()
+
+
+def run(board):
+    asyncio.run(main(board))

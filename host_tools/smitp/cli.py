@@ -1,0 +1,193 @@
+"""The `smitp` command: concentrator, decoder and tools around the meter firmware."""
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+
+from meter.errors import SmitpError
+
+
+def progress_printer(label):
+    """A one-line progress bar on a terminal, nothing otherwise."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done, total, what):
+        width = 30
+        filled = width * done // max(total, 1)
+        sys.stderr.write("\r%s [%s%s] %d/%d %s\x1b[K" % (label, "#" * filled, "." * (width - filled), done, total, what))
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _emit(args, report, text_fn):
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        text_fn(report)
+
+
+# ---- demo
+def cmd_demo(args):
+    from smitp import demo
+
+    report = demo.run(progress=progress_printer("reading meters"))
+    if not args.json:
+        demo.print_table(report)
+        return 0
+    for m in report["meters"]:
+        m.pop("shown", None)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+# ---- read / write
+@contextlib.contextmanager
+def _concentrator(args):
+    """A concentrator on a real modem (--port) or on the emulated demo feeder."""
+    from smitp.concentrator import Concentrator
+
+    if args.port:
+        from smitp.serial_modem import SerialModem, ModemPort
+
+        modem = SerialModem(args.port)
+        modem.open()
+        try:
+            modem.reset()
+            yield Concentrator(ModemPort(modem))
+        finally:
+            modem.close()
+        return
+    from smitp import demo, topology
+    from smitp.network import neighbourhood
+
+    with tempfile.TemporaryDirectory(prefix="smitp-") as workdir:
+        net, port = neighbourhood(topology.demo_feeder(), workdir, boards=True)
+        try:
+            demo.wait_until_ready(net)
+            yield Concentrator(port)
+        finally:
+            net.close()
+
+
+def _route(args):
+    from smitp.concentrator import parse_aca
+
+    return tuple(parse_aca(a) for a in args.via.split(",")) if args.via else ()
+
+
+def cmd_read(args):
+    from smitp.concentrator import aca_text, parse_aca
+    from smitp.values import decode_value, parse_register, register_name, show_value
+
+    aca = parse_aca(args.meter)
+    regs = [parse_register(r) for r in args.register]
+    with _concentrator(args) as conc:
+        values = conc.read(aca, regs, _route(args))
+    report = {"aca": aca_text(aca), "registers": {
+        "0x%04X" % r: {"name": register_name(r), "hex": values[r].hex().upper(), "value": decode_value(r, values[r])}
+        for r in regs}}
+
+    def text(rep):
+        for r in regs:
+            print("0x%04X  %-32s %s" % (r, register_name(r), show_value(r, values[r])))
+
+    _emit(args, report, text)
+    return 0
+
+
+def cmd_write(args):
+    from smitp.concentrator import aca_text, parse_aca
+    from smitp.values import encode_value, parse_register
+
+    aca = parse_aca(args.meter)
+    reg = parse_register(args.register)
+    raw = encode_value(reg, args.value)
+    with _concentrator(args) as conc:
+        conc.write(aca, {reg: raw}, _route(args))
+    _emit(args, {"aca": aca_text(aca), "register": "0x%04X" % reg, "written": raw.hex().upper(), "result": "ACK"},
+          lambda rep: print("0x%04X written: ACK" % reg))
+    return 0
+
+
+# ---- decode
+def cmd_decode(args):
+    from smitp.decode import decode
+
+    lines = decode(" ".join(args.hex))
+    if args.json:
+        print(json.dumps([{"layer": layer, "text": text} for layer, text in lines], indent=2))
+    else:
+        for layer, text in lines:
+            print("%-4s %s" % (layer, text))
+    return 0
+
+
+# ---- image / deploy
+def cmd_image(args):
+    from smitp.image import build_image
+
+    paths = build_image(args.board, args.out)
+    total = sum(p.stat().st_size for p in paths)
+    _emit(args, {"board": args.board, "files": len(paths), "bytes": total},
+          lambda rep: print("%s: %d files, %d bytes" % (args.board, len(paths), total)))
+    return 0
+
+
+def cmd_deploy(args):
+    from smitp.deploy import deploy
+
+    deploy(args.board, args.port)
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="smitp", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name, fn, help_text):
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.add_argument("--json", action="store_true", help="print JSON for scripts")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    add("demo", cmd_demo, "read three emulated meters on a simulated feeder, one through a repeater")
+    for name, fn, help_text in (("read", cmd_read, "read registers of a meter"),
+                                ("write", cmd_write, "write a register of a meter")):
+        sp = add(name, fn, help_text)
+        sp.add_argument("--meter", required=True, help="the meter's ACA, 12 hex digits")
+        sp.add_argument("--via", help="repeater ACAs, comma separated, nearest the concentrator first")
+        sp.add_argument("--port", help="serial port of a real ST7580 modem (default: the emulated demo feeder)")
+    sub.choices["read"].add_argument("--register", required=True, action="append",
+                                     help="register id (0x003F) or name; repeat for several")
+    sub.choices["write"].add_argument("--register", required=True, help="register id or name")
+    sub.choices["write"].add_argument("--value", required=True, help="value: integer, text or hex")
+    sp = add("decode", cmd_decode, "print a captured frame layer by layer")
+    sp.add_argument("hex", nargs="+", help="the frame in hex (spaces allowed)")
+    sp = add("image", cmd_image, "compile the firmware for a board with mpy-cross")
+    sp.add_argument("--board", default="unix")
+    sp.add_argument("--out", help="output directory (default build/<board>)")
+    sp = add("deploy", cmd_deploy, "copy the compiled firmware to a real board with mpremote")
+    sp.add_argument("--board", default="nucleo_f401re_plm01a1")
+    sp.add_argument("--port", required=True)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (SmitpError, ValueError, OSError) as e:
+        print("smitp %s: error: %s" % (args.command, e), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The concentrator: master side of the data link and the plain application services.
+
+It speaks through a port with `send(payload)`, `recv(timeout_s)` and `now()`:
+a ConcentratorPort on the simulated medium, or a modem port on a real ST7580.
+The frame codec is the firmware's own (meter.mac), so both sides share one
+definition of the layout; independent checks of that layout live in the tests.
+"""
+
+from meter import attrs as A
+from meter import mac
+from meter import registers as R
+from meter.errors import DecodeError, SmitpError
+
+# Master timing (project choice: the standard's timer formulas are not public).
+BITRATE = 4800
+PHY_OVERHEAD_BITS = 56  # preamble, unique word and length, as in the medium model
+ELABORATION_S = 0.020  # TEL: a node's time to answer or repeat
+MARGIN_S = 0.5  # scheduling slack of emulated boards and host loops
+RETRIES = 2
+
+
+class ConcentratorError(SmitpError):
+    pass
+
+
+class NoAnswer(ConcentratorError):
+    pass
+
+
+class Nack(ConcentratorError):
+    def __init__(self, code, reg_id):
+        super().__init__("NACK %d (%s) for register 0x%04X" % (code, A.NACK_NAMES.get(code, "?"), reg_id))
+        self.code = code
+        self.reg_id = reg_id
+
+
+def parse_aca(text):
+    """'A8040A1E8903' (natural order, most significant byte first) -> 6 bytes."""
+    try:
+        aca = bytes.fromhex(text.replace(":", "").replace(" ", ""))
+    except ValueError:
+        raise ConcentratorError("ACA %r is not hexadecimal" % text) from None
+    if len(aca) != 6:
+        raise ConcentratorError("ACA %r is not 6 bytes" % text)
+    return aca
+
+
+def aca_text(aca):
+    return bytes(aca).hex().upper()
+
+
+def response_timeout(repeaters, request_len, max_response):
+    """Longest wait for an answer: each hop carries the request out and the answer back."""
+    hops = repeaters + 1
+    air = (PHY_OVERHEAD_BITS + 8 * request_len) / BITRATE + (PHY_OVERHEAD_BITS + 8 * (max_response + 30)) / BITRATE
+    return hops * (air + 2 * ELABORATION_S) + MARGIN_S
+
+
+def register_size(reg_id):
+    row = R.lookup(reg_id)
+    if row is None:
+        raise ConcentratorError("register 0x%04X is not in the register table" % reg_id)
+    return row[R.R_SIZE]
+
+
+class Concentrator:
+    def __init__(self, port, retries=RETRIES):
+        self.port = port
+        self.retries = retries
+        self._out = bytearray(mac.MAX_FRAME)
+        self._frame = mac.Frame()
+        self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "frames_heard": 0, "bad_frames": 0}
+
+    def request(self, aca, data, route=(), max_response=mac.DISCIPLINES[mac.DISC_RA7][1]):
+        """Send LLC data to the meter `aca` through `route` (repeater ACAs, nearest first);
+        return the answer's LLC data. Retries on silence; raises NoAnswer."""
+        disc = mac.discipline_for(max_response)
+        air = mac.aca_to_air(aca)
+        rp = b"".join(mac.aca_to_air(r) for r in route)
+        n = mac.encode(self._out, air, rp, disc, False, 0, False, 0, 0, bytes(data))
+        frame = bytes(self._out[:n])
+        timeout = response_timeout(len(route), n, max_response)
+        self.stats["requests"] += 1
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats["retries"] += 1
+            self.port.send(frame)
+            answer = self._wait_answer(air, len(route), timeout)
+            if answer is not None:
+                return answer
+        self.stats["timeouts"] += 1
+        raise NoAnswer("no answer from %s via [%s]" % (aca_text(aca), ", ".join(aca_text(r) for r in route)))
+
+    def _wait_answer(self, air, repeaters, timeout):
+        port, f = self.port, self._frame
+        end = port.now() + timeout
+        while True:
+            left = end - port.now()
+            if left <= 0:
+                return None
+            payload = port.recv(left)
+            if payload is None:
+                return None
+            self.stats["frames_heard"] += 1
+            try:
+                mac.decode(f, payload, len(payload))
+            except DecodeError:
+                self.stats["bad_frames"] += 1
+                continue
+            # The answer: uplink, from the meter, sent by the node next to us.
+            if f.uplink and f.position == 1 and f.repeaters == repeaters and mac.same_addr(payload, f.addr, air):
+                return bytes(payload[f.data:f.data + f.data_len])
+
+    def read(self, aca, reg_ids, route=()):
+        """READ.REQ of one or more registers; returns {reg_id: raw bytes}."""
+        sizes = [register_size(r) for r in reg_ids]
+        req = bytes([A.READ_REQ]) + b"".join(r.to_bytes(2, "big") for r in reg_ids)
+        ans = self.request(aca, req, route, max_response=1 + sum(sizes))
+        _raise_nack(ans)
+        if ans[0] != A.READ_RESP or len(ans) != 1 + sum(sizes):
+            raise ConcentratorError("unexpected answer %s" % ans.hex())
+        out, pos = {}, 1
+        for r, size in zip(reg_ids, sizes):
+            out[r] = ans[pos:pos + size]
+            pos += size
+        return out
+
+    def write(self, aca, values, route=()):
+        """WRITE.REQ of {reg_id: raw bytes}; returns on ACK, raises Nack."""
+        body = b""
+        for r, raw in values.items():
+            if len(raw) != register_size(r):
+                raise ConcentratorError("register 0x%04X takes %d bytes, got %d" % (r, register_size(r), len(raw)))
+            body += r.to_bytes(2, "big") + bytes(raw)
+        ans = self.request(aca, bytes([A.WRITE_REQ]) + body, route, max_response=4)
+        _raise_nack(ans)
+        if ans[:1] != bytes([A.ACK_A]):
+            raise ConcentratorError("unexpected answer %s" % ans.hex())
+
+
+def _raise_nack(ans):
+    if ans and ans[0] == A.NACK_A:
+        code = ans[1] if len(ans) > 1 else 0
+        reg = int.from_bytes(ans[2:4], "big") if len(ans) >= 4 else 0
+        raise Nack(code, reg)

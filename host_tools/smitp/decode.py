@@ -1,0 +1,109 @@
+"""`smitp decode HEX`: a captured frame, layer by layer (PHY, MAC, LLC, AL).
+
+Accepts an ST7580 local-port frame (PHY_Data request or indication) or a bare
+MAC frame. Every problem is a DecodeError naming the field.
+"""
+
+from meter import attrs as A
+from meter import llc, mac, st7580
+from meter.errors import DecodeError
+from smitp.values import register_name
+
+DSAP_NAMES = {llc.DSAP_APP: "application", llc.DSAP_NM: "network management",
+              llc.DSAP_FMODE_1: "F mode", llc.DSAP_FMODE_3: "F mode"}
+ECC_NAMES = {0: "no encryption", 1: "AES-CTR, read key", 2: "AES-ECB, read key",
+             5: "AES-CTR, write key", 6: "AES-ECB, write key"}
+CLASS_NAMES = ("S", "RA", "RB", "RC")
+MODULATIONS = ("B-PSK", "Q-PSK", "8-PSK", "B-FSK", "B-PSK coded", "Q-PSK coded", "reserved", "B-PSK coded PNA")
+
+
+def parse_hex(text):
+    cleaned = "".join(text.split()).replace(":", "").replace("-", "")
+    if cleaned.lower().startswith("0x"):
+        cleaned = cleaned[2:]
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise DecodeError("input", "not hexadecimal") from None
+
+
+def _aca(buf, off):
+    return bytes(reversed(buf[off:off + 6])).hex().upper()
+
+
+def decode_phy(data):
+    """ST7580 local frame -> (layer lines, MAC payload)."""
+    cmd, body = st7580.decode_frame(data)
+    lines = [("PHY", "ST7580 local frame: STX 0x%02X, LEN %d, CMD 0x%02X %s, checksum ok"
+              % (data[0], len(body), cmd, st7580.COMMAND_NAMES.get(cmd, "unknown")))]
+    if cmd == st7580.CMD_PHY_DATA_IND:
+        if len(body) < 4:
+            raise DecodeError("PHY_Data.indication", "shorter than its 4-byte header")
+        snr = body[1] - 256 if body[1] > 127 else body[1]
+        lines.append(("PHY", "indication: %s, %s channel, PGA %d, SNR %d dB"
+                      % (MODULATIONS[body[0] & 7], "high" if body[0] & 8 else "low", body[0] >> 4, snr)))
+        return lines, body[4:]
+    if cmd == st7580.CMD_PHY_DATA_REQ:
+        if len(body) < 1:
+            raise DecodeError("PHY_Data.request", "no options byte")
+        opt = body[0]
+        skip = 1 + (3 if opt & 1 else 0) + (1 if opt & 8 else 0)
+        lines.append(("PHY", "request: options 0x%02X, %s, %s frequency"
+                      % (opt, MODULATIONS[(opt >> 4) & 7], "high" if opt & 4 else "low")))
+        return lines, body[skip:]
+    raise DecodeError("CMD", "0x%02X carries no PLC frame" % cmd)
+
+
+def decode_mac(data):
+    f = mac.Frame()
+    mac.decode(f, data, len(data))
+    cls, max_resp, slots = mac.DISCIPLINES[f.discipline]
+    disc = "%s%s" % (CLASS_NAMES[cls], "" if cls == mac.CLASS_S else f.discipline - (1, 1, 8, 11)[cls])
+    answer = " (answer <= %d bytes%s)" % (max_resp, ", %d slots" % slots if slots else "") if max_resp else ""
+    addr = "broadcast" if mac.same_addr(data, f.addr, mac.BROADCAST) else _aca(data, f.addr)
+    lines = [
+        ("MAC", "LT %d, ADDRESS %s, CTL 0x%02X: discipline %s%s, %d repeater(s)"
+         % (data[0], addr, f.ctl, disc, answer, f.repeaters)),
+    ]
+    if f.repeaters:
+        lines.append(("MAC", "RP: " + ", ".join(_aca(data, f.rp_addr(i)) for i in range(f.repeaters))))
+    who = "concentrator" if f.position == 0 else ("meter" if f.position == f.repeaters + 1 else "repeater %d" % f.position)
+    lines.append(("MAC", "HOP: %s, this copy sent by position %d (%s)" % ("uplink" if f.uplink else "downlink", f.position, who)))
+    crc = int.from_bytes(data[-4:], "little")
+    lines.append(("MAC", "CRC-32 0x%08X ok" % crc))
+    lines.append(("LLC", "poll %d, DSAP %d (%s), ECC %d (%s)"
+                  % (f.poll, f.dsap, DSAP_NAMES.get(f.dsap, "reserved"), f.ecc, ECC_NAMES.get(f.ecc, "reserved"))))
+    apdu = bytes(data[f.data:f.data + f.data_len])
+    lines.extend(decode_al(apdu, f.ecc))
+    return lines
+
+
+def decode_al(apdu, ecc=0):
+    attr = apdu[0]
+    name = A.NAMES.get(attr, "unknown")
+    body = apdu[1:]
+    if ecc:
+        return [("AL", "ATTR %d %s, %d bytes protected (give the keys to open them)" % (attr, name, len(body)))]
+    if attr == A.READ_REQ:
+        if len(body) % 2:
+            raise DecodeError("READ.REQ", "odd number of register id bytes")
+        regs = [int.from_bytes(body[i:i + 2], "big") for i in range(0, len(body), 2)]
+        what = ", ".join("0x%04X (%s)" % (r, register_name(r)) for r in regs)
+        return [("AL", "ATTR %d %s: %s" % (attr, name, what))]
+    if attr == A.NACK_A:
+        if len(body) < 1:
+            raise DecodeError("NACK", "no PAR1 code")
+        reg = " for register 0x%04X" % int.from_bytes(body[1:3], "big") if len(body) >= 3 else ""
+        return [("AL", "ATTR %d %s: code %d (%s)%s" % (attr, name, body[0], A.NACK_NAMES.get(body[0], "?"), reg))]
+    return [("AL", "ATTR %d %s%s" % (attr, name, ": " + body.hex().upper() if body else ""))]
+
+
+def decode(text):
+    """Hex text -> list of (layer, line)."""
+    data = parse_hex(text)
+    if not data:
+        raise DecodeError("input", "empty")
+    if data[0] in (0x02, 0x03) and len(data) >= 5 and data[1] + 5 == len(data):
+        lines, payload = decode_phy(data)
+        return lines + decode_mac(payload)
+    return decode_mac(data)

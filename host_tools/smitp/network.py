@@ -1,0 +1,275 @@
+"""A simulated LV network: nodes on one PLC medium, pumped by one loop.
+
+Nodes are
+- emulated boards (real MicroPython processes) behind their ST7580 emulators,
+- in-process meters (the firmware's MeterNode under CPython),
+- concentrator ports (the host's master side).
+With emulated boards in it the loop runs on the wall clock (the boards do);
+without them it may run on a virtual clock that jumps to the next event.
+"""
+
+import os
+import select
+import time
+from collections import deque
+
+from smitp.medium import Medium
+from smitp.st7580_emu import ST7580Emulator
+
+# Time an in-process meter takes to answer or repeat (the profile's
+# elaboration time TEL, 20 ms by the public defaults).
+ELABORATION_S = 0.020
+
+
+class RealClock:
+    def __init__(self):
+        self._t0 = time.monotonic()
+
+    def now(self):
+        return time.monotonic() - self._t0
+
+    def wait(self, fds, timeout):
+        """Sleep until an fd is readable or timeout seconds passed."""
+        if fds:
+            r, _, _ = select.select(fds, [], [], max(0.0, timeout))
+            return r
+        time.sleep(max(0.0, timeout))
+        return []
+
+
+class VirtualClock:
+    """Jumps straight to the next event: no real waiting (no boards allowed)."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def now(self):
+        return self.t
+
+    def wait(self, fds, timeout):
+        if fds:
+            raise RuntimeError("a virtual clock cannot wait for emulated boards")
+        self.t += max(0.0, timeout)
+        return []
+
+
+class _BoardSlot:
+    def __init__(self, name, board, emulator):
+        self.name = name
+        self.board = board
+        self.emu = emulator
+        self.out = b""  # bytes for the board's UART not yet accepted by the pty
+
+
+class ConcentratorPort:
+    """The concentrator's attachment to the medium: send a PHY payload, receive the ones it hears."""
+
+    def __init__(self, network, name):
+        self.network = network
+        self.name = name
+        self.inbox = deque()
+
+    def now(self):
+        return self.network.clock.now()
+
+    def send(self, payload):
+        net = self.network
+        net.medium.transmit(self.name, bytes(payload), net.clock.now())
+
+    def recv(self, timeout_s):
+        """The next frame heard, or None after timeout_s of network time."""
+        net = self.network
+        end = net.clock.now() + timeout_s
+        while not self.inbox:
+            left = end - net.clock.now()
+            if left <= 0:
+                return None
+            net.step(left)
+        return self.inbox.popleft()
+
+
+class Network:
+    def __init__(self, medium=None, clock=None):
+        self.medium = medium or Medium()
+        self.clock = clock or RealClock()
+        self.boards = {}
+        self.meters = {}
+        self.ports = {}
+        self._pending = []  # (time, name, payload): in-process transmissions after elaboration
+
+    # ---- building
+    def add_board(self, name, board):
+        """Start an EmulatedBoard and attach it through a new ST7580 emulator."""
+        slot = _BoardSlot(name, board, ST7580Emulator())
+        board.start()
+        slot.emu.power_on(self._ms())
+        self.boards[name] = slot
+        return slot
+
+    def add_meter(self, name, node):
+        self.meters[name] = node
+
+    def add_concentrator(self, name):
+        port = ConcentratorPort(self, name)
+        self.ports[name] = port
+        return port
+
+    def close(self):
+        for slot in self.boards.values():
+            slot.board.stop()
+
+    # ---- running
+    def _ms(self):
+        return self.clock.now() * 1000.0
+
+    def _next_deadline(self, now):
+        times = [now + 3600.0]
+        t = self.medium.next_time()
+        if t is not None:
+            times.append(t)
+        if self._pending:
+            times.append(min(p[0] for p in self._pending))
+        for slot in self.boards.values():
+            ms = slot.emu.next_timeout(now * 1000.0)
+            if ms is not None:
+                times.append(now + ms / 1000.0)
+            if slot.out:
+                times.append(now + 0.001)
+        return min(times)
+
+    def step(self, max_wait_s):
+        """Wait for the next thing to happen (at most max_wait_s) and handle it."""
+        now = self.clock.now()
+        wait = min(max_wait_s, self._next_deadline(now) - now)
+        fds = []
+        for slot in self.boards.values():
+            if slot.board.uart_fd is not None:
+                fds += [slot.board.uart_fd, slot.board.pins_fd]
+        ready = self.clock.wait(fds, wait)
+        now = self.clock.now()
+        ms = now * 1000.0
+        for slot in self.boards.values():
+            self._service_board(slot, ready, ms, now)
+        self._send_pending(now)
+        for ev in self.medium.poll(now):
+            self._deliver(ev, now)
+
+    def run_for(self, seconds):
+        end = self.clock.now() + seconds
+        while self.clock.now() < end:
+            self.step(end - self.clock.now())
+
+    def run_until(self, predicate, timeout_s):
+        end = self.clock.now() + timeout_s
+        while not predicate():
+            left = end - self.clock.now()
+            if left <= 0:
+                return False
+            self.step(min(left, 0.05))
+        return True
+
+    def _service_board(self, slot, ready, ms, now):
+        b, emu = slot.board, slot.emu
+        if b.uart_fd is None:
+            return
+        if b.pins_fd in ready:
+            for code in _read_all(b.pins_fd):
+                level = 1 if code in b"TR" else 0
+                if code in b"Tt":
+                    emu.set_treq(level, ms)
+                elif code in b"Rr":
+                    emu.set_resetn(level, ms)
+        if b.uart_fd in ready:
+            data = _read_all(b.uart_fd)
+            if data:
+                emu.from_host(data, ms)
+        emu.poll(ms)
+        slot.out += emu.to_host()
+        if slot.out:
+            try:
+                n = os.write(b.uart_fd, slot.out)
+                slot.out = slot.out[n:]
+            except BlockingIOError:
+                pass
+        payload = emu.next_transmission()
+        if payload is not None:
+            self.medium.transmit(slot.name, payload, now)
+
+    def _send_pending(self, now):
+        due = [p for p in self._pending if p[0] <= now]
+        if due:
+            self._pending = [p for p in self._pending if p[0] > now]
+            for _t, name, payload in due:
+                self.medium.transmit(name, payload, now)
+
+    def _deliver(self, ev, now):
+        if ev[0] == "tx_done":
+            slot = self.boards.get(ev[1])
+            if slot is not None:
+                slot.emu.transmit_done(now * 1000.0)
+            return
+        _kind, dst, _src, payload, quality = ev
+        if dst in self.boards:
+            self.boards[dst].emu.deliver(payload, snr=int(quality.get("snr_db", 20)), now=now * 1000.0)
+        elif dst in self.meters:
+            node = self.meters[dst]
+            n = node.on_phy(payload, len(payload))
+            if n:
+                self._pending.append((now + ELABORATION_S, dst, bytes(node.out[:n])))
+        elif dst in self.ports:
+            self.ports[dst].inbox.append(payload)
+
+
+def _read_all(fd):
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except (BlockingIOError, OSError):
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+
+def in_process_meter(aca, serial, clock):
+    """The firmware's meter node under CPython, on the simulation's clock."""
+    from meter.datamodel import DataModel
+    from meter.firmware import firmware_id
+    from meter.node import MeterNode
+    from meter.storage import Store
+
+    class _Host:
+        name = "in-process"
+
+    model = DataModel(serial, aca, firmware_id(_Host), Store(), lambda: int(clock.now()))
+    return MeterNode(aca, model)
+
+
+def serial_for(aca_hex):
+    return "SN" + aca_hex[-6:]
+
+
+def neighbourhood(topology, workdir=None, boards=True):
+    """Network for a topology: meters as emulated boards (workdir for their
+    flash images and logs) or in-process meters on a virtual clock.
+    Returns (network, concentrator port)."""
+    from smitp import topology as topo_mod
+    from smitp.emulated_board import EmulatedBoard
+
+    topo = topo_mod.load(topology)
+    net = Network(Medium(topology=topo), RealClock() if boards else VirtualClock())
+    port = None
+    for node in topo["nodes"]:
+        name = node["name"]
+        if node["role"] == "concentrator":
+            port = net.add_concentrator(name)
+        elif boards:
+            net.add_board(name, EmulatedBoard(name, node["aca"], serial_for(node["aca"]), workdir))
+        else:
+            net.add_meter(name, in_process_meter(bytes.fromhex(node["aca"]), serial_for(node["aca"]), net.clock))
+    if port is None:
+        raise ValueError("the topology has no concentrator")
+    return net, port

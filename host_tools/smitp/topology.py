@@ -1,0 +1,432 @@
+"""Topologies of a low-voltage PLC section: who hears whom, and how well.
+
+A topology is a plain dict (and so loadable from JSON):
+
+    {"nodes": [{"name": "dcu", "role": "concentrator"},
+               {"name": "m1", "aca": "010000000001"}],
+     "links": [{"a": "dcu", "b": "m1", "snr_db": 20, "attenuation_db": 40}]}
+
+Nodes
+    name  unique non-empty string (the node's identity on the medium)
+    role  "concentrator" or "meter" (default "meter")
+    aca   12 hex digits, natural order (most significant byte first); required
+          for meters, optional for concentrators; the first byte may not be 03
+          (that value marks the logical SCA form of an address)
+    Any other key is free metadata (positions, labels) and is kept as is.
+
+Links (only the keys below are accepted, so a typo is an error)
+    a, b            node names
+    snr_db          signal-to-noise ratio at the receiver
+    attenuation_db  path loss; the received level is TX_LEVEL_DBUV - attenuation
+    impedance_ohm   line impedance seen by the receiver (default 5)
+    loss            probability that a frame on this link is lost (default 0)
+    directed        false (default): a and b hear each other; true: only b
+                    hears a. Two directed entries give an asymmetric link.
+Give snr_db or attenuation_db or both; the missing one is derived from
+TX_LEVEL_DBUV and NOISE_FLOOR_DBUV, and a link with neither gets
+DEFAULT_ATTENUATION_DB.
+
+load() returns a normalised copy (every link field filled in); loading a
+normalised topology again gives the same result.
+"""
+
+import json
+import math
+import random
+from xml.sax.saxutils import escape
+
+# Link budget. Project choices, plausible for CENELEC-A band PLC on a European
+# LV network; the standard's PHY figures are not public.
+TX_LEVEL_DBUV = 120.0  # level a node injects at its coupler
+NOISE_FLOOR_DBUV = 60.0  # background noise at a receiver
+DEFAULT_ATTENUATION_DB = 40.0  # a link given without any quality figure
+DEFAULT_IMPEDANCE_OHM = 5.0  # typical LV access impedance in this band
+
+# lv_feeder() model. Project choices.
+REACH_MAX_ATTENUATION_DB = 54.0  # a link exists below this (SNR above 6 dB)
+CABLE_DB_PER_M = 0.1  # cable attenuation, dB per metre of LV cable
+TAP_LOSS_DB = 0.3  # extra loss per meter connected between the two ends
+COUPLING_LOSS_DB = 6.0  # both couplers together, on every link
+BUSBAR_LOSS_DB = 10.0  # crossing the transformer busbar to another feeder
+LINK_SIGMA_DB = 3.0  # seeded per-link randomness (standard deviation) ...
+LINK_CLIP_DB = 6.0  # ... clipped to +-this, so pruning by distance is exact
+SPACING_M = (10.0, 40.0)  # distance between consecutive meters on a feeder
+DROP_M = (3.0, 25.0)  # service cable from the feeder to the meter
+METERS_PER_FEEDER = 50  # feeders = ceil(n / this) ...
+MAX_FEEDERS = 8  # ... at most this many per transformer
+FEEDER_ACA_BASE = 0xA8040B000000  # ACA of meter i = base + i (first byte A8)
+
+ROLES = ("concentrator", "meter")
+_LINK_KEYS = ("a", "b", "snr_db", "attenuation_db", "impedance_ohm", "loss", "directed")
+
+
+class TopologyError(ValueError):
+    """A topology entry is invalid; `where` names it (e.g. "links[3] (dcu-m9)")."""
+
+    def __init__(self, where, why):
+        super().__init__("%s: %s" % (where, why))
+        self.where = where
+        self.why = why
+
+
+def _number(where, key, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TopologyError(where, "%s must be a number, not %r" % (key, value))
+    if not math.isfinite(value):
+        raise TopologyError(where, "%s must be finite, not %r" % (key, value))
+    return float(value)
+
+
+def _check_aca(where, aca):
+    if not isinstance(aca, str) or len(aca) != 12:
+        raise TopologyError(where, "aca must be 12 hex digits, not %r" % (aca,))
+    try:
+        bytes.fromhex(aca)
+    except ValueError:
+        raise TopologyError(where, "aca must be 12 hex digits, not %r" % (aca,)) from None
+    aca = aca.upper()
+    if aca.startswith("03"):
+        raise TopologyError(where, "aca %s: first byte 03 is reserved for SCA addresses" % aca)
+    return aca
+
+
+def link_quality(snr_db=None, attenuation_db=None):
+    """(snr_db, attenuation_db), deriving a missing one from the link budget."""
+    if snr_db is None and attenuation_db is None:
+        attenuation_db = DEFAULT_ATTENUATION_DB
+    if snr_db is None:
+        snr_db = TX_LEVEL_DBUV - NOISE_FLOOR_DBUV - attenuation_db
+    elif attenuation_db is None:
+        attenuation_db = TX_LEVEL_DBUV - NOISE_FLOOR_DBUV - snr_db
+    return float(snr_db), float(attenuation_db)
+
+
+def _node(i, raw, names, acas):
+    where = "nodes[%d]" % i
+    if not isinstance(raw, dict):
+        raise TopologyError(where, "must be an object, not %r" % (raw,))
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise TopologyError(where, "name must be a non-empty string, not %r" % (name,))
+    where = "nodes[%d] (%s)" % (i, name)
+    if name in names:
+        raise TopologyError(where, "duplicate name %r" % name)
+    node = dict(raw)
+    role = node.setdefault("role", "meter")
+    if role not in ROLES:
+        raise TopologyError(where, "role must be one of %s, not %r" % (", ".join(ROLES), role))
+    if "aca" in node:
+        node["aca"] = aca = _check_aca(where, node["aca"])
+        if aca in acas:
+            raise TopologyError(where, "aca %s already used by %s" % (aca, acas[aca]))
+        acas[aca] = name
+    elif role == "meter":
+        raise TopologyError(where, "a meter needs an aca")
+    return node
+
+
+def _link(i, raw, names, seen):
+    where = "links[%d]" % i
+    if not isinstance(raw, dict):
+        raise TopologyError(where, "must be an object, not %r" % (raw,))
+    a, b = raw.get("a"), raw.get("b")
+    where = "links[%d] (%s-%s)" % (i, a, b)
+    for key in raw:
+        if key not in _LINK_KEYS:
+            raise TopologyError(where, "unknown key %r (allowed: %s)" % (key, ", ".join(_LINK_KEYS)))
+    for end in (a, b):
+        if end not in names:
+            raise TopologyError(where, "unknown node %r" % (end,))
+    if a == b:
+        raise TopologyError(where, "a node cannot link to itself")
+    directed = raw.get("directed", False)
+    if not isinstance(directed, bool):
+        raise TopologyError(where, "directed must be true or false, not %r" % (directed,))
+    # A symmetric link occupies both directions; two directed ones may share a pair.
+    for key in ((a, b),) if directed else ((a, b), (b, a)):
+        if key in seen:
+            raise TopologyError(where, "duplicate of links[%d]" % seen[key])
+        seen[key] = i
+    snr = raw.get("snr_db")
+    att = raw.get("attenuation_db")
+    snr, att = link_quality(
+        None if snr is None else _number(where, "snr_db", snr),
+        None if att is None else _number(where, "attenuation_db", att),
+    )
+    imp = _number(where, "impedance_ohm", raw.get("impedance_ohm", DEFAULT_IMPEDANCE_OHM))
+    if imp <= 0:
+        raise TopologyError(where, "impedance_ohm must be positive, not %r" % imp)
+    loss = _number(where, "loss", raw.get("loss", 0.0))
+    if not 0.0 <= loss <= 1.0:
+        raise TopologyError(where, "loss must be within 0..1, not %r" % loss)
+    return {"a": a, "b": b, "snr_db": snr, "attenuation_db": att,
+            "impedance_ohm": imp, "loss": loss, "directed": directed}
+
+
+def load(path_or_dict):
+    """Validate a topology (a dict, or the path of a JSON file); return a normalised copy."""
+    if isinstance(path_or_dict, dict):
+        raw = path_or_dict
+    else:
+        with open(path_or_dict, encoding="utf-8") as f:
+            try:
+                raw = json.load(f)
+            except ValueError as e:
+                raise TopologyError(str(path_or_dict), "not valid JSON: %s" % e) from None
+        if not isinstance(raw, dict):
+            raise TopologyError("topology", "must be a JSON object")
+    for key in raw:
+        if key not in ("nodes", "links", "meta"):
+            raise TopologyError("topology", "unknown key %r (allowed: nodes, links, meta)" % (key,))
+    nodes, links = raw.get("nodes"), raw.get("links", [])
+    if not isinstance(nodes, list):
+        raise TopologyError("nodes", "must be a list")
+    if not isinstance(links, list):
+        raise TopologyError("links", "must be a list")
+    names, acas = {}, {}
+    out_nodes = []
+    for i, n in enumerate(nodes):
+        node = _node(i, n, names, acas)
+        names[node["name"]] = i
+        out_nodes.append(node)
+    seen = {}
+    out = {"nodes": out_nodes, "links": [_link(i, l, names, seen) for i, l in enumerate(links)]}
+    if "meta" in raw:
+        out["meta"] = raw["meta"]
+    return out
+
+
+def adjacency(topology):
+    """{src: [(dst, link), ...]}: who hears frames sent by src, over which link.
+
+    `topology` must already be normalised by load().
+    """
+    adj = {n["name"]: [] for n in topology["nodes"]}
+    for link in topology["links"]:
+        adj[link["a"]].append((link["b"], link))
+        if not link["directed"]:
+            adj[link["b"]].append((link["a"], link))
+    return adj
+
+
+def links_from(topology, src):
+    """[(dst, link), ...]: the nodes that hear `src` (normalised topology)."""
+    return adjacency(topology)[src]
+
+
+def hops(topology, root="dcu"):
+    """Minimum hop count from `root` to every node it can reach (BFS).
+
+    A hop needs both directions (every exchange is request and response), so a
+    one-way link counts only when a link back exists. Nodes missing from the
+    result cannot be reached.
+    """
+    adj = adjacency(topology)
+    heard = {src: {dst for dst, _ in out} for src, out in adj.items()}
+    if root not in heard:
+        raise TopologyError("root", "unknown node %r" % (root,))
+    dist = {root: 0}
+    frontier = [root]
+    while frontier:
+        nxt = []
+        for u in frontier:
+            for v in heard[u]:
+                if v not in dist and u in heard[v]:
+                    dist[v] = dist[u] + 1
+                    nxt.append(v)
+        frontier = nxt
+    return dist
+
+
+def demo_feeder():
+    """The demo section: dcu hears m1 and m2, m1 and m2 hear each other, m3 hears only m2."""
+    return load({
+        "nodes": [
+            {"name": "dcu", "role": "concentrator"},
+            {"name": "m1", "aca": "A8040A1E8901"},
+            {"name": "m2", "aca": "A8040A1E8902"},
+            {"name": "m3", "aca": "A8040A1E8903"},
+        ],
+        "links": [
+            {"a": "dcu", "b": "m1", "attenuation_db": 40},
+            {"a": "dcu", "b": "m2", "attenuation_db": 46},
+            {"a": "m1", "b": "m2", "attenuation_db": 38},
+            {"a": "m2", "b": "m3", "attenuation_db": 44},
+        ],
+    })
+
+
+def lv_feeder(n_meters, seed=0, feeders=None, root="dcu"):
+    """A seeded LV section: `n_meters` meters along feeders from a transformer.
+
+    The concentrator `root` sits at the transformer. Meters are spread evenly
+    over `feeders` feeders (default ceil(n / METERS_PER_FEEDER), at most
+    MAX_FEEDERS), SPACING_M apart along the feeder, each on a DROP_M service
+    cable. The attenuation between two nodes is COUPLING_LOSS_DB + cable length
+    x CABLE_DB_PER_M + TAP_LOSS_DB per meter connected in between (+
+    BUSBAR_LOSS_DB across feeders) + clipped seeded noise; nodes hear each other
+    when it is below REACH_MAX_ATTENUATION_DB. Meters are named m1..mN, feeder
+    by feeder from the transformer outwards. Same arguments, same topology.
+    """
+    if not isinstance(n_meters, int) or n_meters < 0:
+        raise ValueError("n_meters must be a non-negative integer, not %r" % (n_meters,))
+    if feeders is None:
+        feeders = min(MAX_FEEDERS, max(1, math.ceil(n_meters / METERS_PER_FEEDER)))
+    if feeders < 1:
+        raise ValueError("feeders must be at least 1, not %r" % (feeders,))
+    rng = random.Random(seed)
+    nodes = [{"name": root, "role": "concentrator"}]
+    # Each feeder: [(name, position along the feeder, drop length)], root first.
+    lines = []
+    k = 0
+    for f in range(feeders):
+        count = n_meters // feeders + (1 if f < n_meters % feeders else 0)
+        line = [(root, 0.0, 0.0)]
+        x = 0.0
+        for _ in range(count):
+            k += 1
+            x += rng.uniform(*SPACING_M)
+            drop = rng.uniform(*DROP_M)
+            name = "m%d" % k
+            line.append((name, x, drop))
+            nodes.append({"name": name, "aca": "%012X" % (FEEDER_ACA_BASE + k),
+                          "feeder": f + 1, "distance_m": round(x, 1)})
+        lines.append(line)
+
+    links = []
+
+    def jitter():
+        return max(-LINK_CLIP_DB, min(LINK_CLIP_DB, rng.gauss(0.0, LINK_SIGMA_DB)))
+
+    def add(a, b, att):
+        if att < REACH_MAX_ATTENUATION_DB:
+            att = round(att, 1)
+            snr = round(TX_LEVEL_DBUV - NOISE_FLOOR_DBUV - att, 1)
+            links.append({"a": a, "b": b, "snr_db": snr, "attenuation_db": att})
+
+    floor = COUPLING_LOSS_DB - LINK_CLIP_DB  # the least any link can lose
+    # Along one feeder (the root is element 0): scan outwards until even the
+    # best case is out of reach.
+    for line in lines:
+        for i in range(len(line)):
+            na, xa, da = line[i]
+            for j in range(i + 1, len(line)):
+                nb, xb, db = line[j]
+                if floor + (xb - xa) * CABLE_DB_PER_M >= REACH_MAX_ATTENUATION_DB:
+                    break
+                att = (COUPLING_LOSS_DB + (xb - xa + da + db) * CABLE_DB_PER_M
+                       + (j - i - 1) * TAP_LOSS_DB + jitter())
+                add(na, nb, att)
+    # Across feeders, through the busbar: only meters near the transformer.
+    near = []
+    for f, line in enumerate(lines):
+        for idx in range(1, len(line)):
+            name, x, drop = line[idx]
+            if floor + BUSBAR_LOSS_DB + x * CABLE_DB_PER_M >= REACH_MAX_ATTENUATION_DB:
+                break
+            near.append((f, idx, name, x, drop))
+    for p in range(len(near)):
+        fa, ia, na, xa, da = near[p]
+        for q in range(p + 1, len(near)):
+            fb, ib, nb, xb, db = near[q]
+            if fa == fb:
+                continue
+            if floor + BUSBAR_LOSS_DB + (xa + xb) * CABLE_DB_PER_M >= REACH_MAX_ATTENUATION_DB:
+                continue
+            att = (COUPLING_LOSS_DB + BUSBAR_LOSS_DB + (xa + da + xb + db) * CABLE_DB_PER_M
+                   + (ia - 1 + ib - 1) * TAP_LOSS_DB + jitter())
+            add(na, nb, att)
+    meta = {"generator": "lv_feeder", "n_meters": n_meters, "seed": seed, "feeders": feeders}
+    return load({"nodes": nodes, "links": links, "meta": meta})
+
+
+# --- SVG drawing -------------------------------------------------------------
+
+_COL_W = 160
+_ROW_H = 34
+_MARGIN = 24
+_HEAD = 28
+_LINK_STYLE = 'stroke="#b0b0b0" stroke-width="1"'
+_ROUTE_STYLE = 'stroke="#d62728" stroke-width="3" stroke-opacity="0.8"'
+
+
+def _route_paths(routes, root, by_aca):
+    if routes is None:
+        return []
+    paths = routes.values() if isinstance(routes, dict) else routes
+    out = []
+    for path in paths:
+        names = [by_aca.get(str(p).upper(), p) for p in path]
+        if names and names[0] != root:
+            names.insert(0, root)  # routes may leave out the concentrator
+        out.append(names)
+    return out
+
+
+def to_svg(topology, routes=None, root=None):
+    """SVG text: nodes in columns by hop level from `root`, links, highlighted routes.
+
+    `routes` is a list of paths, or a dict {destination: path}; a path is a list
+    of node names (or ACAs) from the concentrator, which may be left out.
+    `root` defaults to the first concentrator. Unreachable nodes get a last column.
+    """
+    topo = load(topology)
+    if not topo["nodes"]:
+        return '<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0"/>\n'
+    if root is None:
+        roots = [n["name"] for n in topo["nodes"] if n["role"] == "concentrator"]
+        root = roots[0] if roots else topo["nodes"][0]["name"]
+    level = hops(topo, root)
+    last = max(level.values()) + 1
+    columns = {}
+    for n in topo["nodes"]:
+        columns.setdefault(level.get(n["name"], last), []).append(n)
+    pos = {}
+    for col, members in columns.items():
+        for row, n in enumerate(members):
+            pos[n["name"]] = (_MARGIN + col * _COL_W + 10, _MARGIN + _HEAD + row * _ROW_H + 10)
+    ncols = max(columns) + 1
+    nrows = max(len(m) for m in columns.values())
+    width = 2 * _MARGIN + ncols * _COL_W
+    height = 2 * _MARGIN + _HEAD + nrows * _ROW_H
+    by_aca = {n["aca"]: n["name"] for n in topo["nodes"] if "aca" in n}
+
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
+           'viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">' % (width, height, width, height),
+           '<rect width="100%" height="100%" fill="white"/>']
+    for col in range(ncols):
+        label = "unreachable" if col == last else "hop %d" % col
+        out.append('<text x="%d" y="%d" font-weight="bold">%s</text>' % (_MARGIN + col * _COL_W, _MARGIN + 12, label))
+    out.append('<g class="links">')
+    for link in topo["links"]:
+        (x1, y1), (x2, y2) = pos[link["a"]], pos[link["b"]]
+        dash = ' stroke-dasharray="4 3"' if link["directed"] else ""
+        out.append('<line x1="%d" y1="%d" x2="%d" y2="%d" %s%s><title>%s - %s: %.1f dB SNR</title></line>'
+                   % (x1, y1, x2, y2, _LINK_STYLE, dash, escape(link["a"]), escape(link["b"]), link["snr_db"]))
+    out.append('</g>')
+    out.append('<g class="routes">')
+    for path in _route_paths(routes, root, by_aca):
+        for u, v in zip(path, path[1:]):
+            if u in pos and v in pos:
+                (x1, y1), (x2, y2) = pos[u], pos[v]
+                out.append('<line x1="%d" y1="%d" x2="%d" y2="%d" %s/>' % (x1, y1, x2, y2, _ROUTE_STYLE))
+    out.append('</g>')
+    out.append('<g class="nodes">')
+    for n in topo["nodes"]:
+        x, y = pos[n["name"]]
+        name = escape(n["name"])
+        hop = level.get(n["name"])
+        tip = "%s (%s)%s, %s" % (name, n["role"], " ACA " + n["aca"] if "aca" in n else "",
+                                  "unreachable" if hop is None else "%d hop(s)" % hop)
+        if n["role"] == "concentrator":
+            shape = '<rect x="%d" y="%d" width="16" height="16" fill="#1f77b4" stroke="#0b3c5d"/>' % (x - 8, y - 8)
+        else:
+            fill = "#ffffff" if hop is not None else "#f2dede"
+            shape = '<circle cx="%d" cy="%d" r="7" fill="%s" stroke="#333333"/>' % (x, y, fill)
+        out.append('<g><title>%s</title>%s<text x="%d" y="%d">%s</text>' % (tip, shape, x + 12, y + 4, name))
+        if "aca" in n:
+            out.append('<text x="%d" y="%d" font-size="8" fill="#666666">%s</text>' % (x + 12, y + 14, n["aca"]))
+        out.append('</g>')
+    out.append('</g>')
+    out.append('</svg>')
+    return "\n".join(out) + "\n"
