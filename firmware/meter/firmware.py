@@ -3,9 +3,8 @@
 # and time. Hardware is reached only through the board object.
 import asyncio
 import gc
-import sys
 
-from meter import VERSION
+from meter import firmware_id
 from meter import registers as R
 from meter import st7580
 from meter import timers as T
@@ -14,12 +13,6 @@ from meter.datamodel import DataModel
 from meter.metering import Metering
 from meter.node import MeterNode
 from meter.storage import Store
-
-
-def firmware_id(board):
-    """Firmware identification: project, version, runtime and board."""
-    v = sys.implementation.version
-    return "smitp-meter %s %s %d.%d.%d %s" % (VERSION, sys.implementation.name, v[0], v[1], v[2], board.name)
 
 
 def log(*parts):
@@ -132,13 +125,13 @@ def build(board):
     """Create the data model and the meter node for this board."""
     aca, serial = board.identity()
     store = Store(board.storage_dir)
-    model = DataModel(serial, aca, firmware_id(board), store, board.unix_time, board.set_unix_time)
+    model = DataModel(serial, aca, firmware_id(board.name), store, board.unix_time, board.set_unix_time)
     return model, MeterNode(aca, model)
 
 
 async def main(board):
     model, node = build(board)
-    log(firmware_id(board), "ACA", "".join("%02X" % b for b in node.aca))
+    log(firmware_id(board.name), "ACA", "".join("%02X" % b for b in node.aca))
     port = ModemPort(board, node, model)
     asyncio.create_task(metering_task(board, model, Metering(model)))
     await port.run()

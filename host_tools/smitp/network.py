@@ -14,7 +14,6 @@ import time
 from collections import deque
 
 from smitp.medium import Medium
-from smitp.st7580_emu import ST7580Emulator
 
 # Time an in-process meter takes to answer or repeat (the profile's
 # elaboration time TEL, 20 ms by the public defaults).
@@ -100,6 +99,8 @@ class Network:
     # ---- building
     def add_board(self, name, board):
         """Start an EmulatedBoard and attach it through a new ST7580 emulator."""
+        from smitp.st7580_emu import ST7580Emulator
+
         slot = _BoardSlot(name, board, ST7580Emulator())
         board.start()
         slot.emu.power_on(self._ms())
@@ -196,11 +197,11 @@ class Network:
             self.medium.transmit(slot.name, payload, now)
 
     def _send_pending(self, now):
-        due = [p for p in self._pending if p[0] <= now]
-        if due:
-            self._pending = [p for p in self._pending if p[0] > now]
-            for _t, name, payload in due:
-                self.medium.transmit(name, payload, now)
+        # A node still sending its previous frame sends the next one right after.
+        due = [p for p in self._pending if p[0] <= now and not self.medium.is_transmitting(p[1], now)]
+        for p in due:
+            self._pending.remove(p)
+            self.medium.transmit(p[1], p[2], now)
 
     def _deliver(self, ev, now):
         if ev[0] == "tx_done":
@@ -237,14 +238,11 @@ def _read_all(fd):
 def in_process_meter(aca, serial, clock):
     """The firmware's meter node under CPython, on the simulation's clock."""
     from meter.datamodel import DataModel
-    from meter.firmware import firmware_id
+    from meter import firmware_id
     from meter.node import MeterNode
     from meter.storage import Store
 
-    class _Host:
-        name = "in-process"
-
-    model = DataModel(serial, aca, firmware_id(_Host), Store(), lambda: int(clock.now()))
+    model = DataModel(serial, aca, firmware_id("in-process"), Store(), lambda: int(clock.now()))
     return MeterNode(aca, model)
 
 

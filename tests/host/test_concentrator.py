@@ -1,0 +1,63 @@
+"""The concentrator against in-process meters (the firmware's MeterNode under
+CPython) on the simulated medium with a virtual clock."""
+
+import zlib
+
+import pytest
+
+from meter import registers as R
+from smitp import topology
+from smitp.concentrator import Concentrator, Nack, NoAnswer, parse_aca, response_timeout
+from smitp.demo import read_meters
+from smitp.network import neighbourhood
+
+M1, M2, M3 = (parse_aca(a) for a in ("A8040A1E8901", "A8040A1E8902", "A8040A1E8903"))
+
+
+@pytest.fixture
+def conc():
+    net, port = neighbourhood(topology.demo_feeder(), boards=False)
+    return Concentrator(port)
+
+
+def test_reads_every_meter_and_finds_the_repeater(conc):
+    results = read_meters(conc, [M1, M2, M3])
+    assert [r["route"] for r in results] == [["A8040A1E8901"], ["A8040A1E8902"], ["A8040A1E8902", "A8040A1E8903"]]
+    for r in results:
+        assert r["values"]["meter serial number"] == "SN" + r["aca"][-6:]
+        assert r["firmware"].startswith("smitp-meter ") and "cpython" in r["firmware"]
+        assert r["registers"]["0x003F"] == "0000000000000001"  # clock not set since power-up
+
+
+def test_meter3_is_silent_without_repeater(conc):
+    with pytest.raises(NoAnswer):
+        conc.read(M3, [R.STATUS_WORD])
+    assert conc.stats["retries"] == conc.retries
+
+
+def test_write_then_read_back_through_repeater(conc):
+    label = b"FEEDER-7 POS 3".ljust(16, b"\0")
+    conc.write(M3, {R.POINT_LABEL: label}, route=(M2,))
+    assert conc.read(M3, [R.POINT_LABEL], route=(M2,))[R.POINT_LABEL] == label
+
+
+def test_nack_is_reported_with_code_and_register(conc):
+    with pytest.raises(Nack) as e:
+        conc.write(M1, {R.CLOCK: (1700000000).to_bytes(4, "big")})
+    assert e.value.code == 2 and e.value.reg_id == R.CLOCK
+
+
+def test_frames_on_the_medium_carry_a_zlib_crc(conc):
+    """Independent check of the frame check sequence with zlib."""
+    sent = []
+    port = conc.port
+    orig = port.send
+    port.send = lambda p: (sent.append(bytes(p)), orig(p))[1]
+    conc.read(M1, [R.STATUS_WORD])
+    frame = sent[0]
+    assert zlib.crc32(frame[:-4]) == int.from_bytes(frame[-4:], "little")
+    assert frame[0] == len(frame) - 5
+
+
+def test_timeout_grows_with_hops():
+    assert response_timeout(2, 30, 40) > response_timeout(1, 30, 40) > response_timeout(0, 30, 40)
