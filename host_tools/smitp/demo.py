@@ -70,11 +70,11 @@ def read_meters(conc, meters, progress=None):
     return results
 
 
-def run(progress=None):
+def run(progress=None, **board_options):
     topo = topology.load(topology.demo_feeder())
     meters = [bytes.fromhex(n["aca"]) for n in topo["nodes"] if n["role"] == "meter"]
     with tempfile.TemporaryDirectory(prefix="smitp-demo-") as workdir:
-        net, port = neighbourhood(topo, workdir, boards=True)
+        net, port = neighbourhood(topo, workdir, boards=True, **board_options)
         try:
             wait_until_ready(net)
             conc = Concentrator(port)

@@ -250,10 +250,10 @@ def serial_for(aca_hex):
     return "SN" + aca_hex[-6:]
 
 
-def neighbourhood(topology, workdir=None, boards=True):
+def neighbourhood(topology, workdir=None, boards=True, **board_options):
     """Network for a topology: meters as emulated boards (workdir for their
-    flash images and logs) or in-process meters on a virtual clock.
-    Returns (network, concentrator port)."""
+    flash images and logs; board_options go to EmulatedBoard) or in-process
+    meters on a virtual clock. Returns (network, concentrator port)."""
     from smitp import topology as topo_mod
     from smitp.emulated_board import EmulatedBoard
 
@@ -265,7 +265,7 @@ def neighbourhood(topology, workdir=None, boards=True):
         if node["role"] == "concentrator":
             port = net.add_concentrator(name)
         elif boards:
-            net.add_board(name, EmulatedBoard(name, node["aca"], serial_for(node["aca"]), workdir))
+            net.add_board(name, EmulatedBoard(name, node["aca"], serial_for(node["aca"]), workdir, **board_options))
         else:
             net.add_meter(name, in_process_meter(bytes.fromhex(node["aca"]), serial_for(node["aca"]), net.clock))
     if port is None:
