@@ -14,6 +14,9 @@ DSAP_NAMES = {llc.DSAP_APP: "application", llc.DSAP_NM: "network management",
 ECC_NAMES = {0: "no encryption", 1: "AES-CTR, read key", 2: "AES-ECB, read key",
              5: "AES-CTR, write key", 6: "AES-ECB, write key"}
 CLASS_NAMES = ("S", "RA", "RB", "RC")
+COMMAND_NAMES = {st7580.CMD_PHY_DATA_REQ: "PHY_Data.request", st7580.CMD_PHY_DATA_IND: "PHY_Data.indication",
+                 st7580.CMD_PHY_DATA_CNF: "PHY_Data.confirm", st7580.CMD_RESET_IND: "BIO_Reset.indication",
+                 st7580.CMD_MIB_WRITE_REQ: "MIB_Write.request", st7580.CMD_MIB_WRITE_CNF: "MIB_Write.confirm"}
 MODULATIONS = ("B-PSK", "Q-PSK", "8-PSK", "B-FSK", "B-PSK coded", "Q-PSK coded", "reserved", "B-PSK coded PNA")
 
 
@@ -33,9 +36,9 @@ def _aca(buf, off):
 
 def decode_phy(data):
     """ST7580 local frame -> (layer lines, MAC payload)."""
-    cmd, body = st7580.decode_frame(data)
+    stx, cmd, body = st7580.decode_frame(data)
     lines = [("PHY", "ST7580 local frame: STX 0x%02X, LEN %d, CMD 0x%02X %s, checksum ok"
-              % (data[0], len(body), cmd, st7580.COMMAND_NAMES.get(cmd, "unknown")))]
+              % (stx, len(body), cmd, COMMAND_NAMES.get(cmd, "unknown")))]
     if cmd == st7580.CMD_PHY_DATA_IND:
         if len(body) < 4:
             raise DecodeError("PHY_Data.indication", "shorter than its 4-byte header")
