@@ -1,0 +1,4 @@
+import board
+from meter.firmware import run
+
+run(board.Board())
