@@ -7,6 +7,7 @@
 #   with NOR-flash rules (a write can only clear bits, an erase sets 0xFF),
 # - simulated metrology (constant import/export power per phase) and an RTC
 #   that is the host clock plus an offset the meter may set.
+import io
 import time
 import vfs
 from micropython import const
@@ -19,7 +20,7 @@ _IOCTL_BLK_ERASE = const(6)
 _GET_FILENO = const(10)
 
 
-class FdUart:
+class FdUart(io.IOBase):
     """machine.UART-like stream over an inherited non-blocking pty master."""
 
     def __init__(self, fd):
@@ -126,10 +127,10 @@ class Board:
         return FdUart(self._uart_fd)
 
     def unix_time(self):
-        return time.time() + self._clock_offset
+        return int(time.time()) + self._clock_offset
 
     def set_unix_time(self, t):
-        self._clock_offset = t - time.time()
+        self._clock_offset = t - int(time.time())
 
     def power_w(self):
         return self._power

@@ -8,6 +8,7 @@ import sys
 import tempfile
 
 from meter import registers as R
+from meter.errors import SmitpError
 from smitp import topology
 from smitp.concentrator import Concentrator, NoAnswer, aca_text
 from smitp.network import neighbourhood
@@ -17,7 +18,7 @@ DEMO_REGISTERS = (R.STATUS_WORD, R.ENERGY_IMPORT, R.ENERGY_EXPORT, R.CLOCK, R.SE
 BOOT_TIMEOUT_S = 20.0
 
 
-class DemoError(Exception):
+class DemoError(SmitpError):
     pass
 
 
@@ -82,7 +83,7 @@ def run(progress=None, **board_options):
             stats = dict(conc.stats)
         finally:
             net.close()
-    return {"meters": results, "concentrator": stats, "medium": net.medium.stats()}
+    return {"meters": results, "concentrator": stats, "medium": net.medium.stats}
 
 
 def print_table(report, out=sys.stdout):
