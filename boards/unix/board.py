@@ -18,6 +18,7 @@ _IOCTL_BLK_COUNT = const(4)
 _IOCTL_BLK_SIZE = const(5)
 _IOCTL_BLK_ERASE = const(6)
 _GET_FILENO = const(10)
+_ERASED = b"\xff" * 256  # written in chunks: erasing must not need a block of RAM
 
 
 class FdUart(io.IOBase):
@@ -64,13 +65,14 @@ class FileFlash:
     """Block device on an image file with NOR semantics, for vfs.VfsLfs2."""
 
     def __init__(self, path):
+        self.erases = 0
         try:
             self._f = open(path, "r+b")
-        except OSError:
+        except OSError:  # a new chip: every block erased
             self._f = open(path, "w+b")
-            self._f.write(b"\xff" * (_BLOCK_SIZE * _BLOCK_COUNT))
-        self._scratch = bytearray(_BLOCK_SIZE)
-        self.erases = 0
+            for block in range(_BLOCK_COUNT):
+                self._erase(block)
+        self._scratch = bytearray(256)
 
     def readblocks(self, block, buf, off=0):
         self._f.seek(block * _BLOCK_SIZE + off)
@@ -79,13 +81,24 @@ class FileFlash:
     def writeblocks(self, block, buf, off=0):
         # Programming can only turn 1 bits into 0 bits, as on NOR flash.
         pos = block * _BLOCK_SIZE + off
-        old = memoryview(self._scratch)[0:len(buf)]
-        self._f.seek(pos)
-        self._f.readinto(old)
-        for i in range(len(buf)):
-            old[i] &= buf[i]
-        self._f.seek(pos)
-        self._f.write(old)
+        done = 0
+        while done < len(buf):
+            n = min(len(self._scratch), len(buf) - done)
+            old = memoryview(self._scratch)[0:n]
+            self._f.seek(pos + done)
+            self._f.readinto(old)
+            for i in range(n):
+                old[i] &= buf[done + i]
+            self._f.seek(pos + done)
+            self._f.write(old)
+            done += n
+        self._f.flush()
+
+    def _erase(self, block):
+        self.erases += 1
+        self._f.seek(block * _BLOCK_SIZE)
+        for _ in range(_BLOCK_SIZE // len(_ERASED)):
+            self._f.write(_ERASED)
         self._f.flush()
 
     def ioctl(self, op, arg):
@@ -94,10 +107,7 @@ class FileFlash:
         if op == _IOCTL_BLK_SIZE:
             return _BLOCK_SIZE
         if op == _IOCTL_BLK_ERASE:
-            self.erases += 1
-            self._f.seek(arg * _BLOCK_SIZE)
-            self._f.write(b"\xff" * _BLOCK_SIZE)
-            self._f.flush()
+            self._erase(arg)
             return 0
         return None
 
