@@ -24,23 +24,28 @@ class Application:
         self.stats["nacks"] += 1
         return 4
 
-    def handle(self, req, off, n, max_resp):
+    def refuse(self):
+        """Answer to a plain service sent encrypted (not supported)."""
+        return self._nack(A.NACK_UNSUPPORTED)
+
+    def handle(self, req, off, n, max_resp, grant=R.ACC_PLAIN):
         """Serve the APDU req[off:off+n] (ATTR first); return the length of the
         answer in self.resp (0 = no answer). max_resp: longest answer the
-        request's discipline allows."""
+        request's discipline allows; grant: the rights the request proved
+        (ACC_PLAIN, or ACC_READ_KEY / ACC_WRITE_KEY after authentication)."""
         self.stats["requests"] += 1
         attr = req[off]
         if attr == A.READ_REQ:
-            size = self._read(req, off + 1, n - 1)
+            size = self._read(req, off + 1, n - 1, grant)
         elif attr == A.WRITE_REQ:
-            size = self._write(req, off + 1, n - 1)
+            size = self._write(req, off + 1, n - 1, grant)
         else:
             size = self._nack(A.NACK_UNSUPPORTED)
         if size > max_resp:
             size = self._nack(A.NACK_TOO_LONG)
         return size
 
-    def _read(self, req, off, n):
+    def _read(self, req, off, n, grant):
         if n < 2 or n & 1:
             return self._nack(A.NACK_BAD_LENGTH)
         out = self.resp
@@ -53,14 +58,14 @@ class Application:
             row = R.BY_ID.get(reg_id)
             if row is None:
                 return self._nack(A.NACK_UNKNOWN_REGISTER, reg_id)
-            if row[R.R_READ] != R.ACC_PLAIN:
+            if not R.allowed(row[R.R_READ], grant):
                 return self._nack(A.NACK_ACCESS_DENIED, reg_id)
             if pos + row[R.R_SIZE] > MAX_LLC_DATA:
                 return self._nack(A.NACK_TOO_LONG, reg_id)
             pos = self.model.read_into(row, out, pos)
         return pos
 
-    def _write(self, req, off, n):
+    def _write(self, req, off, n, grant):
         # Check every item first so that a bad one leaves nothing half written.
         end = off + n
         p = off
@@ -73,7 +78,8 @@ class Application:
             row = R.BY_ID.get(reg_id)
             if row is None:
                 return self._nack(A.NACK_UNKNOWN_REGISTER, reg_id)
-            if row[R.R_WRITE] != R.ACC_PLAIN:
+            # The read key never writes, whatever the register allows.
+            if grant == R.ACC_READ_KEY or not R.allowed(row[R.R_WRITE], grant):
                 return self._nack(A.NACK_ACCESS_DENIED, reg_id)
             p += 2 + row[R.R_SIZE]
             if p > end:

@@ -11,9 +11,9 @@ class AccessError(Exception):
 class DataModel:
     def __init__(self, serial, aca, firmware_id, store, clock, set_clock=None):
         self._store = store
-        self._clock = clock  # callable: seconds since 1970 (board RTC or virtual clock)
         self._set_clock = set_clock  # callable(seconds) that sets that clock, if it can be set
         self._values = {}
+        self._sources = {R.CLOCK: clock}  # registers whose value is computed when read
         self.status = 1 << R.SW_CLOCK_UNSET
         for row in R.TABLE:
             self._values[row[R.R_ID]] = 0 if row[R.R_ENC] in (R.ENC_UINT, R.ENC_TIME, R.ENC_BITS) else bytes(row[R.R_SIZE])
@@ -50,9 +50,14 @@ class DataModel:
         if not self._store.put("r%04x" % row[R.R_ID], buf):
             self.status |= 1 << R.SW_STORAGE_FAULT
 
+    def provide(self, reg_id, fn):
+        """Let fn() give the register's value whenever it is read."""
+        self._sources[reg_id] = fn
+
     def get(self, reg_id):
-        if reg_id == R.CLOCK:
-            return self._clock()
+        fn = self._sources.get(reg_id)
+        if fn is not None:
+            return fn()
         if reg_id == R.STATUS_WORD:
             return self.status
         return self._values[reg_id]

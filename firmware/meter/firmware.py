@@ -9,6 +9,7 @@ from meter import registers as R
 from meter import st7580
 from meter import timers as T
 from meter.compat import ticks_diff, ticks_ms
+from meter.auth import security_factory
 from meter.datamodel import DataModel
 from meter.metering import Metering
 from meter.node import MeterNode
@@ -126,7 +127,7 @@ def build(board):
     aca, serial = board.identity()
     store = Store(board.storage_dir)
     model = DataModel(serial, aca, firmware_id(board.name), store, board.unix_time, board.set_unix_time)
-    return model, MeterNode(aca, model)
+    return model, MeterNode(aca, model, security_factory(aca, store, model, board.unix_time))
 
 
 async def main(board):

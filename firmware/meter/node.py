@@ -12,11 +12,13 @@ from meter.app import Application
 
 
 class MeterNode:
-    def __init__(self, aca, model):
-        """aca: 6 bytes, natural order; model: the DataModel."""
+    def __init__(self, aca, model, security=None):
+        """aca: 6 bytes, natural order; model: the DataModel; security: a
+        SecureLayer over self.app (built by make_security), or None."""
         self.aca = bytes(aca)
         self.air = mac.aca_to_air(aca)
         self.app = Application(model)
+        self.secure = security(self.app) if security else None
         self.frame = mac.Frame()
         self.out = bytearray(mac.MAX_FRAME)
         self.outv = memoryview(self.out)
@@ -65,7 +67,14 @@ class MeterNode:
             return 0
         cls, max_resp, _slots = mac.DISCIPLINES[f.discipline]
         reply = not broadcast and cls != mac.CLASS_S
-        size = self.app.handle(f.buf, f.data, f.data_len, max_resp if reply else mac.MAX_LLC_DATA)
+        limit = max_resp if reply else mac.MAX_LLC_DATA
+        ecc = f.ecc
+        if self.secure is not None and self.secure.handles(f.buf[f.data]):
+            size, ecc = self.secure.handle(f.buf, f.data, f.data_len, ecc, limit)
+            answer = self.secure.resp
+        else:
+            size = self.app.handle(f.buf, f.data, f.data_len, limit) if ecc == 0 else self.app.refuse()
+            answer = self.app.resp
         if not reply or size == 0:
             return 0
         st["served"] += 1
@@ -73,6 +82,6 @@ class MeterNode:
         # The answer goes back along the same repeaters; it is class S.
         route = memoryview(f.buf)[f.rp:f.rp + reps * mac.ADDR_LEN]
         return mac.encode(
-            self.out, self.air, route, mac.DISC_S, True, reps + 1, False, f.dsap, f.ecc,
-            memoryview(self.app.resp)[0:size],
+            self.out, self.air, route, mac.DISC_S, True, reps + 1, False, f.dsap, ecc,
+            memoryview(answer)[0:size],
         )

@@ -38,6 +38,8 @@ SERIAL = const(0x0010)
 ACA = const(0x0011)
 FIRMWARE_ID = const(0x0012)
 POINT_LABEL = const(0x0013)
+SECURITY_COUNTERS = const(0x0014)
+LMON = const(0x0015)
 CLOCK = const(0x0020)
 ENERGY_IMPORT = const(0x0030)
 ENERGY_EXPORT = const(0x0031)
@@ -48,6 +50,8 @@ TABLE = (
     (ACA, "absolute communication address", 6, ENC_BYTES, "", 0, ACC_PLAIN, ACC_NONE, True),
     (FIRMWARE_ID, "firmware identification", 48, ENC_ASCII, "", 0, ACC_PLAIN, ACC_NONE, False),
     (POINT_LABEL, "metering point label", 16, ENC_ASCII, "", 0, ACC_PLAIN, ACC_PLAIN, True),
+    (SECURITY_COUNTERS, "security counters", 8, ENC_BYTES, "", 0, ACC_READ_KEY, ACC_NONE, False),
+    (LMON, "last message order number", 8, ENC_UINT, "", 0, ACC_READ_KEY, ACC_NONE, False),
     (CLOCK, "clock", 4, ENC_TIME, "s", 0, ACC_PLAIN, ACC_WRITE_KEY, False),
     (ENERGY_IMPORT, "active energy import total", 4, ENC_UINT, "Wh", 0, ACC_PLAIN, ACC_NONE, True),
     (ENERGY_EXPORT, "active energy export total", 4, ENC_UINT, "Wh", 0, ACC_PLAIN, ACC_NONE, True),
@@ -65,3 +69,8 @@ SW_MODEM_RESET = const(2)  # the modem reported an unexpected reset since the la
 
 def lookup(reg_id):
     return BY_ID.get(reg_id)
+
+
+def allowed(level, grant):
+    """May a request with rights `grant` do what needs `level`?"""
+    return level != ACC_NONE and grant >= level

@@ -239,11 +239,14 @@ def in_process_meter(aca, serial, clock):
     """The firmware's meter node under CPython, on the simulation's clock."""
     from meter.datamodel import DataModel
     from meter import firmware_id
+    from meter.auth import security_factory
     from meter.node import MeterNode
     from meter.storage import Store
 
-    model = DataModel(serial, aca, firmware_id("in-process"), Store(), lambda: int(clock.now()))
-    return MeterNode(aca, model)
+    store = Store()
+    now = lambda: int(clock.now())  # noqa: E731
+    model = DataModel(serial, aca, firmware_id("in-process"), store, now)
+    return MeterNode(aca, model, security_factory(aca, store, model, now))
 
 
 def serial_for(aca_hex):
