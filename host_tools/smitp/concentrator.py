@@ -6,10 +6,15 @@ The frame codec is the firmware's own (meter.mac), so both sides share one
 definition of the layout; independent checks of that layout live in the tests.
 """
 
+import time
+
 from meter import attrs as A
 from meter import mac
 from meter import registers as R
+from meter import security as sec
 from meter.errors import DecodeError, SmitpError
+from smitp.aca import aca_text, parse_aca  # noqa: F401 (part of this module's interface)
+from smitp.secure import LmonMismatch
 
 # Master timing (project choice: the standard's timer formulas are not public).
 BITRATE = 4800
@@ -34,21 +39,6 @@ class Nack(ConcentratorError):
         self.reg_id = reg_id
 
 
-def parse_aca(text):
-    """'A8040A1E8903' (natural order, most significant byte first) -> 6 bytes."""
-    try:
-        aca = bytes.fromhex(text.replace(":", "").replace(" ", ""))
-    except ValueError:
-        raise ConcentratorError("ACA %r is not hexadecimal" % text) from None
-    if len(aca) != 6:
-        raise ConcentratorError("ACA %r is not 6 bytes" % text)
-    return aca
-
-
-def aca_text(aca):
-    return bytes(aca).hex().upper()
-
-
 def response_timeout(repeaters, request_len, max_response):
     """Longest wait for an answer: each hop carries the request out and the answer back."""
     hops = repeaters + 1
@@ -64,20 +54,23 @@ def register_size(reg_id):
 
 
 class Concentrator:
-    def __init__(self, port, retries=RETRIES):
+    def __init__(self, port, retries=RETRIES, keyring=None):
         self.port = port
         self.retries = retries
         self._out = bytearray(mac.MAX_FRAME)
         self._frame = mac.Frame()
+        self.keyring = keyring
+        self.answer_ecc = 0
         self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "frames_heard": 0, "bad_frames": 0}
 
-    def request(self, aca, data, route=(), max_response=mac.DISCIPLINES[mac.DISC_RA7][1]):
+    def request(self, aca, data, route=(), max_response=mac.DISCIPLINES[mac.DISC_RA7][1], ecc=0):
         """Send LLC data to the meter `aca` through `route` (repeater ACAs, nearest first);
-        return the answer's LLC data. Retries on silence; raises NoAnswer."""
+        return the answer's LLC data (its ECC in self.answer_ecc). Retries on
+        silence with the same bytes; raises NoAnswer."""
         disc = mac.discipline_for(max_response)
         air = mac.aca_to_air(aca)
         rp = b"".join(mac.aca_to_air(r) for r in route)
-        n = mac.encode(self._out, air, rp, disc, False, 0, False, 0, 0, bytes(data))
+        n = mac.encode(self._out, air, rp, disc, False, 0, False, 0, ecc, bytes(data))
         frame = bytes(self._out[:n])
         timeout = response_timeout(len(route), n, max_response)
         self.stats["requests"] += 1
@@ -109,13 +102,34 @@ class Concentrator:
                 continue
             # The answer: uplink, from the meter, sent by the node next to us.
             if f.uplink and f.position == 1 and f.repeaters == repeaters and mac.same_addr(payload, f.addr, air):
+                self.answer_ecc = f.ecc
                 return bytes(payload[f.data:f.data + f.data_len])
 
-    def read(self, aca, reg_ids, route=()):
-        """READ.REQ of one or more registers; returns {reg_id: raw bytes}."""
+    def secure_request(self, aca, attr, apdu, route=(), max_response=0, ecc=sec.ECC_CTR_READ):
+        """The authenticated variant of ATTR with APDU; returns the answer's
+        (plain ATTR, DATA), verified. One resynchronisation on NACK-10."""
+        if self.keyring is None or aca not in self.keyring:
+            raise ConcentratorError("no keys for meter %s" % aca_text(aca))
+        meter = self.keyring[aca]
+        for _attempt in range(2):
+            lsdu = meter.protect(attr, apdu, ecc, int(time.time()))
+            data = self.request(aca, lsdu, route, max_response + sec.AUTH_OVERHEAD, ecc)
+            try:
+                return meter.unprotect(data, self.answer_ecc)
+            except LmonMismatch:
+                self.stats["resyncs"] = self.stats.get("resyncs", 0) + 1
+        raise ConcentratorError("meter %s keeps refusing authentication" % aca_text(aca))
+
+    def read(self, aca, reg_ids, route=(), auth=False, ecc=sec.ECC_CTR_READ):
+        """READ.REQ of one or more registers (authenticated with `auth`);
+        returns {reg_id: raw bytes}."""
         sizes = [register_size(r) for r in reg_ids]
-        req = bytes([A.READ_REQ]) + b"".join(r.to_bytes(2, "big") for r in reg_ids)
-        ans = self.request(aca, req, route, max_response=1 + sum(sizes))
+        apdu = b"".join(r.to_bytes(2, "big") for r in reg_ids)
+        if auth:
+            attr, data = self.secure_request(aca, A.READ_REQ, apdu, route, 1 + sum(sizes), ecc)
+            ans = bytes([attr]) + data
+        else:
+            ans = self.request(aca, bytes([A.READ_REQ]) + apdu, route, max_response=1 + sum(sizes))
         _raise_nack(ans)
         if ans[0] != A.READ_RESP or len(ans) != 1 + sum(sizes):
             raise ConcentratorError("unexpected answer %s" % ans.hex())
@@ -125,14 +139,19 @@ class Concentrator:
             pos += size
         return out
 
-    def write(self, aca, values, route=()):
-        """WRITE.REQ of {reg_id: raw bytes}; returns on ACK, raises Nack."""
+    def write(self, aca, values, route=(), auth=False, ecc=sec.ECC_CTR_WRITE):
+        """WRITE.REQ of {reg_id: raw bytes} (authenticated with `auth`);
+        returns on ACK, raises Nack."""
         body = b""
         for r, raw in values.items():
             if len(raw) != register_size(r):
                 raise ConcentratorError("register 0x%04X takes %d bytes, got %d" % (r, register_size(r), len(raw)))
             body += r.to_bytes(2, "big") + bytes(raw)
-        ans = self.request(aca, bytes([A.WRITE_REQ]) + body, route, max_response=4)
+        if auth:
+            attr, data = self.secure_request(aca, A.WRITE_REQ, body, route, 4, ecc)
+            ans = bytes([attr]) + data
+        else:
+            ans = self.request(aca, bytes([A.WRITE_REQ]) + body, route, max_response=4)
         _raise_nack(ans)
         if ans[:1] != bytes([A.ACK_A]):
             raise ConcentratorError("unexpected answer %s" % ans.hex())

@@ -235,8 +235,9 @@ def _read_all(fd):
 
 
 
-def in_process_meter(aca, serial, clock):
-    """The firmware's meter node under CPython, on the simulation's clock."""
+def in_process_meter(aca, serial, clock, keys=None):
+    """The firmware's meter node under CPython, on the simulation's clock;
+    keys: (K1, K2) to provision, or None."""
     from meter.datamodel import DataModel
     from meter import firmware_id
     from meter.auth import security_factory
@@ -244,6 +245,10 @@ def in_process_meter(aca, serial, clock):
     from meter.storage import Store
 
     store = Store()
+    if keys:
+        from smitp.provision import provision_store
+
+        provision_store(store, *keys)
     now = lambda: int(clock.now())  # noqa: E731
     model = DataModel(serial, aca, firmware_id("in-process"), store, now)
     return MeterNode(aca, model, security_factory(aca, store, model, now))
@@ -253,10 +258,12 @@ def serial_for(aca_hex):
     return "SN" + aca_hex[-6:]
 
 
-def neighbourhood(topology, workdir=None, boards=True, **board_options):
+def neighbourhood(topology, workdir=None, boards=True, keys=None, **board_options):
     """Network for a topology: meters as emulated boards (workdir for their
     flash images and logs; board_options go to EmulatedBoard) or in-process
-    meters on a virtual clock. Returns (network, concentrator port)."""
+    meters on a virtual clock. keys: {ACA hex: (K1, K2)} provisioned into the
+    meters before they start. Returns (network, concentrator port)."""
+    from smitp import provision
     from smitp import topology as topo_mod
     from smitp.emulated_board import EmulatedBoard
 
@@ -268,9 +275,14 @@ def neighbourhood(topology, workdir=None, boards=True, **board_options):
         if node["role"] == "concentrator":
             port = net.add_concentrator(name)
         elif boards:
-            net.add_board(name, EmulatedBoard(name, node["aca"], serial_for(node["aca"]), workdir, **board_options))
+            board = EmulatedBoard(name, node["aca"], serial_for(node["aca"]), workdir, **board_options)
+            if keys and node["aca"] in keys:
+                provision.provision_image(board.flash, *keys[node["aca"]])
+            net.add_board(name, board)
         else:
-            net.add_meter(name, in_process_meter(bytes.fromhex(node["aca"]), serial_for(node["aca"]), net.clock))
+            meter = in_process_meter(bytes.fromhex(node["aca"]), serial_for(node["aca"]), net.clock,
+                                     keys.get(node["aca"]) if keys else None)
+            net.add_meter(name, meter)
     if port is None:
         raise ValueError("the topology has no concentrator")
     return net, port

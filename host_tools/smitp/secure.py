@@ -15,12 +15,13 @@ import os
 from meter import security as sec
 from meter.security import Keys
 
-from smitp.concentrator import ConcentratorError, aca_text, parse_aca
+from meter.errors import SmitpError
+from smitp.aca import aca_text, parse_aca
 
 _LMON_MAX = (1 << 64) - 1
 
 
-class SecureError(ConcentratorError):
+class SecureError(SmitpError):
     pass
 
 
@@ -202,7 +203,7 @@ class KeyRing:
                 raise SecureError("key file, meter %s: needs k1 and k2" % text)
             try:
                 ring.add(text, entry["k1"], entry["k2"], entry.get("lmon", 0))
-            except ConcentratorError as e:  # names the field, never its value
+            except SmitpError as e:  # names the field, never its value
                 raise SecureError("key file, meter %s: %s" % (text, e)) from None
         return ring
 
