@@ -36,7 +36,7 @@ def _emit(args, report, text_fn):
 def cmd_demo(args):
     from smitp import demo
 
-    report = demo.run(progress=progress_printer("reading meters"))
+    report = demo.run(progress=progress_printer("reading meters"), auth=args.auth)
     if not args.json:
         demo.print_table(report)
         return 0
@@ -156,7 +156,9 @@ def build_parser():
         sp.set_defaults(fn=fn)
         return sp
 
-    add("demo", cmd_demo, "read three emulated meters on a simulated feeder, one through a repeater")
+    sp = add("demo", cmd_demo, "read three emulated meters on a simulated feeder, one through a repeater")
+    sp.add_argument("--auth", action="store_true",
+                    help="provision keys, read authenticated and encrypted (AES-CTR), then try five attacks")
     for name, fn, help_text in (("read", cmd_read, "read registers of a meter"),
                                 ("write", cmd_write, "write a register of a meter")):
         sp = add(name, fn, help_text)

@@ -61,6 +61,7 @@ class Concentrator:
         self._frame = mac.Frame()
         self.keyring = keyring
         self.answer_ecc = 0
+        self.last_request_lsdu = None
         self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "frames_heard": 0, "bad_frames": 0}
 
     def request(self, aca, data, route=(), max_response=mac.DISCIPLINES[mac.DISC_RA7][1], ecc=0):
@@ -113,6 +114,7 @@ class Concentrator:
         meter = self.keyring[aca]
         for _attempt in range(2):
             lsdu = meter.protect(attr, apdu, ecc, int(time.time()))
+            self.last_request_lsdu = lsdu
             data = self.request(aca, lsdu, route, max_response + sec.AUTH_OVERHEAD, ecc)
             try:
                 return meter.unprotect(data, self.answer_ecc)

@@ -4,13 +4,16 @@ Meter 3 hears only meter 2, so the concentrator reaches it through meter 2
 acting as a repeater. Everything printed is what the meters answered.
 """
 
+import os
 import sys
 import tempfile
 
 from meter import registers as R
 from meter.errors import SmitpError
 from smitp import topology
-from smitp.concentrator import Concentrator, NoAnswer, aca_text
+from smitp import attacks
+from smitp.concentrator import Concentrator, NoAnswer, aca_text, parse_aca
+from smitp.secure import KeyRing
 from smitp.network import neighbourhood
 from smitp.values import decode_value, register_name, show_value
 
@@ -46,7 +49,10 @@ def find_route(conc, aca, reached):
     return None
 
 
-def read_meters(conc, meters, progress=None):
+def read_meters(conc, meters, progress=None, auth=False):
+    """Find a route to each meter and read the demo registers (authenticated
+    and encrypted with AES-CTR under the read key when `auth`)."""
+    regs = list(DEMO_REGISTERS) + ([R.LMON] if auth else [])
     results, direct = [], []
     for i, aca in enumerate(meters):
         if progress:
@@ -57,13 +63,13 @@ def read_meters(conc, meters, progress=None):
             continue
         if not route:
             direct.append(aca)
-        values = conc.read(aca, list(DEMO_REGISTERS), route)
+        values = conc.read(aca, regs, route, auth=auth)
         results.append({
             "aca": aca_text(aca),
             "route": [aca_text(r) for r in route] + [aca_text(aca)],
-            "registers": {"0x%04X" % r: values[r].hex().upper() for r in DEMO_REGISTERS},
-            "values": {register_name(r): decode_value(r, values[r]) for r in DEMO_REGISTERS},
-            "shown": {register_name(r): show_value(r, values[r]) for r in DEMO_REGISTERS},
+            "registers": {"0x%04X" % r: values[r].hex().upper() for r in regs},
+            "values": {register_name(r): decode_value(r, values[r]) for r in regs},
+            "shown": {register_name(r): show_value(r, values[r]) for r in regs},
             "firmware": decode_value(R.FIRMWARE_ID, values[R.FIRMWARE_ID]),
         })
     if progress:
@@ -71,19 +77,45 @@ def read_meters(conc, meters, progress=None):
     return results
 
 
-def run(progress=None, **board_options):
+def run(progress=None, auth=False, **board_options):
+    """The demo; with `auth` every meter gets its own random keys, is read
+    authenticated and encrypted, then attacked (see smitp.attacks)."""
     topo = topology.load(topology.demo_feeder())
     meters = [bytes.fromhex(n["aca"]) for n in topo["nodes"] if n["role"] == "meter"]
+    keys = {aca_text(a): (os.urandom(16), os.urandom(16)) for a in meters} if auth else None
+    keyring = KeyRing.from_dict({a: {"k1": k1.hex(), "k2": k2.hex()} for a, (k1, k2) in keys.items()}) if auth else None
+    report = {}
     with tempfile.TemporaryDirectory(prefix="smitp-demo-") as workdir:
-        net, port = neighbourhood(topo, workdir, boards=True, **board_options)
+        net, port = neighbourhood(topo, workdir, boards=True, keys=keys, **board_options)
         try:
             wait_until_ready(net)
-            conc = Concentrator(port)
-            results = read_meters(conc, meters, progress)
-            stats = dict(conc.stats)
+            conc = Concentrator(port, keyring=keyring)
+            report["meters"] = read_meters(conc, meters, progress, auth)
+            if auth:
+                report["security"] = try_attacks(conc, report["meters"])
+            report["concentrator"] = dict(conc.stats)
         finally:
             net.close()
-    return {"meters": results, "concentrator": stats, "medium": net.medium.stats}
+    report["medium"] = net.medium.stats
+    return report
+
+
+def try_attacks(conc, results):
+    """Attack every reachable meter; each meter entry gets its verdicts, and
+    proves it still serves with one more authenticated read."""
+    per_meter = {}
+    for m in results:
+        if m.get("error"):
+            continue
+        aca = parse_aca(m["aca"])
+        route = tuple(parse_aca(r) for r in m["route"][:-1])
+        verdicts, details = attacks.attack(conc, aca, route)
+        after = conc.read(aca, [R.LMON], route, auth=True)
+        m["security"] = verdicts
+        m["security_detail"] = details
+        m["lmon_after_attacks"] = int.from_bytes(after[R.LMON], "big")
+        per_meter[m["aca"]] = verdicts
+    return attacks.summary(per_meter)
 
 
 def print_table(report, out=sys.stdout):
@@ -95,5 +127,7 @@ def print_table(report, out=sys.stdout):
         for reg, raw in m["registers"].items():
             name = register_name(int(reg, 16))
             print("  %s  %-32s %s" % (reg, name, m["shown"][name]), file=out)
+        for name, verdict in m.get("security", {}).items():
+            print("  attack %-20s %-9s %s" % (name, verdict, m["security_detail"][name]), file=out)
     c = report["concentrator"]
     print("%d requests, %d retries, %d timeouts" % (c["requests"], c["retries"], c["timeouts"]), file=out)
