@@ -6,6 +6,8 @@ MAC frame. Every problem is a DecodeError naming the field.
 
 from meter import attrs as A
 from meter import llc, mac, st7580
+from meter import security as sec
+from meter.crypto import ecb_decrypt
 from meter.errors import DecodeError
 from smitp.values import register_name
 
@@ -57,7 +59,7 @@ def decode_phy(data):
     raise DecodeError("CMD", "0x%02X carries no PLC frame" % cmd)
 
 
-def decode_mac(data):
+def decode_mac(data, key=None, mon=None):
     f = mac.Frame()
     mac.decode(f, data, len(data))
     cls, max_resp, slots = mac.DISCIPLINES[f.discipline]
@@ -77,13 +79,25 @@ def decode_mac(data):
     lines.append(("LLC", "poll %d, DSAP %d (%s), ECC %d (%s)"
                   % (f.poll, f.dsap, DSAP_NAMES.get(f.dsap, "reserved"), f.ecc, ECC_NAMES.get(f.ecc, "reserved"))))
     apdu = bytes(data[f.data:f.data + f.data_len])
-    lines.extend(decode_al(apdu, f.ecc))
+    aca = bytes(reversed(data[f.addr:f.addr + 6]))  # the meter's ACA, either direction
+    if key is not None and (f.ecc or sec.is_authenticated(apdu[0])):
+        lines.extend(open_al(apdu, f.ecc, aca, key, mon))
+    else:
+        lines.extend(decode_al(apdu, f.ecc))
     return lines
+
+
+def attr_name(attr):
+    if attr in A.NAMES:
+        return A.NAMES[attr]
+    if sec.is_authenticated(attr):
+        return "%s AUTH" % A.NAMES.get(sec.plain_attr(attr), "unknown")
+    return "unknown"
 
 
 def decode_al(apdu, ecc=0):
     attr = apdu[0]
-    name = A.NAMES.get(attr, "unknown")
+    name = attr_name(attr)
     body = apdu[1:]
     if ecc:
         return [("AL", "ATTR %d %s, %d bytes protected (give the keys to open them)" % (attr, name, len(body)))]
@@ -101,12 +115,42 @@ def decode_al(apdu, ecc=0):
     return [("AL", "ATTR %d %s%s" % (attr, name, ": " + body.hex().upper() if body else ""))]
 
 
-def decode(text):
-    """Hex text -> list of (layer, line)."""
+def open_al(lsdu, ecc, aca, key, mon):
+    """Decrypt and verify a protected LSDU with the given key (used as K1 and K2
+    alike). CHL.RESP and authenticated NACKs carry their LMON; their TMAC covers
+    the request's N or Etm*, which this frame does not hold, so it is only
+    decrypted. Other messages are verified with the exchange's MON (--mon)."""
+    attr = lsdu[0]
+    keys = sec.Keys(key, key)
+    if attr in (sec.ATTR_CHL_RESP, sec.ATTR_NACK_A_AUTH, sec.ATTR_NACK_B_AUTH):
+        clear = 3 if attr == sec.ATTR_CHL_RESP else 2
+        body = bytearray(lsdu[clear:])
+        if len(body) != sec.AUTH_OVERHEAD:
+            raise DecodeError("length", "ATTR %d needs %d protected bytes" % (attr, sec.AUTH_OVERHEAD))
+        ecb_decrypt(keys.aes(ecc), body, 0, len(body))
+        what = "T %s" % lsdu[1:3].hex() if attr == sec.ATTR_CHL_RESP else "PAR1 %d" % lsdu[1]
+        return [("AL", "ATTR %d %s: %s, LMON %d (decrypted; its TMAC covers the request's %s)"
+                 % (attr, A.NAMES.get(attr, "?"), what, int.from_bytes(body[:8], "little"),
+                    "N" if attr == sec.ATTR_CHL_RESP else "Etm*"))]
+    if mon is None:
+        raise DecodeError("MON", "give --mon: ATTR %d is verified with the exchange's MON" % attr)
+    try:
+        data, trailer = sec.open_(keys, aca, lsdu, mon, ecc)
+    except sec.AuthError as e:
+        raise DecodeError("TMAC", "does not verify with this key and MON %d (%s)" % (mon, e.why)) from None
+    plain = sec.plain_attr(attr)
+    head = ("AL", "ATTR %d %s: MON %d, DATE-TIME %d, TMAC verified" % (attr, attr_name(attr), mon, trailer))
+    return [head] + decode_al(bytes([plain]) + data)
+
+
+def decode(text, key=None, mon=None):
+    """Hex text -> list of (layer, line). key: 16 bytes to open protected frames."""
     data = parse_hex(text)
     if not data:
         raise DecodeError("input", "empty")
+    if key is not None and len(key) != 16:
+        raise DecodeError("key", "must be 16 bytes")
     if data[0] in (0x02, 0x03) and len(data) >= 5 and data[1] + 5 == len(data):
         lines, payload = decode_phy(data)
-        return lines + decode_mac(payload)
-    return decode_mac(data)
+        return lines + decode_mac(payload, key, mon)
+    return decode_mac(data, key, mon)

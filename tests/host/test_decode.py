@@ -56,3 +56,62 @@ def test_cli_json(capsys):
     assert main(["decode", "--json", ANSWER]) == 0
     out = capsys.readouterr().out
     assert '"layer": "AL"' in out and "READ.RESP" in out
+
+
+# Reference vector V1 (computed from one vendor's reading, not official):
+# READ.REQ AUTH of 0x003F, CTR with K2 = AA55.., ACA A8040A1E8984, MON 1, in a frame.
+V1_FRAME = "1d84891e0a04a831000001667fd351742c7a4f2827dcf3f6a47559d82ed83bf4175b"
+K2 = "aa55" * 8
+
+
+def test_decode_with_key_opens_and_verifies(capsys):
+    assert main(["decode", V1_FRAME, "--key", K2, "--mon", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "READ.REQ AUTH: MON 1, DATE-TIME 1727740800, TMAC verified" in out
+    assert "0x003F (status word)" in out
+    assert K2 not in out.lower()
+
+
+def test_decode_with_wrong_mon_or_key_is_one_line(capsys):
+    assert main(["decode", V1_FRAME, "--key", K2, "--mon", "2"]) == 2
+    assert capsys.readouterr().err.strip().startswith("smitp decode: error: TMAC: does not verify")
+    assert main(["decode", V1_FRAME, "--key", "00" * 16, "--mon", "1"]) == 2
+
+
+def test_decode_without_key_keeps_the_payload_closed():
+    text = "\n".join(t for _, t in decode(V1_FRAME))
+    assert "READ.REQ AUTH, 18 bytes protected" in text and "0x003F" not in text
+
+
+def test_provisioned_image_boots_with_its_keys_and_lmon(tmp_path, capsys):
+    from meter import registers as R
+    from smitp import topology
+    from smitp.concentrator import Concentrator, parse_aca
+    from smitp.demo import wait_until_ready
+    from smitp.network import neighbourhood
+    from smitp.secure import KeyRing
+
+    entry = {"k1": "11" * 16, "k2": "22" * 16}
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"A8040A1E8901": {"k1": "%(k1)s", "k2": "%(k2)s"}}' % entry)
+    assert main(["provision", "--meter", "A8040A1E8901", "--keys", str(keys),
+                 "--flash", str(tmp_path / "m1.flash"), "--lmon", "7"]) == 0
+    assert "11" * 16 not in capsys.readouterr().out
+    net, port = neighbourhood(topology.demo_feeder(), tmp_path, boards=True)  # m1 boots from that image
+    try:
+        wait_until_ready(net)
+        conc = Concentrator(port, keyring=KeyRing.from_dict({"A8040A1E8901": entry}))
+        v = conc.read(parse_aca("A8040A1E8901"), [R.LMON], auth=True)
+        assert int.from_bytes(v[R.LMON], "big") == 8  # after one NACK-10 resynchronisation
+        assert conc.stats["resyncs"] == 1
+    finally:
+        net.close()
+
+
+def test_read_auth_cli_on_the_emulated_feeder(tmp_path, capsys):
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"A8040A1E8901": {"k1": "%s", "k2": "%s"}}' % ("11" * 16, "22" * 16))
+    assert main(["read", "--meter", "A8040A1E8901", "--register", "last message order number",
+                 "--auth", "--keys", str(keys), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"value": 1' in out and "11" * 16 not in out
