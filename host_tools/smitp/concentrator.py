@@ -61,7 +61,8 @@ class Concentrator:
         self._frame = mac.Frame()
         self.keyring = keyring
         self.answer_ecc = 0
-        self.last_request_lsdu = None
+        self.last_request_lsdu = None  # the last protected request and its answer, as on the line
+        self.last_answer = None
         self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "frames_heard": 0, "bad_frames": 0}
 
     def request(self, aca, data, route=(), max_response=mac.DISCIPLINES[mac.DISC_RA7][1], ecc=0):
@@ -116,6 +117,7 @@ class Concentrator:
             lsdu = meter.protect(attr, apdu, ecc, int(time.time()))
             self.last_request_lsdu = lsdu
             data = self.request(aca, lsdu, route, max_response + sec.AUTH_OVERHEAD, ecc)
+            self.last_answer = data
             try:
                 return meter.unprotect(data, self.answer_ecc)
             except LmonMismatch:

@@ -72,7 +72,10 @@ class ConcentratorPort:
         return self.network.clock.now()
 
     def send(self, payload):
+        """Transmit, after the port's previous frame has left (a modem is half duplex)."""
         net = self.network
+        while net.medium.is_transmitting(self.name, net.clock.now()):
+            net.step(0.01)
         net.medium.transmit(self.name, bytes(payload), net.clock.now())
 
     def recv(self, timeout_s):
