@@ -8,7 +8,7 @@
 #                                   no  -> NACK A-Node AUTH (245) PAR1 10 with
 #                                          the current LMON (ECB, read key)
 #   4. commit c (the flash ceiling first; refused -> drop, counted)
-#   5. serve with the rights of the key: K2 reads, K1 reads and writes
+#   5. serve with the rights of the key: K2 reads, K1 reads and (encrypted) writes
 #   6. seal the answer with MON = c and the request's ECC, cache it, send it
 # CHL.REQ (112) is answered with CHL.RESP (113): the current LMON, ECB/K2.
 # Order and reasons for 4-6: see meter/lmon.py (ResponseCache).
@@ -81,7 +81,10 @@ class SecureLayer:
         st["accepted"] += 1
         mon = self.lmon.value
         work[0] = S.plain_attr(work[0])
-        grant = R.ACC_WRITE_KEY if S.ecc_key(ecc) == S.KEY_WRITE else R.ACC_READ_KEY
+        # K1 grants writes only to encrypted requests: a MAC-only payload can be
+        # replaced by anyone who intercepts it (docs/security.md, W1).
+        write_ok = S.ecc_key(ecc) == S.KEY_WRITE and S.ecc_mode(ecc) != S.MODE_NONE
+        grant = R.ACC_WRITE_KEY if write_ok else R.ACC_READ_KEY
         size = self.app.handle(work, 0, end, min(max_resp, MAX_LLC_DATA) - S.AUTH_OVERHEAD, grant)
         ans = self.app.resp
         if ans[0] == A.NACK_A:

@@ -110,6 +110,16 @@ def test_write_needs_the_write_key():
     S.open_(KEYS, ACA, ans, 2, ecc)
 
 
+def test_write_key_without_encryption_only_reads():
+    node, _ = make()
+    label = bytes((R.POINT_LABEL >> 8, R.POINT_LABEL & 0xFF)) + b"X" * 16
+    ecc = S.make_ecc(S.MODE_NONE, S.KEY_WRITE)
+    ans, _ = exchange(node, S.seal(KEYS, ACA, S.auth_attr(A.WRITE_REQ), label, 1, ecc, NOW), ecc)
+    assert ans[0] == S.ATTR_NACK_A_AUTH and ans[1] == A.NACK_ACCESS_DENIED
+    ans, _ = exchange(node, read_req([R.LMON], 2, ecc), ecc)
+    assert ans[0] == S.auth_attr(A.READ_RESP)
+
+
 def test_protected_register_refused_in_plain():
     node, _ = make()
     req = frame(bytes((A.READ_REQ, R.LMON >> 8, R.LMON & 0xFF)), 0)
