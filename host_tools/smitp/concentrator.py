@@ -14,11 +14,12 @@ from meter import registers as R
 from meter import security as sec
 from meter.errors import DecodeError, SmitpError
 from smitp.aca import aca_text, parse_aca  # noqa: F401 (part of this module's interface)
+from smitp.medium import PHY_OVERHEAD_BITS
 from smitp.secure import LmonMismatch
 
 # Master timing (project choice: the standard's timer formulas are not public).
+# Airtime as the medium model computes it (4800 bit/s and its PHY overhead).
 BITRATE = 4800
-PHY_OVERHEAD_BITS = 56  # preamble, unique word and length, as in the medium model
 ELABORATION_S = 0.020  # TEL: a node's time to answer or repeat
 MARGIN_S = 0.5  # scheduling slack of emulated boards and host loops
 RETRIES = 2
