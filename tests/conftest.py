@@ -7,3 +7,9 @@ for p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tests", "firmware"
     if p not in sys.path:
         sys.path.insert(0, p)
 sys.path.insert(0, os.path.join(ROOT, "host_tools"))  # host tools import `smitp.*`
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("smitp", "hardware in the loop")
+    group.addoption("--modem-port", help="serial port of a concentrator-side ST7580 modem (real boards)")
+    group.addoption("--meter-aca", help="ACA of a real meter reachable through that modem")
