@@ -9,6 +9,8 @@ import time
 
 import machine
 
+from meter import timers as T
+
 # Pin map, from the shield's BSP header stm32_plm01a1.h (X-CUBE-PLM1 V1.1.0).
 # Nucleo-64 Arduino header names in brackets.
 MODEM_UART_ID = 1  # USART1
@@ -19,11 +21,30 @@ RESETN = "PA8"  # ST7580 RESETN, active low [D7]
 PL_TX_ON = "PC0"  # ST7580 output: power-line transmission in progress [A5]
 PL_RX_ON = "PC1"  # ST7580 output: power-line reception in progress [A4]
 
+# Display and push-button (the shield's pin map above uses none of these pins):
+# an SSD1306 128 x 64 OLED module on the Arduino I2C pins, and the Nucleo's
+# blue user button B1 (to ground, pulled up on the board: pressed reads 0).
+OLED_I2C_ID = 1  # I2C1
+OLED_SCL = "PB8"  # I2C1_SCL [D15]
+OLED_SDA = "PB9"  # I2C1_SDA [D14]
+OLED_I2C_FREQ = 400000
+OLED_ADDRESS = 0x3C  # SA0 low; 0x3D on modules with SA0 high
+BUTTON = "PC13"  # B1 USER
+
 # 57600 8N1: the modem samples BR0 = BR1 = high after reset (stm32_plm01a1.h runs 57600).
 MODEM_BAUD = 57600
 # 57600 baud / 10 bits = 5760 B/s; 50 ms of scheduling latency = 288 B, rounded
 # up to 512 (also more than one 260-byte maximum ST7580 local frame).
 MODEM_RXBUF = 512
+
+# The optical port (IEC 62056-21 optical head: IR LED and photodiode with a
+# UART interface) on USART6, pins the PLM01A1 shield leaves free: TX PC6
+# (morpho CN10 pin 4), RX PC7 [D9]. The UART frames 7E1 itself at sign-on
+# (7 data bits plus even parity) and 8N1 in mode F.
+OPTICAL_UART_ID = 6  # USART6
+OPTICAL_TX = "PC6"
+OPTICAL_RX = "PC7"
+OPTICAL_RXBUF = 256  # two mode F frames
 
 STORAGE_DIR = "/flash"  # the stm32 port mounts its internal flash filesystem here
 IDENTITY_FILE = STORAGE_DIR + "/identity.json"
@@ -42,6 +63,56 @@ def _hex(b):
     return binascii.hexlify(b).decode().upper()
 
 
+class OledDisplay:
+    """The display model (meter/lcd.py, OLED layout) on an SSD1306; flush()
+    sends one 8-row page, so the firmware yields between pages."""
+
+    def __init__(self, i2c):
+        import framebuf
+        from meter.lcd import OLED, Panel
+        from meter.ssd1306 import SSD1306
+
+        w, h = OLED["size"]
+        self.oled = SSD1306(i2c, w, h, OLED_ADDRESS)
+        self.fb = framebuf.FrameBuffer(self.oled.buf, w, h, framebuf.MONO_VLSB)
+        self.panel = Panel(self.fb, OLED, on=1, ghost=0, off=0)
+        self.parts = self.oled.parts
+
+    def show(self, screen):
+        self.panel.draw(screen)
+
+    def flush(self, part):
+        self.oled.flush(part)
+
+
+class PinButton:
+    """A push-button to ground on a pulled-up input: an edge interrupt wakes
+    wait(), which reports a level once it held BUTTON_DEBOUNCE_MS."""
+
+    def __init__(self, pin):
+        import asyncio
+
+        self._pin = pin
+        self._flag = asyncio.ThreadSafeFlag()
+        self._level = 0  # released
+        pin.irq(self._edge, machine.Pin.IRQ_FALLING | machine.Pin.IRQ_RISING)
+
+    def _edge(self, _pin):
+        self._flag.set()  # the only thing an interrupt handler does
+
+    async def wait(self):
+        """The next debounced level: 1 pressed, 0 released."""
+        import asyncio
+
+        while True:
+            await self._flag.wait()
+            await asyncio.sleep_ms(T.BUTTON_DEBOUNCE_MS)
+            level = 1 - self._pin.value()
+            if level != self._level:
+                self._level = level
+                return level
+
+
 class Board:
     name = "nucleo_f401re_plm01a1"
     storage_dir = STORAGE_DIR
@@ -51,6 +122,8 @@ class Board:
         self.treq = _pin(T_REQ, machine.Pin.OUT, value=1)
         self.resetn = _pin(RESETN, machine.Pin.OUT, value=1)
         self._uart = None
+        self._optical = None
+        self._button = None
         self._rtc = machine.RTC()
         # time.mktime/gmtime count from the port's epoch: 2000 on the stm32 port.
         self._epoch = _SECONDS_1970_TO_2000 if time.gmtime(0)[0] == 2000 else 0
@@ -64,6 +137,30 @@ class Board:
             except ValueError as e:
                 raise ValueError("modem UART: %s; this MicroPython build lacks USART1 on PA9/PA10" % e)
         return self._uart
+
+    def optical_uart(self):
+        if self._optical is None:
+            self._optical = machine.UART(
+                OPTICAL_UART_ID, 300, bits=7, parity=0, stop=1, timeout=0, rxbuf=OPTICAL_RXBUF
+            )
+        return self._optical
+
+    def set_optical_line(self, baud, seven_e1):
+        self.optical_uart().init(
+            baud, bits=7 if seven_e1 else 8, parity=0 if seven_e1 else None, stop=1, timeout=0, rxbuf=OPTICAL_RXBUF
+        )
+
+    def display(self):
+        """The OLED, or None when no SSD1306 answers on the I2C bus."""
+        i2c = machine.I2C(OLED_I2C_ID, freq=OLED_I2C_FREQ)
+        if OLED_ADDRESS not in i2c.scan():
+            return None
+        return OledDisplay(i2c)
+
+    def button(self):
+        if self._button is None:
+            self._button = PinButton(_pin(BUTTON, machine.Pin.IN))
+        return self._button
 
     def unix_time(self):
         # RTC.datetime(): (year, month, day, weekday 1-7, hour, minute, second, subsecond)
@@ -121,4 +218,11 @@ class Board:
             "resetn": RESETN,
             "pl_tx_on": PL_TX_ON,
             "pl_rx_on": PL_RX_ON,
+            "oled_i2c": "I2C%d 0x%02X %d Hz" % (OLED_I2C_ID, OLED_ADDRESS, OLED_I2C_FREQ),
+            "oled_scl": OLED_SCL,
+            "oled_sda": OLED_SDA,
+            "button": BUTTON,
+            "optical_uart": "USART%d 300 7E1 (mode F: 8N1)" % OPTICAL_UART_ID,
+            "optical_tx": OPTICAL_TX,
+            "optical_rx": OPTICAL_RX,
         }

@@ -6,8 +6,20 @@
 # - non-volatile storage: littlefs2 on a block device backed by an image file,
 #   with NOR-flash rules (a write can only clear bits, an erase sets 0xFF),
 # - simulated metrology (constant import/export power per phase) and an RTC
-#   that is the host clock plus an offset the meter may set.
+#   that is the host clock plus an offset the meter may set (kept across
+#   restarts, as a battery would; optionally running faster: --time-scale),
+# - a load generator per phase (voltage, power, power factor) that the harness
+#   changes at run time through a file: dips and outages (LoadGenerator),
+#   and the cut-off device (set_relay),
+# - the display: an LCD (meter/lcd.py) drawn into a framebuf, two bits a pixel,
+#   written to a dump file after each change (EmulatedDisplay),
+# - a control pipe from the harness: b"B"/b"b" push-button down/up,
+#   b"W"/b"w" flash write protection on/off (ControlPipe).
+# - the optical port's UART on a second pty master ("--optical fd:N"): the
+#   rate the hand-held unit sets on the slave is read with termios (OpticalUart).
 import io
+import os
+import struct
 import time
 import vfs
 from micropython import const
@@ -43,6 +55,56 @@ class FdUart(io.IOBase):
         return -1
 
 
+# termios speed codes (Linux) of the optical port's rates
+_SPEEDS = {7: 300, 8: 600, 9: 1200, 11: 2400, 12: 4800, 13: 9600, 14: 19200, 15: 38400}
+_ISPEED = const(4)
+_OSPEED = const(5)
+
+
+class OpticalUart(FdUart):
+    """The optical port's UART on an inherited non-blocking pty master; the
+    hand-held unit opens the slave. The firmware sets `baud` and `seven_e1`
+    (Board.set_optical_line); the rates the hand-held unit set on the slave
+    are read on the master with termios, so a rate mismatch is real: each
+    byte then arrives as 0x00, as a UART sampling at the wrong rate reports
+    framing errors. A pty forces 8 data bits without parity on its termios,
+    so the framing cannot be observed: bytes pass as characters, masked to 7
+    bits in 7E1 as a 7-bit UART would; a break is a run of 0x00 bytes."""
+
+    def __init__(self, fd):
+        super().__init__(fd)
+        self._fd = fd
+        self.baud = 300
+        self.seven_e1 = True
+
+    def _rate_ok(self, which):
+        import termios
+
+        try:
+            return _SPEEDS.get(termios.tcgetattr(self._fd)[which]) == self.baud
+        except OSError:
+            return False
+
+    def read(self, n=256):
+        buf = bytearray(n)
+        got = self.readinto(buf)
+        return bytes(buf[:got]) if got else None
+
+    def readinto(self, buf):
+        n = self._f.readinto(buf)
+        if n and not self._rate_ok(_OSPEED):  # the hand-held unit sends at its output rate
+            for i in range(n):
+                buf[i] = 0
+        return n
+
+    def write(self, buf):
+        if not self._rate_ok(_ISPEED):
+            buf = bytes(len(buf))
+        elif self.seven_e1:
+            buf = bytes(b & 0x7F for b in buf)
+        return self._f.write(buf)
+
+
 class PipePin:
     """Output pin whose level changes are written to the harness's pin pipe."""
 
@@ -73,6 +135,11 @@ class FileFlash:
             for block in range(_BLOCK_COUNT):
                 self._erase(block)
         self._scratch = bytearray(256)
+        self.protected = False  # write protection: programming and erasing fail
+
+    def _check_writable(self):
+        if self.protected:
+            raise OSError(5)  # EIO, as a chip that refuses to program
 
     def readblocks(self, block, buf, off=0):
         self._f.seek(block * _BLOCK_SIZE + off)
@@ -80,6 +147,7 @@ class FileFlash:
 
     def writeblocks(self, block, buf, off=0):
         # Programming can only turn 1 bits into 0 bits, as on NOR flash.
+        self._check_writable()
         pos = block * _BLOCK_SIZE + off
         done = 0
         while done < len(buf):
@@ -107,16 +175,149 @@ class FileFlash:
         if op == _IOCTL_BLK_SIZE:
             return _BLOCK_SIZE
         if op == _IOCTL_BLK_ERASE:
+            self._check_writable()
             self._erase(arg)
             return 0
         return None
 
 
+class EmulatedDisplay:
+    """The board's LCD: the display model drawn into a framebuf (GS2_HMSB:
+    0 background, 1 unlit segment, 3 lit) and, after each change, written
+    with the screen's text to `path` (renamed into place, so a reader never
+    sees half a frame). Dump: b"SMDP", format 2 (GS2_HMSB), width, height,
+    sequence number, text length (big-endian: B H H I H), pixels, text."""
+
+    parts = 1
+
+    def __init__(self, path=None):
+        import framebuf
+        from meter.lcd import LCD, Panel
+
+        self.width, self.height = LCD["size"]
+        self.buf = bytearray(self.width * self.height // 4)
+        self.fb = framebuf.FrameBuffer(self.buf, self.width, self.height, framebuf.GS2_HMSB)
+        self.panel = Panel(self.fb, LCD, on=3, ghost=1, off=0)
+        self.path = path
+        self.seq = 0
+        self._text = b""
+
+    def show(self, screen):
+        self.panel.draw(screen)
+        self._text = screen.text().encode()
+
+    def flush(self, part):
+        if self.path is None:
+            return
+        self.seq += 1
+        tmp = self.path + ".new"
+        with open(tmp, "wb") as f:
+            f.write(struct.pack(">4sBHHIH", b"SMDP", 2, self.width, self.height, self.seq, len(self._text)))
+            f.write(self.buf)
+            f.write(self._text)
+        os.rename(tmp, self.path)
+
+
+class ControlPipe(io.IOBase):
+    """The harness's control bytes on an inherited non-blocking pipe: the
+    push-button's levels (for the firmware) and flash write protection."""
+
+    def __init__(self, fd, flash):
+        self._f = open(fd, "rb")
+        self._flash = flash
+        self._reader = None
+        self._pending = b""
+
+    def readinto(self, buf):
+        return self._f.readinto(buf)
+
+    def read(self, n=16):
+        return self._f.read(n)
+
+    def ioctl(self, req, arg):
+        if req == _GET_FILENO:
+            return self._f.fileno()
+        return -1
+
+    async def wait(self):
+        """The next button level (1 pressed, 0 released); None when the pipe closed."""
+        import asyncio
+
+        if self._reader is None:
+            self._reader = asyncio.StreamReader(self)
+        while True:
+            while self._pending:
+                code = self._pending[0]
+                self._pending = self._pending[1:]
+                if code in b"Bb":
+                    return 1 if code == 0x42 else 0
+                if code in b"Ww":
+                    self._flash.protected = code == 0x57
+            data = await self._reader.read(16)
+            if not data:
+                return None
+            self._pending = data
+
+
+
+class LoadGenerator:
+    """Simulated metrology of a three-phase meter: per phase a voltage, an
+    active power (W, negative = export) and a power factor. The harness may
+    change them while the meter runs through a small text file (--mains FILE),
+    read again whenever it changes:
+        volts 230 230 190      0 takes a phase out; all three out = outage
+        watts 1200 0 -300
+        pf 1 0.9 1
+    With the cut-off device open no current flows (the voltages stay)."""
+
+    def __init__(self, import_w=1200, export_w=0, load=None, mains=None):
+        self.volts = [230.0, 230.0, 230.0]
+        self.watts = [float(import_w - export_w), 0.0, 0.0]
+        self.pf = [1.0, 1.0, 1.0]
+        if load:
+            for k, w in enumerate(load.split(",")[:3]):
+                self.watts[k] = float(w)
+        self._path = mains
+        self._stamp = None
+
+    def _reload(self):
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            return
+        stamp = (st[1], st[8], st[6])  # inode: the harness replaces the file
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        with open(self._path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 4 and parts[0] in ("volts", "watts", "pf"):
+                    getattr(self, parts[0])[:] = [float(x) for x in parts[1:]]
+
+    def measure(self, sample, relay_open):
+        if self._path:
+            self._reload()
+        for k in range(3):
+            v = self.volts[k]
+            w = 0.0 if relay_open or v <= 0 else self.watts[k]
+            pf = self.pf[k] or 1.0
+            va = abs(w) / pf
+            q = (va * va - w * w) ** 0.5
+            sample.set(k, int(v * 10), int(va * 100 / v) if v > 0 else 0, int(w), int(q))
+        sample.phases = 3
+        sample.f = 5000
+        return sample
+
+
 class Board:
     name = "unix"
 
-    def __init__(self, uart, pins, flash, aca, serial, import_w=1200, export_w=0):
+    def __init__(self, uart, pins, flash, aca, serial, import_w=1200, export_w=0, display=None, control=None,
+                 optical=None, load=None, mains=None, time_scale="1"):
         self._uart_fd = int(uart[3:]) if uart.startswith("fd:") else int(uart)
+        self._optical = None if optical is None else OpticalUart(int(optical[3:]) if optical.startswith("fd:")
+                                                                 else int(optical))
         pin_file = open(int(pins[3:]) if pins.startswith("fd:") else int(pins), "wb")
         self.treq = PipePin(pin_file, b"T", b"t")
         self.resetn = PipePin(pin_file, b"R", b"r")
@@ -124,6 +325,21 @@ class Board:
         self._serial = serial
         self._power = (import_w, export_w)
         self._clock_offset = 0
+        self._gen = LoadGenerator(import_w, export_w, load, mains)
+        self._relay_open = False
+        # The RTC has a backup battery: (time, host time) of its last setting, in
+        # ms, live in IMAGE.rtc; --time-scale N makes it run N times as fast.
+        self._scale = int(time_scale)
+        self._rtc_path = flash + ".rtc"
+        self._rtc = None
+        try:
+            with open(self._rtc_path) as f:
+                v0, h0 = f.read().split()
+                self._rtc = (int(v0), int(h0))
+        except (OSError, ValueError):
+            pass
+        if self._rtc is None and self._scale != 1:
+            self._set_rtc(time.time_ns() // 1000000)
         self.flash = FileFlash(flash)
         try:
             fs = vfs.VfsLfs2(self.flash)
@@ -132,15 +348,56 @@ class Board:
             fs = vfs.VfsLfs2(self.flash)
         vfs.mount(fs, "/flash")
         self.storage_dir = "/flash"
+        self._display_path = display
+        self._control_fd = None
+        if control is not None:
+            self._control_fd = int(control[3:]) if control.startswith("fd:") else int(control)
+        self._button = None
+
+    def display(self):
+        return EmulatedDisplay(self._display_path)
+
+    def button(self):
+        if self._button is None and self._control_fd is not None:
+            self._button = ControlPipe(self._control_fd, self.flash)
+        return self._button
 
     def modem_uart(self):
         return FdUart(self._uart_fd)
 
+    def optical_uart(self):
+        """The optical port's UART (None: the harness gave none)."""
+        return self._optical
+
+    def set_optical_line(self, baud, seven_e1):
+        self._optical.baud = baud
+        self._optical.seven_e1 = seven_e1
+
     def unix_time(self):
-        return int(time.time()) + self._clock_offset
+        return self.now_ms() // 1000
 
     def set_unix_time(self, t):
-        self._clock_offset = t - int(time.time())
+        self._set_rtc(t * 1000)
+
+    def _set_rtc(self, ms):
+        self._rtc = (ms, time.time_ns() // 1000000)
+        with open(self._rtc_path, "w") as f:
+            f.write("%d %d" % self._rtc)
+
+    def now_ms(self):
+        host = time.time_ns() // 1000000
+        if self._rtc is None:
+            return host
+        return self._rtc[0] + (host - self._rtc[1]) * self._scale
+
+    def measure(self, sample):
+        """The metrology sample (meter.metering.Sample) from the load generator."""
+        return self._gen.measure(sample, self._relay_open)
+
+    def set_relay(self, open_):
+        """The cut-off device: the firmware opens and closes it."""
+        self._relay_open = bool(open_)
+        print("meter: cut-off device", "open" if open_ else "closed")
 
     def power_w(self):
         return self._power
@@ -149,4 +406,7 @@ class Board:
         return self._aca, self._serial
 
     def pins(self):
-        return {"uart": "fd:%d" % self._uart_fd, "t_req": "pipe", "resetn": "pipe"}
+        pins = {"uart": "fd:%d" % self._uart_fd, "t_req": "pipe", "resetn": "pipe"}
+        if self._optical is not None:
+            pins["optical"] = "fd:%d" % self._optical._fd
+        return pins

@@ -1,6 +1,7 @@
 # Entry point of the emulated board:
 #   micropython boards/unix/main.py --uart fd:N --pins fd:M --flash IMAGE --aca HEX12 --serial S
-#       [--import-w W] [--export-w W]
+#       [--import-w W] [--export-w W] [--display DUMPFILE] [--control fd:K] [--optical fd:O]
+#       [--load W1,W2,W3] [--mains FILE] [--time-scale N]
 import sys
 
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."

@@ -24,6 +24,15 @@ ADDRESS_RESP = const(91)
 TCT_SET_REQ = const(92)
 REQADDR_REQ = const(94)
 REQADDR_RESP = const(95)
+# Network management of the DLMS profile's remaining services (CLC/TS 50568-8
+# clause 4.7 / 8.1): project choices in the free range 80-87 (docs/protocol.md).
+REGISTER_REQ = const(80)  # Register: assign the logical SCA address
+REGISTER_RESP = const(81)  # RegisterReport, after Register and Deregister
+DEREGISTER_REQ = const(82)  # Deregister: clear the SCA address
+STATUS_REQ = const(84)  # Status
+STATUS_RESP = const(85)
+PING_REQ = const(86)  # Ping: reachability and link quality
+PING_RESP = const(87)
 CHL_REQ = const(112)
 CHL_RESP = const(113)
 NACK_RESP = const(247)
@@ -39,6 +48,8 @@ NACK_BAD_LENGTH = const(3)  # project choice
 NACK_TOO_LONG = const(4)  # project choice: the answer does not fit the discipline
 NACK_BAD_VALUE = const(5)  # project choice
 NACK_UNSUPPORTED = const(6)  # project choice: unknown or unsupported ATTR
+NACK_NOT_STORED = const(7)  # project choice: the flash refused the write
+NACK_BUSY = const(8)  # project choice: the flash write budget is used up, try later
 NACK_AUTH = const(10)  # public: authentication failure / LMON mismatch
 
 NAMES = {
@@ -63,6 +74,13 @@ NAMES = {
     TCT_SET_REQ: "TCT_SET.REQ",
     REQADDR_REQ: "REQADDR.REQ",
     REQADDR_RESP: "REQADDR.RESP",
+    REGISTER_REQ: "REGISTER.REQ",
+    REGISTER_RESP: "REGISTER.RESP",
+    DEREGISTER_REQ: "DEREGISTER.REQ",
+    STATUS_REQ: "STATUS.REQ",
+    STATUS_RESP: "STATUS.RESP",
+    PING_REQ: "PING.REQ",
+    PING_RESP: "PING.RESP",
     CHL_REQ: "CHL.REQ",
     CHL_RESP: "CHL.RESP",
     NACK_RESP: "NACK.RESP",
@@ -79,5 +97,7 @@ NACK_NAMES = {
     NACK_TOO_LONG: "answer too long",
     NACK_BAD_VALUE: "bad value",
     NACK_UNSUPPORTED: "unsupported service",
+    NACK_NOT_STORED: "not stored",
+    NACK_BUSY: "busy",
     NACK_AUTH: "authentication failure",
 }

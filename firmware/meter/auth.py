@@ -98,8 +98,12 @@ class SecureLayer:
             r[0] = S.auth_attr(r[0])
             size = S.seal_into(keys, self.aca, r, size, mon, ecc, self._clock())
             answer_ecc = ecc
-        # Only a request that changed something must find its answer after a reboot.
-        self.cache.put(req, memoryview(self.resp)[0:size], ecc, persist=req[0] != S.auth_attr(A.READ_REQ))
+        # Only a request that changed something must find its answer after a reboot
+        # (a WRITE, a table write, a command: the application says so).
+        changed = getattr(self.app, "changed", None)
+        if changed is None:  # an application that does not say: everything but a READ
+            changed = req[0] != S.auth_attr(A.READ_REQ)
+        self.cache.put(req, memoryview(self.resp)[0:size], ecc, persist=changed)
         return size, answer_ecc
 
 
@@ -123,6 +127,7 @@ def security_factory(aca, store, model, clock):
         st = layers[0].stats
         return ((st["accepted"] & 0xFFFFFFFF) << 32) | (st["auth_failures"] & 0xFFFFFFFF)
 
+    model.keystore = keystore  # key registers (0x0300, 0x0301) change the keys through it
     model.provide(R.LMON, lambda: lmon.value)
     model.provide(R.SECURITY_COUNTERS, counters)
     return make

@@ -1,6 +1,6 @@
 # The firmware image: asyncio tasks that own the board's ports and glue the
 # sans-io layers together. One task per port (the PLC modem), one for metering
-# and time. Hardware is reached only through the board object.
+# and time, one for the display. Hardware is reached only through the board object.
 import asyncio
 import gc
 
@@ -8,10 +8,11 @@ from meter import firmware_id
 from meter import registers as R
 from meter import st7580
 from meter import timers as T
-from meter.compat import ticks_diff, ticks_ms
+from meter.compat import ticks_diff, ticks_ms, ticks_us
 from meter.auth import security_factory
 from meter.datamodel import DataModel
-from meter.metering import Metering
+from meter.display import Display
+from meter.metering import BoardFeed, Metering
 from meter.node import MeterNode
 from meter.storage import Store
 
@@ -34,6 +35,8 @@ class ModemPort:
         self.mv = memoryview(self.buf)
         self.ready = False
         self._reset_at = 0
+        # link quality of the last indication (meter.netmgmt Q_*): the ST7580 gives the SNR
+        self.quality = [None, 0, None, None]
 
     async def _read(self, timeout):
         # One wait for "bytes or the driver's next timer", whichever is first.
@@ -65,7 +68,8 @@ class ModemPort:
             kind = ev[0]
             if kind == st7580.EV_PHY_DATA:
                 payload = ev[1]
-                n = self.node.on_phy(payload, len(payload))
+                self.quality[1] = ev[2]
+                n = self.node.on_phy(payload, len(payload), ticks_ms(), self.quality)
                 if n and self.ready:
                     drv.phy_data(bytes(self.node.outv[0:n]))
             elif kind == st7580.EV_RESET:
@@ -92,6 +96,9 @@ class ModemPort:
                 log("no answer from the modem, resetting it")
                 await self._pulse_reset()
             timeout = self.drv.next_timeout(now)
+            due = self.node.next_timeout(now)  # an RC slot answer or a REQADDR
+            if due >= 0 and (timeout < 0 or due < timeout):
+                timeout = due
             if not self.ready:
                 timeout = 100 if timeout < 0 else min(timeout, 100)
             n = await self._read(timeout)
@@ -102,24 +109,60 @@ class ModemPort:
                 self.drv.receive(self.mv[0:n], now)
             self.drv.poll(now)
             self._events()
+            self._poll_node(now)
             self._flush()
 
+    def _poll_node(self, now):
+        # Frames the node sends later: RC slot answers, REQADDR results.
+        n = self.node.poll(now)
+        while n:
+            if self.ready:
+                self.drv.phy_data(bytes(self.node.outv[0:n]))
+            n = self.node.poll(now)
 
-async def metering_task(board, model, metering):
-    last = ticks_ms()
+
+async def metering_task(board, model, feed):
     since_gc = 0
     while True:
         await asyncio.sleep_ms(T.METERING_PERIOD_MS)
-        now = ticks_ms()
-        dt = ticks_diff(now, last)
-        last = now
-        imp, exp = board.power_w()
-        if metering.tick(imp, exp, dt):
-            metering.save()
+        dt = feed.tick(ticks_ms())  # sample the board, advance the engines (meter/metering.py)
         since_gc += dt
         if since_gc >= T.GC_PERIOD_MS:
             since_gc = 0
             gc.collect()
+
+
+async def display_task(board, disp):
+    """Keeps the board's display showing what the display manager decides;
+    the panel is updated part by part so that the modem task runs in between."""
+    drv = board.display() if hasattr(board, "display") else None
+    wake = asyncio.Event()
+    disp.notify = wake.set  # a display register was written
+    button = board.button() if hasattr(board, "button") else None
+    if button is not None:
+        asyncio.create_task(button_task(button, disp, wake))
+    while True:
+        if disp.poll(ticks_ms()) and drv is not None:
+            drv.show(disp.screen)
+            for part in range(drv.parts):
+                drv.flush(part)
+                await asyncio.sleep_ms(0)
+        wait = disp.next_timeout(ticks_ms())
+        if wait:
+            try:
+                await asyncio.wait_for_ms(wake.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+        wake.clear()
+
+
+async def button_task(button, disp, wake):
+    while True:
+        pressed = await button.wait()  # debounced by the board
+        if pressed is None:
+            return
+        disp.button(pressed, ticks_ms())
+        wake.set()
 
 
 def build(board):
@@ -127,14 +170,21 @@ def build(board):
     aca, serial = board.identity()
     store = Store(board.storage_dir)
     model = DataModel(serial, aca, firmware_id(board.name), store, board.unix_time, board.set_unix_time)
-    return model, MeterNode(aca, model, security_factory(aca, store, model, board.unix_time))
+    Metering(model, store, getattr(board, "set_relay", None))  # the engines behind the registers: model.meter
+    return model, MeterNode(aca, model, security_factory(aca, store, model, board.unix_time),
+                            store=store, seed=ticks_us())
 
 
 async def main(board):
     model, node = build(board)
     log(firmware_id(board.name), "ACA", "".join("%02X" % b for b in node.aca))
     port = ModemPort(board, node, model)
-    asyncio.create_task(metering_task(board, model, Metering(model)))
+    asyncio.create_task(metering_task(board, model, BoardFeed(board, model.meter)))
+    asyncio.create_task(display_task(board, Display(model)))
+    if getattr(board, "optical_uart", None) is not None and board.optical_uart() is not None:
+        from meter import optical
+
+        asyncio.create_task(optical.run(board, node, model))  # the optical port (meter/optical.py)
     await port.run()
 
 

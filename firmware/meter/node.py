@@ -7,14 +7,16 @@
 # CRC, fields) -> repeater duty -> destination -> LLC/application.
 from meter import mac
 from meter.errors import DecodeError
-from meter.llc import DSAP_APP
+from meter.llc import DSAP_APP, DSAP_NM
+from meter.netmgmt import NetMgmt
 from meter.app import Application
 
 
 class MeterNode:
-    def __init__(self, aca, model, security=None):
+    def __init__(self, aca, model, security=None, store=None, seed=0):
         """aca: 6 bytes, natural order; model: the DataModel; security: a
-        SecureLayer over self.app (built by make_security), or None."""
+        SecureLayer over self.app (built by make_security), or None; store:
+        keeps the network-management state (RAM if None); seed: RC slot choice."""
         self.aca = bytes(aca)
         self.air = mac.aca_to_air(aca)
         self.app = Application(model)
@@ -23,6 +25,9 @@ class MeterNode:
         self.out = bytearray(mac.MAX_FRAME)
         self.outv = memoryview(self.out)
         self.stats = {"rx": 0, "bad": 0, "repeated": 0, "served": 0, "ignored": 0, "last_error": ""}
+        self.nm = NetMgmt(self.aca, self.air, store, seed, self.stats)
+        self._now = 0  # ms (ticks) and link quality of the frame being handled
+        self._quality = None
 
     def _my_repeater_position(self, f):
         """1-based position of this node in the repeater list, or 0."""
@@ -32,8 +37,12 @@ class MeterNode:
                 return i + 1
         return 0
 
-    def on_phy(self, buf, n):
-        """Handle buf[0:n]; return the length of the frame to send in self.out (0: none)."""
+    def on_phy(self, buf, n, now_ms=0, quality=None):
+        """Handle buf[0:n] received at now_ms (ticks); return the length of the
+        frame to send now in self.out (0: none). quality: the modem's link
+        figures for this frame (meter.netmgmt Q_*), or None."""
+        self._now = now_ms
+        self._quality = quality
         st = self.stats
         st["rx"] += 1
         f = self.frame
@@ -51,6 +60,8 @@ class MeterNode:
                 return mac.relay(f, self.out)
             st["ignored"] += 1
             return 0
+        if f.uplink and self.nm.collect(f):  # an answer to our own REQADDR broadcast
+            return 0
         if f.uplink or f.position != f.repeaters:
             st["ignored"] += 1
             return 0
@@ -62,19 +73,18 @@ class MeterNode:
 
     def _serve(self, f, broadcast):
         st = self.stats
+        if f.dsap == DSAP_NM and f.data_len >= 1:
+            n = self.nm.serve(f, broadcast, self._now, self._quality, self.out)
+            if n:
+                st["served"] += 1
+            return n
         if f.dsap != DSAP_APP or f.data_len < 1:
             st["ignored"] += 1
             return 0
         cls, max_resp, _slots = mac.DISCIPLINES[f.discipline]
         reply = not broadcast and cls != mac.CLASS_S
         limit = max_resp if reply else mac.MAX_LLC_DATA
-        ecc = f.ecc
-        if self.secure is not None and self.secure.handles(f.buf[f.data]):
-            size, ecc = self.secure.handle(f.buf, f.data, f.data_len, ecc, limit)
-            answer = self.secure.resp
-        else:
-            size = self.app.handle(f.buf, f.data, f.data_len, limit) if ecc == 0 else self.app.refuse()
-            answer = self.app.resp
+        size, ecc, answer = self.serve_lsdu(f.buf, f.data, f.data_len, f.ecc, limit)
         if not reply or size == 0:
             return 0
         st["served"] += 1
@@ -85,3 +95,23 @@ class MeterNode:
             self.out, self.air, route, mac.DISC_S, True, reps + 1, False, f.dsap, ecc,
             memoryview(answer)[0:size],
         )
+
+    def serve_lsdu(self, buf, off, n, ecc, limit):
+        """Serve one application LSDU buf[off:off+n] that came with `ecc`, from
+        any port (PLC, optical mode F): the same services, keys and LMON rules.
+        Returns (answer length, answer ECC, buffer holding the answer); the
+        buffer is reused by the next call."""
+        if self.secure is not None and self.secure.handles(buf[off]):
+            size, ecc = self.secure.handle(buf, off, n, ecc, limit)
+            return size, ecc, self.secure.resp
+        size = self.app.handle(buf, off, n, limit) if ecc == 0 else self.app.refuse()
+        return size, ecc, self.app.resp
+
+    def poll(self, now_ms):
+        """Length of a delayed frame (RC slot answer, REQADDR) due at now_ms, in
+        self.out (0: none). Call until it returns 0."""
+        return self.nm.poll(now_ms, self.out)
+
+    def next_timeout(self, now_ms):
+        """Milliseconds until poll() has a frame (0: now), or -1 if none is pending."""
+        return self.nm.next_timeout(now_ms)

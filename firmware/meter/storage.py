@@ -41,3 +41,51 @@ class Store:
         except OSError:
             self.faults += 1
             return False
+
+    # ---- records that grow (meter/ring.py): littlefs commits an append at
+    # close, so a power cut leaves the record as it was before or after it.
+    def append(self, name, data):
+        """Add bytes at the end of a record; False (a fault counted) if refused."""
+        self.writes += 1
+        if self._ram is not None:
+            self._ram[name] = self._ram.get(name, b"") + bytes(data)
+            return True
+        try:
+            with open(self._file(name), "ab") as f:
+                f.write(data)
+            return True
+        except OSError:
+            self.faults += 1
+            return False
+
+    def size(self, name):
+        """Length of a record, 0 if there is none."""
+        if self._ram is not None:
+            return len(self._ram.get(name, b""))
+        try:
+            return os.stat(self._file(name))[6]
+        except OSError:
+            return 0
+
+    def read_into(self, name, pos, buf):
+        """Fill buf from the record's byte `pos` on; return the count read."""
+        if self._ram is not None:
+            raw = self._ram.get(name, b"")
+            n = min(len(buf), max(0, len(raw) - pos))
+            buf[0:n] = memoryview(raw)[pos:pos + n]
+            return n
+        try:
+            with open(self._file(name), "rb") as f:
+                f.seek(pos)
+                return f.readinto(buf) or 0
+        except OSError:
+            return 0
+
+    def remove(self, name):
+        if self._ram is not None:
+            self._ram.pop(name, None)
+            return
+        try:
+            os.remove(self._file(name))
+        except OSError:
+            pass

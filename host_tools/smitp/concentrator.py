@@ -6,6 +6,7 @@ The frame codec is the firmware's own (meter.mac), so both sides share one
 definition of the layout; independent checks of that layout live in the tests.
 """
 
+import struct
 import time
 
 from meter import attrs as A
@@ -23,6 +24,10 @@ BITRATE = 4800
 ELABORATION_S = 0.020  # TEL: a node's time to answer or repeat
 MARGIN_S = 0.5  # scheduling slack of emulated boards and host loops
 RETRIES = 2
+# Longest answers the table services ask for: RA7 (140 bytes) carries a full
+# LLC data field, 128 bytes; authenticated answers keep 16 of them for the trailer and TMAC.
+TABLE_ANSWER = mac.MAX_LLC_DATA
+TABLE_ANSWER_AUTH = mac.MAX_LLC_DATA - sec.AUTH_OVERHEAD
 
 
 class ConcentratorError(SmitpError):
@@ -160,6 +165,148 @@ class Concentrator:
         _raise_nack(ans)
         if ans[:1] != bytes([A.ACK_A]):
             raise ConcentratorError("unexpected answer %s" % ans.hex())
+
+
+    # ---- table services (layouts: meter/tables.py, docs/protocol.md)
+    def service(self, aca, attr, data, route=(), auth=False, ecc=None, write=False):
+        """One exchange of a table service: the answer's LLC data, ATTR first
+        (the plain ATTR when authenticated). Raises Nack on a refusal. With
+        `auth` the request goes with the write key (`write`) or the read key."""
+        if auth:
+            if ecc is None:
+                ecc = sec.ECC_CTR_WRITE if write else sec.ECC_CTR_READ
+            attr_back, body = self.secure_request(aca, attr, data, route, TABLE_ANSWER_AUTH, ecc)
+            ans = bytes([attr_back]) + body
+        else:
+            ans = self.request(aca, bytes([attr]) + bytes(data), route, max_response=TABLE_ANSWER)
+        _raise_nack(ans)
+        return ans
+
+    def _ack(self, ans):
+        if ans[:1] != bytes([A.ACK_A]):
+            raise ConcentratorError("unexpected answer %s" % ans.hex())
+
+    def select(self, aca, table, t0=0, t1=0, route=(), auth=False, ecc=None):
+        """BUFF_SELECT: the records of `table` with time in [t0, t1) (0, 0: all).
+        Returns (first record number, records, records per block)."""
+        ans = self.service(aca, A.BUFF_SELECT_REQ, struct.pack(">HII", table, t0, t1), route, auth, ecc)
+        if ans[0] != A.BUFF_SELECT_RESP or len(ans) != 10:
+            raise ConcentratorError("unexpected answer %s" % ans.hex())
+        _t, first, count, per = struct.unpack_from(">HIHB", ans, 1)
+        return first, count, per
+
+    def read_table(self, aca, table, t0=0, t1=0, route=(), auth=False, ecc=None, progress=None):
+        """Every record of `table` (or those of [t0, t1)): BUFF_SELECT, then READTAB
+        blocks until the meter says no more. Returns [(record number, raw record)]."""
+        first, count, per = self.select(aca, table, t0, t1, route, auth, ecc)
+        size = register_size(table)
+        out, block = [], 0
+        while True:
+            if progress:
+                progress(len(out), count, "block %d" % block)
+            ans = self.service(aca, A.READTAB_REQ, struct.pack(">HH", table, block), route, auth, ecc)
+            if ans[0] != A.READTAB_RESP or struct.unpack_from(">HH", ans, 1) != (table, block):
+                raise ConcentratorError("unexpected answer %s" % ans.hex())
+            k = ans[5] & 0x7F
+            base = first + block * per + (per - k if k < per and ans[5] & 0x80 else 0)
+            for i in range(k):
+                out.append((base + i, ans[6 + i * size:6 + (i + 1) * size]))
+            if not ans[5] & 0x80:
+                break
+            block += 1
+        if progress:
+            progress(len(out), len(out), "")
+        return out
+
+    def read_records(self, aca, table, first, count, mask=0, route=(), auth=False, ecc=None):
+        """READTAB selective: records `first`.. (`count` of them, fields of `mask`,
+        0 = all), in as many requests as the answers need. Returns [(number, raw)]."""
+        out = []
+        while count > 0:
+            ans = self.service(aca, A.READTAB_SEL_REQ, struct.pack(">HIBB", table, first, min(count, 255), mask),
+                               route, auth, ecc)
+            if ans[0] != A.READTAB_SEL_RESP:
+                raise ConcentratorError("unexpected answer %s" % ans.hex())
+            got_first, k = struct.unpack_from(">IB", ans, 3)
+            if k == 0:
+                break
+            size = (len(ans) - 8) // k
+            out.extend((got_first + i, ans[8 + i * size:8 + (i + 1) * size]) for i in range(k))
+            count -= k + (got_first - first)
+            first = got_first + k
+        return out
+
+    def get_custom(self, aca, number, route=(), auth=False, ecc=None):
+        """GETTAB of custom table `number` (1-4): [(register id, raw value)] in its order."""
+        ids = self.read(aca, [R.CUSTOM_TABLE_1 + number - 1], route, auth=auth,
+                        ecc=ecc if ecc is not None else sec.ECC_CTR_READ)[R.CUSTOM_TABLE_1 + number - 1]
+        ids = list(struct.unpack(">16H", ids))
+        ids = ids[:ids.index(0)] if 0 in ids else ids  # the list ends at the first 0000
+        out, entry = [], 0
+        while True:
+            ans = self.service(aca, A.GETTAB_REQ, bytes((number, entry)), route, auth, ecc)
+            if ans[0] != A.GETTAB_RESP:
+                raise ConcentratorError("unexpected answer %s" % ans.hex())
+            pos = 4
+            for reg in ids[entry:entry + (ans[3] & 0x7F)]:
+                size = register_size(reg)
+                out.append((reg, ans[pos:pos + size]))
+                pos += size
+            entry += ans[3] & 0x7F
+            if not ans[3] & 0x80:
+                return out
+
+    def set_custom(self, aca, number, reg_ids, route=(), auth=False, ecc=None):
+        """SETTAB: custom table `number` (1-4) lists reg_ids (at most 16; none clears it)."""
+        body = bytes((number,)) + b"".join(struct.pack(">H", r) for r in reg_ids)
+        self._ack(self.service(aca, A.SETTAB_REQ, body, route, auth, ecc, write=True))
+
+    def write_table(self, aca, table, first, records, route=(), auth=False, ecc=None):
+        """WRITETAB: whole records from record `first` on, in as many messages as they need."""
+        size = register_size(table)
+        room = (TABLE_ANSWER_AUTH if auth else TABLE_ANSWER) - 1 - 4
+        per = room // size
+        if len(records) % size:
+            raise ConcentratorError("records of table 0x%04X are %d bytes" % (table, size))
+        for i in range(0, len(records), per * size):
+            chunk = records[i:i + per * size]
+            head = struct.pack(">HH", table, first + i // size)
+            self._ack(self.service(aca, A.WRITETAB_REQ, head + chunk, route, auth, ecc, write=True))
+
+    def reset_tables(self, aca, reg_ids, route=(), auth=False, ecc=None):
+        """RESETTAB: tables and settings back to their defaults (logs emptied)."""
+        body = b"".join(struct.pack(">H", r) for r in reg_ids)
+        self._ack(self.service(aca, A.RESETTAB_REQ, body, route, auth, ecc, write=True))
+
+    def command(self, aca, code, params=b"", route=(), auth=False, ecc=None):
+        """COMMAND `code` (meter.tables.CMD_*) with its parameters; returns on ACK."""
+        self._ack(self.service(aca, A.COMMAND, bytes((code,)) + bytes(params), route, auth, ecc, write=True))
+
+    def dataspont(self, aca, acknowledged=0, route=(), auth=False, ecc=None):
+        """DATASPONT: spontaneous events at or after record `acknowledged` (which
+        also tells the meter everything below it arrived). Returns ([(number,
+        raw event record)], more)."""
+        ans = self.service(aca, A.DATASPONT, struct.pack(">I", acknowledged), route, auth, ecc)
+        if ans[0] != A.DATASPONT:
+            raise ConcentratorError("unexpected answer %s" % ans.hex())
+        k = ans[1] & 0x7F
+        size = register_size(R.EVENT_LOG)
+        items = [(struct.unpack_from(">I", ans, 2 + i * (4 + size))[0],
+                  ans[6 + i * (4 + size):6 + i * (4 + size) + size]) for i in range(k)]
+        return items, bool(ans[1] & 0x80)
+
+    def spontaneous(self, aca, acknowledged=0, route=(), auth=False, ecc=None):
+        """Drain the meter's spontaneous events from `acknowledged` on; returns
+        ([(number, raw)], the acknowledgement to give next time)."""
+        out = []
+        while True:
+            items, more = self.dataspont(aca, acknowledged, route, auth, ecc)
+            out.extend(items)
+            if items:
+                acknowledged = items[-1][0] + 1
+            if not more:
+                self.dataspont(aca, acknowledged, route, auth, ecc)  # acknowledge the last ones
+                return out, acknowledged
 
 
 def _raise_nack(ans):

@@ -8,6 +8,7 @@ With emulated boards in it the loop runs on the wall clock (the boards do);
 without them it may run on a virtual clock that jumps to the next event.
 """
 
+import heapq
 import os
 import select
 import time
@@ -97,7 +98,12 @@ class Network:
         self.boards = {}
         self.meters = {}
         self.ports = {}
-        self._pending = []  # (time, name, payload): in-process transmissions after elaboration
+        self._pending = []  # heap of (time, seq, name, payload): in-process transmissions
+        self._timers = []  # heap of (time, seq, name): when an in-process meter wants poll()
+        self._armed = {}  # name -> time of its live entry in _timers
+        self._tx_end = {}  # name -> end of its latest in-process transmission
+        self._seq = 0
+        self.phases = {}  # name -> mains phase (topology metadata), for the in-phase flag
 
     # ---- building
     def add_board(self, name, board):
@@ -132,7 +138,9 @@ class Network:
         if t is not None:
             times.append(t)
         if self._pending:
-            times.append(min(p[0] for p in self._pending))
+            times.append(self._pending[0][0])
+        if self._timers:
+            times.append(self._timers[0][0])
         for slot in self.boards.values():
             ms = slot.emu.next_timeout(now * 1000.0)
             if ms is not None:
@@ -154,6 +162,7 @@ class Network:
         ms = now * 1000.0
         for slot in self.boards.values():
             self._service_board(slot, ready, ms, now)
+        self._fire_timers(now)
         self._send_pending(now)
         for ev in self.medium.poll(now):
             self._deliver(ev, now)
@@ -199,12 +208,52 @@ class Network:
         if payload is not None:
             self.medium.transmit(slot.name, payload, now)
 
+    def _queue(self, t, name, payload):
+        self._seq += 1
+        heapq.heappush(self._pending, (t, self._seq, name, payload))
+
     def _send_pending(self, now):
-        # A node still sending its previous frame sends the next one right after.
-        due = [p for p in self._pending if p[0] <= now and not self.medium.is_transmitting(p[1], now)]
-        for p in due:
-            self._pending.remove(p)
-            self.medium.transmit(p[1], p[2], now)
+        # A node still sending its previous frame sends the next one right after;
+        # a node switched off meanwhile sends nothing.
+        pending = self._pending
+        while pending and pending[0][0] <= now:
+            _t, _seq, name, payload = heapq.heappop(pending)
+            if not self.medium.powered(name):
+                continue
+            end = self._tx_end.get(name, 0.0)
+            if end > now:
+                self._queue(end, name, payload)
+                continue
+            self._tx_end[name] = self.medium.transmit(name, payload, now)
+
+    def _arm(self, name, node, now):
+        """Keep one timer entry per in-process meter, at its next_timeout()."""
+        wait = node.next_timeout(_ms(now))
+        t = None if wait < 0 else now + wait / 1000.0
+        if self._armed.get(name) != t:
+            self._armed[name] = t
+            if t is not None:
+                self._seq += 1
+                heapq.heappush(self._timers, (t, self._seq, name))
+
+    def _fire_timers(self, now):
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            t, _seq, name = heapq.heappop(timers)
+            if self._armed.get(name) != t:
+                continue  # superseded
+            self._armed[name] = None
+            node = self.meters[name]
+            n = node.poll(_ms(now))
+            while n:
+                self._queue(now, name, bytes(node.out[:n]))
+                n = node.poll(_ms(now))
+            self._arm(name, node, now)
+
+    def _quality(self, dst, src, q):
+        """The medium's link figures as the node's quality argument (meter.netmgmt Q_*)."""
+        a, b = self.phases.get(dst), self.phases.get(src)
+        return (q["signal_dbuv"], q["snr_db"], q["impedance_ohm"], None if a is None or b is None else a == b)
 
     def _deliver(self, ev, now):
         if ev[0] == "tx_done":
@@ -217,11 +266,17 @@ class Network:
             self.boards[dst].emu.deliver(payload, snr=int(quality.get("snr_db", 20)), now=now * 1000.0)
         elif dst in self.meters:
             node = self.meters[dst]
-            n = node.on_phy(payload, len(payload))
+            n = node.on_phy(payload, len(payload), _ms(now), self._quality(dst, _src, quality))
             if n:
-                self._pending.append((now + ELABORATION_S, dst, bytes(node.out[:n])))
+                self._queue(now + ELABORATION_S, dst, bytes(node.out[:n]))
+            self._arm(dst, node, now)
         elif dst in self.ports:
             self.ports[dst].inbox.append(payload)
+
+
+def _ms(now):
+    """Network seconds -> the integer milliseconds a node's timers count in."""
+    return int(round(now * 1000.0))
 
 
 def _read_all(fd):
@@ -238,9 +293,9 @@ def _read_all(fd):
 
 
 
-def in_process_meter(aca, serial, clock, keys=None):
+def in_process_meter(aca, serial, clock, keys=None, seed=0):
     """The firmware's meter node under CPython, on the simulation's clock;
-    keys: (K1, K2) to provision, or None."""
+    keys: (K1, K2) to provision, or None; seed: its RC slot choice."""
     from meter.datamodel import DataModel
     from meter import firmware_id
     from meter.auth import security_factory
@@ -254,7 +309,7 @@ def in_process_meter(aca, serial, clock, keys=None):
         provision_store(store, *keys)
     now = lambda: int(clock.now())  # noqa: E731
     model = DataModel(serial, aca, firmware_id("in-process"), store, now)
-    return MeterNode(aca, model, security_factory(aca, store, model, now))
+    return MeterNode(aca, model, security_factory(aca, store, model, now), store=store, seed=seed)
 
 
 def serial_for(aca_hex):

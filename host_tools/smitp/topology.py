@@ -214,19 +214,24 @@ def links_from(topology, src):
     return adjacency(topology)[src]
 
 
-def hops(topology, root="dcu"):
+def hops(topology, root="dcu", skip=()):
     """Minimum hop count from `root` to every node it can reach (BFS).
 
     A hop needs both directions (every exchange is request and response), so a
     one-way link counts only when a link back exists. Nodes missing from the
-    result cannot be reached.
+    result cannot be reached. `root` may be a list (several concentrators, all
+    at hop 0); nodes in `skip` (e.g. powered off) relay nothing.
     """
     adj = adjacency(topology)
     heard = {src: {dst for dst, _ in out} for src, out in adj.items()}
-    if root not in heard:
-        raise TopologyError("root", "unknown node %r" % (root,))
-    dist = {root: 0}
-    frontier = [root]
+    roots = list(root) if isinstance(root, (list, tuple)) else [root]
+    for r in roots:
+        if r not in heard:
+            raise TopologyError("root", "unknown node %r" % (r,))
+    dist = {r: 0 for r in roots}
+    for n in skip:
+        dist.setdefault(n, None)
+    frontier = list(roots)
     while frontier:
         nxt = []
         for u in frontier:
@@ -235,7 +240,7 @@ def hops(topology, root="dcu"):
                     dist[v] = dist[u] + 1
                     nxt.append(v)
         frontier = nxt
-    return dist
+    return {n: d for n, d in dist.items() if d is not None}
 
 
 def demo_feeder():
@@ -256,7 +261,7 @@ def demo_feeder():
     })
 
 
-def lv_feeder(n_meters, seed=0, feeders=None, root="dcu"):
+def lv_feeder(n_meters, seed=0, feeders=None, root="dcu", first=1):
     """A seeded LV section: `n_meters` meters along feeders from a transformer.
 
     The concentrator `root` sits at the transformer. Meters are spread evenly
@@ -266,7 +271,8 @@ def lv_feeder(n_meters, seed=0, feeders=None, root="dcu"):
     x CABLE_DB_PER_M + TAP_LOSS_DB per meter connected in between (+
     BUSBAR_LOSS_DB across feeders) + clipped seeded noise; nodes hear each other
     when it is below REACH_MAX_ATTENUATION_DB. Meters are named m1..mN, feeder
-    by feeder from the transformer outwards. Same arguments, same topology.
+    by feeder from the transformer outwards (m<first>.. when `first` is given,
+    with the ACAs to match). Same arguments, same topology.
     """
     if not isinstance(n_meters, int) or n_meters < 0:
         raise ValueError("n_meters must be a non-negative integer, not %r" % (n_meters,))
@@ -278,7 +284,7 @@ def lv_feeder(n_meters, seed=0, feeders=None, root="dcu"):
     nodes = [{"name": root, "role": "concentrator"}]
     # Each feeder: [(name, position along the feeder, drop length)], root first.
     lines = []
-    k = 0
+    k = first - 1
     for f in range(feeders):
         count = n_meters // feeders + (1 if f < n_meters % feeders else 0)
         line = [(root, 0.0, 0.0)]
@@ -340,6 +346,33 @@ def lv_feeder(n_meters, seed=0, feeders=None, root="dcu"):
     return load({"nodes": nodes, "links": links, "meta": meta})
 
 
+# A town's meters are split over LV sections, one per MV/LV transformer, each
+# with its own concentrator; sections do not hear each other. Project choice:
+# up to 500 meters per section keeps the deepest meter within the MAC's 8
+# repeaters (about 5 hops with lv_feeder's link budget, 9 at 1,000 meters).
+SECTION_METERS = 500
+
+
+def lv_sections(n_meters, seed=0, section_meters=SECTION_METERS):
+    """[topology, ...]: `n_meters` meters over ceil(n / section_meters) lv_feeder
+    sections of near-equal size. Concentrators are dcu1, dcu2, ... (dcu when
+    there is one section); meters m1..mN and their ACAs are unique across them."""
+    if not isinstance(n_meters, int) or n_meters < 0:
+        raise ValueError("n_meters must be a non-negative integer, not %r" % (n_meters,))
+    if section_meters < 1:
+        raise ValueError("section_meters must be at least 1, not %r" % (section_meters,))
+    count = max(1, math.ceil(n_meters / section_meters))
+    out, first = [], 1
+    for k in range(count):
+        size = n_meters // count + (1 if k < n_meters % count else 0)
+        root = "dcu" if count == 1 else "dcu%d" % (k + 1)
+        topo = lv_feeder(size, seed=seed * 1000 + k, root=root, first=first)
+        topo["meta"].update({"section": k + 1, "sections": count})
+        out.append(topo)
+        first += size
+    return out
+
+
 # --- SVG drawing -------------------------------------------------------------
 
 _COL_W = 160
@@ -357,7 +390,7 @@ def _route_paths(routes, root, by_aca):
     out = []
     for path in paths:
         names = [by_aca.get(str(p).upper(), p) for p in path]
-        if names and names[0] != root:
+        if names and isinstance(root, str) and names[0] != root:
             names.insert(0, root)  # routes may leave out the concentrator
         out.append(names)
     return out
@@ -375,7 +408,7 @@ def to_svg(topology, routes=None, root=None):
         return '<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0"/>\n'
     if root is None:
         roots = [n["name"] for n in topo["nodes"] if n["role"] == "concentrator"]
-        root = roots[0] if roots else topo["nodes"][0]["name"]
+        root = (roots if len(roots) > 1 else roots[0]) if roots else topo["nodes"][0]["name"]
     level = hops(topo, root)
     last = max(level.values()) + 1
     columns = {}
@@ -421,7 +454,12 @@ def to_svg(topology, routes=None, root=None):
         if n["role"] == "concentrator":
             shape = '<rect x="%d" y="%d" width="16" height="16" fill="#1f77b4" stroke="#0b3c5d"/>' % (x - 8, y - 8)
         else:
+            # free metadata: "failed" (powered off), "repeater" (repeats for others)
             fill = "#ffffff" if hop is not None else "#f2dede"
+            if n.get("repeater"):
+                fill = "#ffd27f"
+            if n.get("failed"):
+                fill = "#999999"
             shape = '<circle cx="%d" cy="%d" r="7" fill="%s" stroke="#333333"/>' % (x, y, fill)
         out.append('<g><title>%s</title>%s<text x="%d" y="%d">%s</text>' % (tip, shape, x + 12, y + 4, name))
         if "aca" in n:

@@ -1,0 +1,329 @@
+"""`smitp sim`: a fleet of meters on simulated LV sections, discovered, registered and read.
+
+The fleet is split into sections (topology.lv_sections: one transformer and one
+concentrator each; sections do not hear each other). Each section runs on its
+own medium and clock: in-process meters (the firmware under CPython) on a
+virtual clock that jumps from event to event, so no real waiting. A section
+that holds emulated boards (real MicroPython processes) must run on the wall
+clock, as the boards do: all of its meters then live in real time, so keep
+such runs small (a few meters: discovery waits 16 s per REQADDR). Sections
+without boards run in parallel worker processes.
+
+Per section: discovery (smitp.discovery), registration, one read of every
+registered meter; with fail_repeaters, R meters that repeat for others are
+powered off afterwards and every meter is read again, the concentrator
+repairing the routes that fail.
+"""
+
+import multiprocessing
+import os
+import random
+import tempfile
+import time
+
+from meter import mac
+from meter import registers as R
+from meter import timers as Tm
+from meter.netmgmt import RELAY_SLOTS
+from smitp import topology as T
+from smitp.concentrator import Concentrator, ConcentratorError, NoAnswer
+from smitp.discovery import MAX_LEVEL, Discovery, airtime_s
+from smitp.medium import Medium
+from smitp.network import Network, RealClock, VirtualClock, in_process_meter, serial_for
+
+READ_REGISTERS = (R.ENERGY_IMPORT, R.STATUS_WORD)
+BOARD_SECTION_MAX = 50  # meters in a real-time section: about 16 s of wall clock per meter
+_READ_ANSWER = 1 + 4 + 8  # READ.RESP of READ_REGISTERS
+
+
+def build_section(topo, seed=0, boards=(), workdir=None):
+    """(network, concentrator port) for one section; `boards`: names run as emulated boards."""
+    from smitp.emulated_board import EmulatedBoard
+
+    net = Network(Medium(topology=topo, seed=seed), RealClock() if boards else VirtualClock())
+    port = None
+    for node in topo["nodes"]:
+        name = node["name"]
+        if "phase" in node:
+            net.phases[name] = node["phase"]
+        if node["role"] == "concentrator":
+            port = net.add_concentrator(name)
+        elif name in boards:
+            net.add_board(name, EmulatedBoard(name, node["aca"], serial_for(node["aca"]), workdir))
+        else:
+            aca = bytes.fromhex(node["aca"])
+            net.add_meter(name, in_process_meter(aca, serial_for(node["aca"]), net.clock, seed=seed))
+    if port is None:
+        raise ValueError("the section has no concentrator")
+    return net, port
+
+
+def reachable(topo, root, skip=()):
+    """Meters within MAX_LEVEL hops of the concentrator over two-way links."""
+    h = T.hops(topo, root, skip)
+    return {n for n, d in h.items() if 0 < d <= MAX_LEVEL}
+
+
+def read_every(disc, conc, regs=READ_REGISTERS):
+    """One READ.REQ to every registered meter, parents first; a failed route is
+    repaired once. Returns {ACA: True/False}."""
+    out = {}
+    for m in disc.by_level():
+        if not m.registered:
+            continue
+        if not disc.route_ok(m) and not disc.repair(m):
+            out[m.aca] = False
+            continue
+        for attempt in (0, 1):
+            try:
+                conc.read(m.aca, list(regs), m.route)
+                out[m.aca] = True
+                break
+            except NoAnswer:
+                out[m.aca] = False
+                if attempt or not disc.repair(m):
+                    break
+            except ConcentratorError:
+                out[m.aca] = False
+                break
+    return out
+
+
+def min_airtime_s(disc, read_request=1 + 2 * len(READ_REGISTERS), read_answer=_READ_ANSWER):
+    """Airtime of the frames that must be sent to discover, silence, register and
+    read each meter once over its route (each hop carries the whole frame)."""
+    total = 0.0
+    for m in disc.meters.values():
+        hops = len(m.route) + 1
+
+        def both_ways(req, ans):
+            size = mac.HEADER_LEN + mac.ADDR_LEN * len(m.route) + mac.CRC_LEN
+            return hops * (airtime_s(size + req) + airtime_s(size + ans))
+
+        total += airtime_s(mac.HEADER_LEN + 13 + mac.CRC_LEN)  # its ADDRESS.RESP
+        total += (hops - 1) * 12 * 8 / 4800.0  # its record in REQADDR.RESP frames
+        total += both_ways(2, 5) + both_ways(7, 8) + both_ways(read_request, read_answer)
+    return total
+
+
+def _pick_boards(topo, k, seed):
+    meters = [n["name"] for n in topo["nodes"] if n["role"] == "meter"]
+    if len(meters) > BOARD_SECTION_MAX:
+        raise ValueError("with --boards the first section runs in real time: keep it within %d meters, not %d"
+                         % (BOARD_SECTION_MAX, len(meters)))
+    if k > len(meters):
+        raise ValueError("--boards %d: the section has only %d meters" % (k, len(meters)))
+    return set(random.Random(seed).sample(meters, k))
+
+
+def run_section(topo, seed=0, fail_repeaters=0, boards=(), workdir=None, progress=None):
+    """Discovery, registration and reads on one section; returns its figures."""
+    from smitp.demo import wait_until_ready
+
+    root = next(n["name"] for n in topo["nodes"] if n["role"] == "concentrator")
+    section = topo.get("meta", {}).get("section", 1)
+    by_aca = {bytes.fromhex(n["aca"]): n["name"] for n in topo["nodes"] if n["role"] == "meter"}
+    reach = reachable(topo, root)
+    wall0 = time.monotonic()
+    net, port = build_section(topo, seed, boards, workdir)
+    try:
+        if boards:
+            wait_until_ready(net)
+        t0 = net.clock.now()
+        found = (lambda d, t, w: progress(d, t, "discovering")) if progress else None
+        disc = Discovery(port, section=section, progress=found, expected=len(reach))
+        disc.discover()
+        if progress:
+            progress(len(reach), len(reach), "discovered %d" % len(disc.meters))
+        disc.register_all()
+        conc = Concentrator(port)
+        reads = read_every(disc, conc)
+        names = {aca: by_aca.get(aca, aca.hex()) for aca in disc.meters}
+        res = {
+            "meters": len(by_aca),
+            "reachable": len(reach),
+            "discovered": len(disc.meters),
+            "registered": sum(1 for m in disc.meters.values() if m.registered),
+            "read_ok": sum(1 for ok in reads.values() if ok),
+            "max_hops": max([m.level for m in disc.meters.values()] or [0]),
+            "missing": sorted(n for n in reach if n not in {names[a] for a in disc.meters}),
+        }
+        if boards:
+            res["kinds"] = _by_kind(disc, reads, names, set(boards))
+        if fail_repeaters:
+            res.update(_fail(net, topo, root, disc, conc, names, fail_repeaters, seed))
+        # child -> (parent, SNR the child measured in discovery, None if unknown)
+        tree = {names[a]: (names[m.route[-1]] if m.route else root, None if m.quality[1] == 0xFF else m.quality[1])
+                for a, m in disc.meters.items()}
+        st = net.medium.stats
+        res.update({
+            "frames": st["frames"],
+            "airtime_s": st["airtime_s"],
+            "airtime_min_s": min_airtime_s(disc),
+            "rc_wait_s": (disc.stats["rounds"] + disc.stats["reqaddr"]) * RELAY_SLOTS * Tm.NM_SLOT_MS / 1000.0,
+            "sim_time_s": net.clock.now() - t0,
+            "collisions": st["collisions"],
+            "discovery": dict(disc.stats),
+            "tree": tree,
+            "repeaters": sorted({names[r] for m in disc.meters.values() for r in m.route}),
+            "root": root,
+        })
+    finally:
+        net.close()
+    res["wall_s"] = time.monotonic() - wall0
+    return res
+
+
+def _by_kind(disc, reads, names, boards):
+    out = {}
+    for kind in ("boards", "in_process"):
+        mine = [a for a in disc.meters if (names[a] in boards) == (kind == "boards")]
+        out[kind] = {
+            "discovered": len(mine),
+            "registered": sum(1 for a in mine if disc.meters[a].registered),
+            "read_ok": sum(1 for a in mine if reads.get(a)),
+        }
+    out["boards"]["meters"] = len(boards)
+    return out
+
+
+def _fail(net, topo, root, disc, conc, names, count, seed):
+    """Power off `count` repeaters, read every meter again; the figures after the failure."""
+    used = sorted({r for m in disc.meters.values() for r in m.route}, key=lambda a: names[a])
+    failed = random.Random(seed + 1).sample(used, min(count, len(used)))
+    now = net.clock.now()
+    for aca in failed:
+        name = names[aca]
+        net.medium.set_power(name, False, now)
+        if name in net.boards:
+            net.boards[name].board.power_cut()
+    failed_names = {names[a] for a in failed}
+    affected = [a for a, m in disc.meters.items() if a not in failed and any(r in failed for r in m.route)]
+    before = {a: disc.meters[a].route for a in affected}
+    reads = read_every(disc, conc)
+    return {
+        "failed_repeaters": sorted(failed_names),
+        "affected": len(affected),
+        "rerouted": sum(1 for a in affected if reads.get(a) and disc.meters[a].route != before[a]),
+        "reachable_after": len(reachable(topo, root, failed_names)),
+        "read_ok_after": sum(1 for a, ok in reads.items() if ok and a not in failed),
+    }
+
+
+def _job(args):
+    topo, seed, fail = args
+    return run_section(topo, seed, fail)
+
+
+def run(n_meters, seed=0, boards=0, fail_repeaters=0, progress=None, workers=None,
+        section_meters=T.SECTION_METERS):
+    """The whole fleet; returns the report (per-section figures under "details")."""
+    wall0 = time.monotonic()
+    sections = T.lv_sections(n_meters, seed, section_meters)
+    results = [None] * len(sections)
+    done = 0
+    # R repeaters over the fleet: spread over the sections, the first ones first
+    fails = [fail_repeaters // len(sections) + (1 if i < fail_repeaters % len(sections) else 0)
+             for i in range(len(sections))]
+    if boards:
+        # The section holding the boards runs first, alone, in real time.
+        with tempfile.TemporaryDirectory(prefix="smitp-sim-") as workdir:
+            picked = _pick_boards(sections[0], boards, seed)
+            results[0] = run_section(sections[0], seed, fails[0], picked, workdir, progress)
+        done = results[0]["meters"]
+    rest = [i for i in range(len(sections)) if results[i] is None]
+    if len(rest) == 1 and not boards:
+        results[rest[0]] = run_section(sections[rest[0]], seed, fails[rest[0]], progress=progress)
+    elif rest:
+        workers = workers or min(len(rest), os.cpu_count() or 1)
+        jobs = [(sections[i], seed, fails[i]) for i in rest]
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(workers) as pool:
+            for i, res in zip(rest, pool.imap(_job, jobs)):
+                results[i] = res
+                done += res["meters"]
+                if progress:
+                    progress(done, n_meters, "section %d/%d" % (i + 1, len(sections)))
+    return summarise(results, n_meters, seed, time.monotonic() - wall0, fail_repeaters)
+
+
+def summarise(results, n_meters, seed, wall_s, fail_repeaters=0):
+    total = lambda key: sum(r[key] for r in results)  # noqa: E731
+    sim_time = max(r["sim_time_s"] for r in results)  # concentrators work in parallel
+    airtime_min = max(r["airtime_min_s"] for r in results if r["sim_time_s"] == sim_time)
+    rep = {
+        "meters": n_meters,
+        "reachable": total("reachable"),
+        "discovered": total("discovered"),
+        "registered": total("registered"),
+        "read_ok": total("read_ok"),
+        "max_hops": max(r["max_hops"] for r in results),
+        "frames": total("frames"),
+        "airtime_s": round(total("airtime_s"), 1),
+        "sim_time_s": round(sim_time, 1),
+        "wall_s": round(wall_s, 2),
+        "seed": seed,
+        "sections": len(results),
+        "frames_per_meter": round(total("frames") / max(1, n_meters), 1),
+        "airtime_min_s": round(airtime_min, 1),
+        "sim_to_min_airtime": round(sim_time / airtime_min, 1) if airtime_min else None,
+        "missing": [n for r in results for n in r["missing"]],
+    }
+    if fail_repeaters:
+        # a section where nothing failed keeps its figures
+        after = lambda key, same: sum(r.get(key, r[same]) for r in results)  # noqa: E731
+        rep.update({
+            "failed_repeaters": [n for r in results for n in r.get("failed_repeaters", ())],
+            "affected": sum(r.get("affected", 0) for r in results),
+            "rerouted": sum(r.get("rerouted", 0) for r in results),
+            "reachable_after": after("reachable_after", "reachable"),
+            "read_ok_after": after("read_ok_after", "read_ok"),
+        })
+    kinds = [r["kinds"] for r in results if "kinds" in r]
+    if kinds:
+        rep["boards"] = kinds[0]["boards"]
+        rep["in_process"] = kinds[0]["in_process"]
+    rep["details"] = results
+    return rep
+
+
+def tree_svg(report, n_meters, seed, section_meters=T.SECTION_METERS):
+    """SVG of the discovered tree: concentrators, repeaters, hop levels."""
+    sections = T.lv_sections(n_meters, seed, section_meters)
+    nodes, links, roots = [], [], []
+    failed = set(report.get("failed_repeaters", ()))
+    for topo, res in zip(sections, report["details"]):
+        repeaters = set(res["repeaters"])
+        for n in topo["nodes"]:
+            n = {k: v for k, v in n.items() if k in ("name", "role", "aca")}
+            if n["name"] in repeaters:
+                n["repeater"] = True
+            if n["name"] in failed:
+                n["failed"] = True
+            nodes.append(n)
+        roots.append(res["root"])
+        for child, (parent, snr) in res["tree"].items():
+            links.append({"a": parent, "b": child} if snr is None else {"a": parent, "b": child, "snr_db": snr})
+    return T.to_svg({"nodes": nodes, "links": links}, root=roots if len(roots) > 1 else roots[0])
+
+
+def print_report(rep, out=None):
+    import sys
+
+    out = out or sys.stdout
+    w = lambda *a: print(*a, file=out)  # noqa: E731
+    w("%d meters in %d section(s), seed %d" % (rep["meters"], rep["sections"], rep["seed"]))
+    w("  reachable %d, discovered %d, registered %d, read %d; deepest %d hop(s)"
+      % (rep["reachable"], rep["discovered"], rep["registered"], rep["read_ok"], rep["max_hops"]))
+    if "rerouted" in rep:
+        w("  after powering off %d repeater(s): %d meters affected, %d rerouted, read %d of %d reachable"
+          % (len(rep["failed_repeaters"]), rep["affected"], rep["rerouted"], rep["read_ok_after"],
+             rep["reachable_after"]))
+    if "boards" in rep:
+        w("  emulated boards: %(boards)s" % rep)
+        w("  in-process meters: %(in_process)s" % rep)
+    w("  %d frames (%.1f per meter), %.0f s on air; simulated %.0f s = %.1f x the %.0f s minimum airtime; wall %.1f s"
+      % (rep["frames"], rep["frames_per_meter"], rep["airtime_s"], rep["sim_time_s"],
+         rep["sim_to_min_airtime"] or 0, rep["airtime_min_s"], rep["wall_s"]))
+    if rep["missing"]:
+        w("  not discovered: %s" % ", ".join(rep["missing"][:20]))

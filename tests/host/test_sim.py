@@ -1,0 +1,64 @@
+"""`smitp sim`: the fleet simulation on the virtual clock, small sizes."""
+
+import json
+
+from smitp import sim
+from smitp import topology as T
+from smitp.cli import main
+from smitp.discovery import MAX_LEVEL
+
+KEYS = ("meters", "reachable", "discovered", "registered", "read_ok", "max_hops", "frames", "airtime_s",
+        "sim_time_s", "wall_s")
+
+
+def test_cli_json_reports_every_meter_discovered_registered_and_read(capsys, tmp_path):
+    svg = tmp_path / "tree.svg"
+    assert main(["sim", "--meters", "60", "--seed", "1", "--json", "--svg", str(svg)]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    for k in KEYS:
+        assert k in rep, k
+    assert rep["meters"] == rep["reachable"] == rep["discovered"] == rep["registered"] == rep["read_ok"] == 60
+    assert rep["max_hops"] >= 2 and rep["frames"] > 60
+    assert rep["sim_time_s"] > rep["airtime_min_s"] > 0
+    text = svg.read_text()
+    assert text.startswith("<svg") and text.count("<circle") == 60 and "hop 2" in text
+    assert 'fill="#ffd27f"' in text  # repeaters are marked
+
+
+def test_cli_text_and_failed_repeaters(capsys):
+    assert main(["sim", "--meters", "80", "--seed", "2", "--fail-repeaters", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "discovered 80, registered 80, read 80" in out
+    assert "after powering off 2 repeater(s)" in out
+
+
+def test_failure_figures():
+    rep = sim.run(80, seed=2, fail_repeaters=2)
+    assert len(rep["failed_repeaters"]) == 2 and rep["affected"] >= 1
+    assert rep["rerouted"] == rep["affected"]
+    assert rep["read_ok_after"] == rep["reachable_after"] == 78
+
+
+def test_sections_run_in_parallel_workers():
+    rep = sim.run(45, seed=3, section_meters=15)
+    assert rep["sections"] == 3 and rep["read_ok"] == 45
+    roots = [d["root"] for d in rep["details"]]
+    assert roots == ["dcu1", "dcu2", "dcu3"]
+    svg = sim.tree_svg(rep, 45, 3, section_meters=15)
+    assert svg.count("<rect x=") == 3 and "unreachable" not in svg
+
+
+def test_bad_arguments_are_one_line_errors(capsys):
+    assert main(["sim", "--meters", "0"]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_sections_keep_names_unique_and_depth_within_the_mac():
+    sections = T.lv_sections(1200, seed=1)
+    assert len(sections) == 3
+    names = [n["name"] for t in sections for n in t["nodes"] if n["role"] == "meter"]
+    acas = [n["aca"] for t in sections for n in t["nodes"] if n["role"] == "meter"]
+    assert len(set(names)) == len(set(acas)) == 1200 and names[0] == "m1" and names[-1] == "m1200"
+    for t in sections:
+        h = T.hops(t, t["nodes"][0]["name"])
+        assert len(h) == len(t["nodes"]) and max(h.values()) <= MAX_LEVEL
