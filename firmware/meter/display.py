@@ -165,6 +165,49 @@ def _ids(raw):
     return out
 
 
+# ---- value checks: a write that fails one is refused (NACK A-Node, bad value)
+def valid_mode(raw):
+    return raw[0] < len(MODE_NAMES)
+
+
+def valid_list(raw):
+    """Register ids, then zeros: each one in the table and readable without a key."""
+    end = False
+    for i in range(0, len(raw) - 1, 2):
+        reg = (raw[i] << 8) | raw[i + 1]
+        if reg == 0:
+            end = True
+        elif end:
+            return False
+        else:
+            row = R.BY_ID.get(reg)
+            if row is None or row[R.R_READ] != R.ACC_PLAIN:
+                return False
+    return True
+
+
+def valid_message(raw):
+    """Priority 0..2, then printable ASCII text padded with zeros."""
+    if raw[0] > PRIO_URGENT:
+        return False
+    end = False
+    for i in range(3, len(raw)):
+        b = raw[i]
+        if b == 0:
+            end = True
+        elif end or not 32 <= b < 127:
+            return False
+    return True
+
+
+def valid_special(raw):
+    return raw[0] == 0 or raw[0] in SPECIAL
+
+
+CHECKS = ((R.DISPLAY_MODE, valid_mode), (R.DISPLAY_SCROLL, valid_list), (R.DISPLAY_ALTERNATE, valid_list),
+          (R.DISPLAY_MESSAGE, valid_message), (R.DISPLAY_SPECIAL, valid_special))
+
+
 def civil(days):
     """Days since 1970-01-01 -> (year, month, day), proleptic Gregorian."""
     z = days + 719468
@@ -257,6 +300,12 @@ class Display:
         for reg in (R.DISPLAY_MODE, R.DISPLAY_SCROLL, R.DISPLAY_ALTERNATE, R.DISPLAY_TIMING,
                     R.DISPLAY_MESSAGE, R.DISPLAY_SPECIAL):
             model.on_write(reg, self._written)
+        # Refuse bad values where the data model checks writes; the manager
+        # copes with them anyway (unknown ids left out, modes and codes ignored).
+        checks = getattr(model, "checks", None)
+        if checks is not None:
+            for reg, fn in CHECKS:
+                checks[reg] = fn
 
     # ---- registers
     def _read_settings(self):
@@ -302,7 +351,7 @@ class Display:
         self._restart = True
 
     def _written(self, reg):
-        """A register of the display was written (by the concentrator)."""
+        """A display register was written (over PLC or through the optical port)."""
         if reg == R.DISPLAY_MODE:
             self._pending_mode = self._model.get(R.DISPLAY_MODE)
         elif reg == R.DISPLAY_MESSAGE or reg == R.DISPLAY_SPECIAL:
@@ -401,7 +450,7 @@ class Display:
                 self._set_state(m, MSG_EXPIRED, wall)
         status = self._model.get(R.STATUS_WORD)
         alarm = 0
-        for bit, _text_ in ALARMS:
+        for bit, _name in ALARMS:
             alarm |= status & (1 << bit)
         if alarm != self._alarm:
             self._alarm = alarm

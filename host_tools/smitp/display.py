@@ -145,6 +145,7 @@ class EmulatedMeter:
         if self.workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="smitp-display-")
             self.workdir = self._tmp.name
+        os.makedirs(self.workdir, exist_ok=True)
         k1, k2 = os.urandom(16), os.urandom(16)
         ring = KeyRing.from_dict({self.aca_text: {"k1": k1.hex(), "k2": k2.hex()}})
         self.aca = parse_aca(self.aca_text)

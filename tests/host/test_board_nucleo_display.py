@@ -1,11 +1,19 @@
 """The Nucleo board's display and button glue on the real MicroPython
 interpreter (real framebuf, real SSD1306 driver), with a fake `machine`: an
-I2C bus that records, and a button pin whose interrupt the script fires."""
+I2C bus that records, and a button pin whose interrupt the script fires.
+The OLED's frame is saved as artifacts/display/oled.png and compared with
+its reference image, like the emulated board's pictures."""
 
 import json
+import os
 import subprocess
 
+from test_display_pictures import ARTIFACTS, REFS, same_picture
 from tools import ROOT, micropython_path
+
+from smitp.png import write_png
+
+OLED_PALETTE = [(8, 10, 14), (140, 210, 255)]  # dark panel, lit pixel
 
 SCRIPT = r"""
 import sys, json
@@ -79,8 +87,10 @@ async def press():
     pin.handler(pin)       # a bounce
     levels.append(await btn.wait())
 asyncio.run(press())
-print(json.dumps({"bus": I2C.bus, "freq": I2C.freq, "pages": pages, "lit": lit, "again": again,
-                  "levels": levels, "trigger": pin.trigger, "pins": b.pins()}))
+import binascii
+print(json.dumps({"oled": binascii.hexlify(d.oled.buf).decode(), "bus": I2C.bus, "freq": I2C.freq,
+                  "pages": pages, "lit": lit, "again": again, "levels": levels, "trigger": pin.trigger,
+                  "pins": b.pins()}))
 """
 
 
@@ -99,3 +109,9 @@ def test_oled_and_button_of_the_nucleo_board():
     pins = out["pins"]
     assert (pins["oled_scl"], pins["oled_sda"], pins["button"]) == ("PB8", "PB9", "PC13")
     assert pins["oled_i2c"] == "I2C1 0x3C 400000 Hz"
+    buf = bytes.fromhex(out["oled"])  # MONO_VLSB: a byte is 8 rows of one column
+    pixels = bytes((buf[(y // 8) * 128 + x] >> (y % 8)) & 1 for y in range(64) for x in range(128))
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    path = os.path.join(ARTIFACTS, "oled.png")
+    write_png(path, 128, 64, pixels, OLED_PALETTE, scale=4)
+    same_picture(path, os.path.join(REFS, "oled.png"), "1.8.0 1234.567 kWh ACTIVE IMPORT")
