@@ -268,7 +268,7 @@ class Metering:
         if r == R.PERSIST_INTERVAL:
             return ENERGY_PERSIST_S
         if r == R.SECURITY_STATE:
-            ks = getattr(self.model, "keystore", None)
+            ks = self.model.keystore
             return (1 if ks is not None and ks.provisioned else 0) | (4 if self.model.get(R.READING_MODE) else 0)
         return 0
 
@@ -516,7 +516,6 @@ class Metering:
         self._take(s, t)
         self._plan(t)
         self._started = True
-        st = self.store
         m = self.model
         m.set(R.POWER_UPS, (m.get(R.POWER_UPS) + 1) & 0xFFFF)
         dl = self.tables[R.DAILY_ENERGIES]
@@ -876,7 +875,7 @@ class Metering:
         self.save(t)
 
     def _set_key(self, r, raw):
-        ks = getattr(self.model, "keystore", None)
+        ks = self.model.keystore
         if ks is None:
             return 6  # no security layer: unsupported
         old = self.store.get("keys") or bytes(32)
@@ -991,7 +990,8 @@ class BoardFeed:
         else:
             wall = m.t_ms + dt
             rtc = b.unix_time()
-            if abs(rtc - wall // 1000) > 2:  # the RTC was set behind our back
-                wall = rtc * 1000
+            if abs(rtc - wall // 1000) > 2:  # the RTC moved behind our back: a clock change, no energy
+                m.set_clock(rtc, CLOCK_SET)
+                return dt
         m.advance(wall, self.sample)
         return dt

@@ -266,3 +266,13 @@ def test_authenticated_table_services():
                          S.ECC_CTR_WRITE)[0] == A.ACK_A
     assert sim.meter.tables[R.HOLIDAYS].data[92:96] == b"\x07\xeb\x03\x0f"
     assert sim.store.get("resp") is not None  # a command's answer is kept across a reboot
+
+
+def test_broadcast_freeze_captures_without_answering():
+    sim = Sim(watts=700)
+    sim.run(90)
+    out = bytearray(mac.MAX_FRAME)
+    n = mac.encode(out, mac.BROADCAST, b"", 3, False, 0, False, 0, 0, bytes((A.COMMAND, TB.CMD_FREEZE)))
+    assert sim.node.on_phy(out, n) == 0
+    frozen = struct.unpack(R.LAYOUTS[R.SYNC_MEASURANDS][0], sim.reg(R.SYNC_MEASURANDS))
+    assert frozen[0] == sim.now() and frozen[7] == 2100

@@ -4,7 +4,6 @@ boards running the firmware on MicroPython with injected dips and outages."""
 
 import json
 import struct
-import time
 
 import pytest
 
@@ -16,7 +15,6 @@ from meterkit import DAY, K1, K2, Sim, local_utc
 from smitp import topology
 from smitp.cli import main
 from smitp.concentrator import Concentrator, Nack, parse_aca
-from smitp.demo import wait_until_ready
 from smitp.emulated_board import EmulatedBoard
 from smitp.medium import Medium
 from smitp.network import Network, VirtualClock
@@ -47,7 +45,7 @@ def week():
         sims[aca] = sim
         net.add_meter(node["name"], sim.node)
     for sim in sims.values():
-        sim.run(3 * DAY)
+        sim.run(3 * DAY + 600)
         sim.voltage(0, 0), sim.voltage(1, 0), sim.voltage(2, 0)  # a 10 minute outage
         sim.run(600)
         sim.load(400 * (list(sims).index(sim.aca) + 1))
@@ -91,7 +89,8 @@ def test_commands_custom_tables_writetab_and_dataspont_through_a_repeater(week):
     values = conc.get_custom(M1, 1, auth=True)  # 4 + 48 + 48 + 4 + 8 bytes: two answers
     assert [r for r, _ in values] == [R.ENERGY_IMPORT, R.FIRMWARE_ID, R.FIRMWARE_ID, R.CLOCK, R.MAX_DEMAND]
     assert int.from_bytes(values[0][1], "big") == sims[M1].reg(R.ENERGY_IMPORT)
-    holidays = b"".join(struct.pack(">HBB", 2026, 4, d) for d in range(1, 25))  # 96 bytes: two messages when authenticated
+    # 96 bytes: two messages when authenticated
+    holidays = b"".join(struct.pack(">HBB", 2026, 4, d) for d in range(1, 25))
     conc.write_table(M1, R.HOLIDAYS, 0, holidays, auth=True)
     assert bytes(sims[M1].meter.tables[R.HOLIDAYS].data) == holidays
     assert [raw for _, raw in conc.read_table(M1, R.HOLIDAYS)] == [holidays[i:i + 4] for i in range(0, 96, 4)]
@@ -101,6 +100,30 @@ def test_commands_custom_tables_writetab_and_dataspont_through_a_repeater(week):
     codes = [decode_record(R.EVENT_LOG, raw)["event"] for _, raw in spont]
     assert codes.count(E.EV_CUTOFF_OPEN) == 1 and E.EV_POWER_DOWN in codes
     assert sims[M3].reg(R.SPONT_ACK) == ack and not sims[M3].reg(R.STATUS_WORD) & (1 << R.SW_SPONT_PENDING)
+
+
+def test_year_read_back_through_the_concentrator():
+    topo = topology.load({"nodes": [{"name": "dcu", "role": "concentrator"}, {"name": "m1", "aca": M1.hex()}],
+                          "links": [{"a": "dcu", "b": "m1"}]})
+    net = Network(Medium(topology=topo), VirtualClock())
+    port = net.add_concentrator("dcu")
+    t0 = local_utc(2026, 1, 1)
+    sim = Sim(t0, keys=True, watts=1000, aca=M1)
+    net.add_meter("m1", sim.node)
+    sim.run_until(local_utc(2027, 1, 1), step=3600)
+    conc = Concentrator(port, keyring=ring())
+    bills = [decode_record(R.BILLING_DATA, raw) for _, raw in conc.read_table(M1, R.BILLING_DATA, auth=True)]
+    assert [b["time"] for b in bills] == [local_utc(2026 + m // 12, m % 12 + 1, 1) for m in range(1, 13)]
+    assert all(b["import"] == 3000 * (b["time"] - t0) // 3600 for b in bills)
+    dst = [decode_record(R.EVENT_LOG, raw) for _, raw in conc.read_table(M1, R.EVENT_LOG)]
+    assert [(e["time"], e["data"]) for e in dst if e["event"] == E.EV_DST] == [(1774746000, 120), (1792890000, 60)]
+    days = {decode_record(R.DAILY_ENERGIES, raw)["time"]: decode_record(R.DAILY_ENERGIES, raw)
+            for _, raw in conc.read_table(M1, R.DAILY_ENERGIES, local_utc(2026, 12, 7), local_utc(2026, 12, 11),
+                                          auth=True)}
+    t1 = [days[local_utc(2026, 12, d + 1)]["import T1"] - days[local_utc(2026, 12, d)]["import T1"] for d in (7, 8, 9)]
+    assert t1 == [33000, 0, 33000]  # 8 December, a Tuesday, is a public holiday
+    newest = decode_record(R.LOAD_PROFILE, conc.read(M1, [R.LOAD_PROFILE], auth=True)[R.LOAD_PROFILE])
+    assert newest["time"] == local_utc(2027, 1, 1) and newest["import"] == 750
 
 
 def _board_net(tmp_path, time_scale, **kw):
@@ -140,9 +163,10 @@ def test_emulated_board_dips_outage_cutoff_and_profile(tmp_path):
         (outage,) = [decode_record(R.INTERRUPTION_LOG, raw) for _, raw in conc.read_table(M1, R.INTERRUPTION_LOG)]
         assert outage["phases"] == "7" and 120 <= outage["duration"] <= 300
         lp = [decode_record(R.LOAD_PROFILE, raw) for _, raw in conc.read_table(M1, R.LOAD_PROFILE, auth=True)]
-        assert len(lp) >= 3 and all(b["time"] - a["time"] == 300 for a, b in zip(lp, lp[1:]))
+        # every 5 minutes of meter time; the outage may have taken one capture
+        assert len(lp) >= 2 and all(b["time"] - a["time"] in (300, 600) for a, b in zip(lp, lp[1:]))
         assert any(int(r["status"], 16) & M.PS_CUTOFF for r in lp)
-        assert any(int(r["status"], 16) & M.PS_POWER for r in lp[1:])
+        assert any(int(r["status"], 16) & M.PS_POWER for r in lp)
         evs = [decode_record(R.EVENT_LOG, raw)["event"] for _, raw in conc.read_table(M1, R.EVENT_LOG)]
         for code in (E.EV_UNDERVOLTAGE, E.EV_POWER_DOWN, E.EV_POWER_UP, E.EV_CUTOFF_OPEN, E.EV_CUTOFF_CLOSE):
             assert code in evs, (code, evs)
