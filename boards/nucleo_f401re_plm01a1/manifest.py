@@ -1,5 +1,9 @@
-# Image of NUCLEO-F401RE + X-NUCLEO-PLM01A1 (MicroPython stm32 port). main.py is
-# not compiled: the stm32 port runs main.py at boot, so deploy copies it as source.
+# Image of NUCLEO-F401RE + X-NUCLEO-PLM01A1 (MicroPython stm32 port). Works both
+# for `make image` (.mpy files to copy) and as FROZEN_MANIFEST of a MicroPython
+# firmware build (docs/flashing.md): the code then runs from flash, which this
+# board needs, its 96 KB of RAM being too small for the firmware's bytecode.
+# main.py is not compiled: the stm32 port runs main.py at boot from /flash.
 metadata(description="smitp-meter firmware, NUCLEO-F401RE + X-NUCLEO-PLM01A1 (ST7580)")
-package("meter", base_path="$(PROJECT)/firmware")
-module("board.py", base_path="$(BOARD_DIR)")
+include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules (asyncio, ...)
+package("meter", base_path="../../firmware")
+module("board.py")

@@ -2,9 +2,10 @@
 
 The manifest uses MicroPython's manifest vocabulary (metadata, package, module,
 include, require, options), so the same file can later be fed to a MicroPython
-firmware build to freeze the modules. Path variables: $(PROJECT) is the
-repository root, $(BOARD_DIR) the board's folder; relative paths are relative
-to the manifest that names them, as in MicroPython.
+firmware build to freeze the modules. Paths are relative to the manifest that
+names them, as in MicroPython; $(PROJECT) (the repository root) and $(BOARD_DIR)
+(the board's folder) are known here, and includes of $(PORT_DIR), $(MPY_DIR)
+or $(MPY_LIB_DIR) manifests are left to the MicroPython build.
 
 Optimisation level: 0 by default. mpy-cross -O1 and -O2 are the same thing
 (they drop `assert` and make __debug__ False); -O3 also drops line numbers.
@@ -26,6 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BOARDS = ROOT / "boards"
 DEFAULT_OPT = 0
+# Manifests of the MicroPython tree itself: a firmware build freezes what they
+# name (asyncio, ...); a .mpy image for a stock interpreter leaves them out.
+PORT_MANIFESTS = ("$(PORT_DIR)", "$(MPY_DIR)", "$(MPY_LIB_DIR)")
 
 
 class ImageError(Exception):
@@ -115,6 +119,8 @@ class Manifest:
 
         def include(manifest_path, **kwargs):
             for m in [manifest_path] if isinstance(manifest_path, str) else manifest_path:
+                if m.startswith(PORT_MANIFESTS):
+                    continue  # the port's own frozen modules come with the MicroPython build
                 self.run(self._path(m, here), **kwargs)
 
         def require(name, **kwargs):
