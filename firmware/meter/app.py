@@ -16,6 +16,16 @@ _TABLE_ATTRS = (A.READTAB_REQ, A.READTAB_SEL_REQ, A.BUFF_SELECT_REQ, A.GETTAB_RE
                 A.RESETTAB_REQ, A.COMMAND, A.DATASPONT)
 
 
+def write_nack(resp, code, item=0):
+    """NACK A-Node into resp: ATTR, PAR1 code, the register (or item)
+    concerned; returns its length."""
+    resp[0] = A.NACK_A
+    resp[1] = code
+    resp[2] = item >> 8
+    resp[3] = item & 0xFF
+    return 4
+
+
 class Application:
     def __init__(self, model):
         self.model = model
@@ -27,13 +37,8 @@ class Application:
         self._refill_at = None
 
     def _nack(self, code, reg_id=0):
-        r = self.resp
-        r[0] = A.NACK_A
-        r[1] = code
-        r[2] = reg_id >> 8
-        r[3] = reg_id & 0xFF
         self.stats["nacks"] += 1
-        return 4
+        return write_nack(self.resp, code, reg_id)
 
     def refuse(self):
         """Answer to a plain service sent encrypted (not supported)."""

@@ -22,6 +22,7 @@
 # test mode. Alternate and test mode fall back to normal mode by themselves.
 from meter import registers as R
 from meter import timers as T
+from meter.clock import civil_from_days
 from meter.compat import const, ticks_add, ticks_diff
 
 MODE_NORMAL = const(0)
@@ -208,19 +209,6 @@ CHECKS = ((R.DISPLAY_MODE, valid_mode), (R.DISPLAY_SCROLL, valid_list), (R.DISPL
           (R.DISPLAY_MESSAGE, valid_message), (R.DISPLAY_SPECIAL, valid_special))
 
 
-def civil(days):
-    """Days since 1970-01-01 -> (year, month, day), proleptic Gregorian."""
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (1 if m <= 2 else 0), m, d
-
-
 def format_value(screen, reg, value):
     """Fill the screen with register `reg` holding `value` (int or bytes)."""
     row = R.BY_ID[reg]
@@ -231,7 +219,7 @@ def format_value(screen, reg, value):
     enc, unit = row[R.R_ENC], row[R.R_UNIT]
     line, text = label, ""
     if enc == R.ENC_TIME:
-        y, mo, d = civil(value // 86400)
+        y, mo, d = civil_from_days(value // 86400)
         s = value % 86400
         line = "%04d-%02d-%02d UTC" % (y, mo, d)
         text = "%02d:%02d:%02d" % (s // 3600, s // 60 % 60, s % 60)

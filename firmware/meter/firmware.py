@@ -21,6 +21,19 @@ def log(*parts):
     print("meter:", *parts)
 
 
+async def read_within(reader, mv, timeout):
+    """One wait for "bytes or the port's next timer", whichever comes first:
+    bytes read into mv (0 when the timer came first); timeout -1 = no timer."""
+    if timeout == 0:
+        return 0
+    if timeout < 0:
+        return await reader.readinto(mv)
+    try:
+        return await asyncio.wait_for_ms(reader.readinto(mv), timeout)
+    except asyncio.TimeoutError:
+        return 0
+
+
 class ModemPort:
     """Owns the modem UART and pins: feeds the ST7580 driver, serves the node."""
 
@@ -37,17 +50,6 @@ class ModemPort:
         self._reset_at = 0
         # link quality of the last indication (meter.netmgmt Q_*): the ST7580 gives the SNR
         self.quality = [None, 0, None, None]
-
-    async def _read(self, timeout):
-        # One wait for "bytes or the driver's next timer", whichever is first.
-        if timeout == 0:
-            return 0
-        if timeout < 0:
-            return await self.reader.readinto(self.mv)
-        try:
-            return await asyncio.wait_for_ms(self.reader.readinto(self.mv), timeout)
-        except asyncio.TimeoutError:
-            return 0
 
     def _flush(self):
         out = self.drv.data_to_send()
@@ -101,7 +103,7 @@ class ModemPort:
                 timeout = due
             if not self.ready:
                 timeout = 100 if timeout < 0 else min(timeout, 100)
-            n = await self._read(timeout)
+            n = await read_within(self.reader, self.mv, timeout)
             if n is None or (n == 0 and timeout < 0):
                 raise SystemExit("modem UART closed")
             now = ticks_ms()

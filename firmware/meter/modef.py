@@ -31,6 +31,7 @@ from meter.compat import const, ticks_add, ticks_diff
 from meter import attrs as A
 from meter import registers as R
 from meter import timers as T
+from meter.app import write_nack
 from meter.crypto import crc32
 from meter.llc import DSAP_FMODE_1, DSAP_FMODE_3
 from meter.mac import MAX_LLC_DATA
@@ -315,13 +316,8 @@ class LocalConfig:
         self.stats = {"requests": 0, "nacks": 0, "writes": 0}
 
     def _nack(self, code, item=0):
-        r = self.resp
-        r[0] = A.NACK_A
-        r[1] = code
-        r[2] = item >> 8
-        r[3] = item & 0xFF
         self.stats["nacks"] += 1
-        return 4
+        return write_nack(self.resp, code, item)
 
     def refuse(self):
         return self._nack(A.NACK_UNSUPPORTED)

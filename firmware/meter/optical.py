@@ -7,6 +7,7 @@ import asyncio
 
 from meter import iec62056 as I
 from meter.compat import ticks_ms
+from meter.firmware import read_within
 from meter.modef import ModeFSession, Services
 from meter.readout import readout_lines
 from meter.storage import Store
@@ -48,16 +49,6 @@ class OpticalTask:
             self.board.set_optical_line(line[0], line[1])
             self._line = line
 
-    async def _read(self, timeout):
-        if timeout == 0:
-            return 0
-        if timeout < 0:
-            return await self.reader.readinto(self.mv)
-        try:
-            return await asyncio.wait_for_ms(self.reader.readinto(self.mv), timeout)
-        except asyncio.TimeoutError:
-            return 0
-
     def _events(self):
         ev = self.port.next_event()
         while ev is not None:
@@ -72,7 +63,7 @@ class OpticalTask:
     async def _step(self):
         port = self.port
         timeout = port.next_timeout(ticks_ms())
-        n = await self._read(timeout)
+        n = await read_within(self.reader, self.mv, timeout)
         now = ticks_ms()
         if n:
             port.receive(self.mv[0:n], now)

@@ -10,6 +10,7 @@
 # the readout needs no authentication.
 from meter import registers as R
 from meter import timers as T
+from meter.clock import civil_from_days
 from meter.compat import ticks_add, ticks_diff
 from meter.iec62056 import ETX, STX, bcc
 
@@ -43,15 +44,7 @@ def civil(t):
     """(year, month, day, hour, minute, second) of Unix time t, UTC, without
     the time module (ports differ in their epoch)."""
     days, secs = divmod(t, 86400)
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + (1 if m <= 2 else 0)
+    y, m, d = civil_from_days(days)
     return y, m, d, secs // 3600, secs // 60 % 60, secs % 60
 
 

@@ -379,8 +379,8 @@ def build_parser():
     sp = add("demo", cmd_demo, "read three emulated meters on a simulated feeder, one through a repeater")
     sp.add_argument("--auth", action="store_true",
                     help="provision keys, read authenticated and encrypted (AES-CTR), then try five attacks")
-    for name, fn, help_text in (("read", cmd_read, "read registers of a meter"),
-                                ("write", cmd_write, "write a register of a meter")):
+    def add_meter_service(name, fn, help_text):
+        """A service of one meter: where it is and how to reach it."""
         sp = add(name, fn, help_text)
         sp.add_argument("--meter", required=True, help="the meter's ACA, 12 hex digits")
         sp.add_argument("--via", help="repeater ACAs, comma separated, nearest the concentrator first")
@@ -389,21 +389,17 @@ def build_parser():
         sp.add_argument("--keys", help='key file: {"<ACA>": {"k1": "<hex>", "k2": "<hex>"}}')
         sp.add_argument("--encrypt", choices=("ctr", "none"), default="ctr",
                         help="with --auth: encrypt with AES-CTR (default) or only authenticate")
+        return sp
+
+    add_meter_service("read", cmd_read, "read registers of a meter")
+    add_meter_service("write", cmd_write, "write a register of a meter")
     sub.choices["read"].add_argument("--register", required=True, action="append",
                                      help="register id (0x003F) or name; repeat for several")
     sub.choices["write"].add_argument("--register", required=True, help="register id or name")
     sub.choices["write"].add_argument("--value", required=True, help="value: integer, text or hex")
-    for name, fn, help_text in (("readtab", cmd_readtab, "read a table of a meter (load profile, event log, "
-                                                         "billing data ...), a custom table or its spontaneous events"),
-                                ("command", cmd_command, "send a special command to a meter (COMMAND)")):
-        sp = add(name, fn, help_text)
-        sp.add_argument("--meter", required=True, help="the meter's ACA, 12 hex digits")
-        sp.add_argument("--via", help="repeater ACAs, comma separated, nearest the concentrator first")
-        sp.add_argument("--port", help="serial port of a real ST7580 modem (default: the emulated demo feeder)")
-        sp.add_argument("--auth", action="store_true", help="authenticated service (needs --keys)")
-        sp.add_argument("--keys", help='key file: {"<ACA>": {"k1": "<hex>", "k2": "<hex>"}}')
-        sp.add_argument("--encrypt", choices=("ctr", "none"), default="ctr",
-                        help="with --auth: encrypt with AES-CTR (default) or only authenticate")
+    add_meter_service("readtab", cmd_readtab, "read a table of a meter (load profile, event log, "
+                                              "billing data ...), a custom table or its spontaneous events")
+    add_meter_service("command", cmd_command, "send a special command to a meter (COMMAND)")
     sp = sub.choices["readtab"]
     sp.add_argument("--table", help="table register id or name (0x0200, 'load profile', event_log ...)")
     sp.add_argument("--from", dest="since", metavar="TIME", help="records from this time (unix s or ISO 8601, UTC)")

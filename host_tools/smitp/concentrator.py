@@ -13,6 +13,7 @@ from meter import attrs as A
 from meter import mac
 from meter import registers as R
 from meter import security as sec
+from meter import timers as T
 from meter.errors import DecodeError, SmitpError
 from smitp.aca import aca_text, parse_aca  # noqa: F401 (part of this module's interface)
 from smitp.medium import PHY_OVERHEAD_BITS
@@ -21,7 +22,7 @@ from smitp.secure import LmonMismatch
 # Master timing (project choice: the standard's timer formulas are not public).
 # Airtime as the medium model computes it (4800 bit/s and its PHY overhead).
 BITRATE = 4800
-ELABORATION_S = 0.020  # TEL: a node's time to answer or repeat
+ELABORATION_S = T.ELABORATION_MS / 1000.0  # TEL: a node's time to answer or repeat
 MARGIN_S = 0.5  # scheduling slack of emulated boards and host loops
 RETRIES = 2
 # Longest answers the table services ask for: RA7 (140 bytes) carries a full

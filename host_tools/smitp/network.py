@@ -14,11 +14,11 @@ import select
 import time
 from collections import deque
 
+from meter.timers import ELABORATION_MS
 from smitp.medium import Medium
 
-# Time an in-process meter takes to answer or repeat (the profile's
-# elaboration time TEL, 20 ms by the public defaults).
-ELABORATION_S = 0.020
+# Time an in-process meter takes to answer or repeat (TEL, meter/timers.py).
+ELABORATION_S = ELABORATION_MS / 1000.0
 
 
 class RealClock:

@@ -13,6 +13,7 @@ every register read, one meter through a repeater) under
 import os
 import select
 import shutil
+import subprocess
 import statistics
 import sys
 import tempfile
@@ -20,7 +21,7 @@ import time
 
 from meter import mac, st7580
 from smitp import demo
-from smitp.emulated_board import BOARD_MAIN, EmulatedBoard
+from smitp.emulated_board import BOARD_MAIN, EmulatedBoard, micropython_path
 from smitp.image import build_image
 from smitp.network import Network
 
@@ -109,17 +110,25 @@ def demo_passes(heap_kib, main):
     return all(not m.get("error") for m in report["meters"])
 
 
-def min_heap(main, lo=8, hi=256):
-    """Smallest heap (KiB, 32-bit word sizing) with which the demo scenario completes."""
-    if not demo_passes(hi, main):
+def bisect(passes, lo=8, hi=256):
+    """Smallest heap (KiB, 32-bit word sizing) for which passes(kib) holds, or None."""
+    if not passes(hi):
         return None
     while lo < hi:
         mid = (lo + hi) // 2
-        if demo_passes(mid, main):
+        if passes(mid):
             hi = mid
         else:
             lo = mid + 1
     return lo
+
+
+def imports_pass(heap_kib, main):
+    """The compiled firmware only loaded (every module the board imports), nothing run."""
+    image = os.path.dirname(main)
+    code = "import sys; sys.path.insert(0, %r); import board, meter.firmware, meter.optical" % image
+    r = subprocess.run([micropython_path(), "-X", "heapsize=%dwK" % heap_kib, "-c", code], capture_output=True)
+    return r.returncode == 0
 
 
 def image_main(workdir):
@@ -136,9 +145,15 @@ def main():
     if "--latency-only" in sys.argv:
         return
     with tempfile.TemporaryDirectory() as tmp:
-        kib = min_heap(image_main(tmp))
+        main_py = image_main(tmp)
+        kib = bisect(lambda k: demo_passes(k, main_py))
+        code = bisect(lambda k: imports_pass(k, main_py))
     print("smallest heap completing the demo scenario (compiled image, 3 boards): %s"
           % ("%d KiB (-X heapsize=%dwK)" % (kib, kib) if kib else "none up to 256 KiB"))
+    print("smallest heap that only loads the compiled firmware (bytecode in RAM, as on the unix port): %s KiB"
+          % code)
+    if kib and code:
+        print("heap the meter needs beyond its code (what a board with frozen code needs): %d KiB" % (kib - code))
 
 
 if __name__ == "__main__":

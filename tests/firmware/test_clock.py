@@ -59,3 +59,9 @@ def test_bad_rules_refused():
         lt.configure(bytes((0, 60, 60, 13, 5, 7, 1, 10, 5, 7, 1)))
     with raises(ValueError):
         lt.configure(bytes((0, 60, 60, 3, 5, 8, 1, 10, 5, 7, 1)))
+
+
+def test_civil_dates_of_day_numbers():
+    assert civil_from_days(0) == (1970, 1, 1)
+    assert civil_from_days(11016) == (2000, 2, 29)
+    assert civil_from_days(20639) == (2026, 7, 5)

@@ -171,12 +171,6 @@ def test_values_as_a_meter_shows_them():
     assert screen.value == "12345678"
 
 
-def test_civil_dates():
-    assert D.civil(0) == (1970, 1, 1)
-    assert D.civil(11016) == (2000, 2, 29)
-    assert D.civil(20639) == (2026, 7, 5)
-
-
 def test_live_value_refreshes_every_second():
     m = Meter()
     m.at(0)
