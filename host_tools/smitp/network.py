@@ -299,6 +299,7 @@ def in_process_meter(aca, serial, clock, keys=None, seed=0):
     from meter.datamodel import DataModel
     from meter import firmware_id
     from meter.auth import security_factory
+    from meter.metering import Metering
     from meter.node import MeterNode
     from meter.storage import Store
 
@@ -309,6 +310,7 @@ def in_process_meter(aca, serial, clock, keys=None, seed=0):
         provision_store(store, *keys)
     now = lambda: int(clock.now())  # noqa: E731
     model = DataModel(serial, aca, firmware_id("in-process"), store, now)
+    Metering(model, store)  # the engines behind the registers and tables (model.meter)
     return MeterNode(aca, model, security_factory(aca, store, model, now), store=store, seed=seed)
 
 

@@ -61,3 +61,10 @@ def test_frames_on_the_medium_carry_a_zlib_crc(conc):
 
 def test_timeout_grows_with_hops():
     assert response_timeout(2, 30, 40) > response_timeout(1, 30, 40) > response_timeout(0, 30, 40)
+
+
+def test_in_process_meters_serve_the_table_services(conc):
+    """The fleet's in-process meters run the same engines as the boards."""
+    profiles = conc.read_table(M3, R.DAY_PROFILES_1, route=(M2,))
+    assert profiles and all(len(raw) == R.BY_ID[R.DAY_PROFILES_1][R.R_SIZE] for _n, raw in profiles)
+    assert conc.read_table(M3, R.EVENT_LOG, route=(M2,)) == []  # nothing happened yet
