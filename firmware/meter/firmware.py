@@ -73,7 +73,7 @@ class ModemPort:
                 self.quality[1] = ev[2]
                 n = self.node.on_phy(payload, len(payload), ticks_ms(), self.quality)
                 if n and self.ready:
-                    drv.phy_data(bytes(self.node.outv[0:n]))
+                    drv.phy_data(self.node.outv[0:n])
             elif kind == st7580.EV_RESET:
                 if self.ready:
                     self.model.status |= 1 << R.SW_MODEM_RESET
@@ -119,7 +119,7 @@ class ModemPort:
         n = self.node.poll(now)
         while n:
             if self.ready:
-                self.drv.phy_data(bytes(self.node.outv[0:n]))
+                self.drv.phy_data(self.node.outv[0:n])
             n = self.node.poll(now)
 
 

@@ -481,10 +481,15 @@ class ST7580:
         return True
 
     def phy_data(self, payload):
-        """PHY_Data.request with the project's options byte (PHY_OPTIONS)."""
-        if len(payload) > PHY_MAX_PAYLOAD:
-            raise ValueError("%d payload bytes, at most %d" % (len(payload), PHY_MAX_PAYLOAD))
-        return self.request(CMD_PHY_DATA_REQ, bytes((PHY_OPTIONS,)) + bytes(payload))
+        """PHY_Data.request with the project's options byte (PHY_OPTIONS).
+        payload is copied (once), so the caller may reuse its buffer."""
+        n = len(payload)
+        if n > PHY_MAX_PAYLOAD:
+            raise ValueError("%d payload bytes, at most %d" % (n, PHY_MAX_PAYLOAD))
+        data = bytearray(n + 1)
+        data[0] = PHY_OPTIONS
+        data[1:] = payload
+        return self.request(CMD_PHY_DATA_REQ, data)
 
     def mib_write(self, index, value):
         return self.request(CMD_MIB_WRITE_REQ, bytes((index,)) + bytes(value))
