@@ -8,12 +8,16 @@
 #   NACK A     ATTR | PAR1 code | id (2)            id of the offending register
 from meter import attrs as A
 from meter import registers as R
+from meter import timers as T
+from meter.budget import TokenBucket
 from meter.mac import MAX_LLC_DATA
 from meter.tables import TableService
-from meter.timers import WRITE_BURST, WRITE_REFILL_S
 
 _TABLE_ATTRS = (A.READTAB_REQ, A.READTAB_SEL_REQ, A.BUFF_SELECT_REQ, A.GETTAB_REQ, A.SETTAB_REQ, A.WRITETAB_REQ,
                 A.RESETTAB_REQ, A.COMMAND, A.DATASPONT)
+# every request ATTR the application serves (the security layer accepts the
+# authenticated variants of these only)
+REQUEST_ATTRS = (A.READ_REQ, A.WRITE_REQ) + _TABLE_ATTRS
 
 
 def write_nack(resp, code, item=0):
@@ -33,30 +37,31 @@ class Application:
         self.stats = {"requests": 0, "nacks": 0}
         self.tables = TableService(self)
         self.changed = False  # the last request changed something (the security layer keeps its answer)
-        self._tokens = WRITE_BURST
-        self._refill_at = None
+        self._budgets = (TokenBucket(T.PLAIN_WRITE_BURST, T.PLAIN_WRITE_REFILL_S),
+                         TokenBucket(T.WRITE_BURST, T.WRITE_REFILL_S))
+        self._grant = R.ACC_PLAIN
+        self._undo = bytearray(MAX_LLC_DATA)  # old values of a WRITE, to put back on failure
 
     def _nack(self, code, reg_id=0):
         self.stats["nacks"] += 1
         return write_nack(self.resp, code, reg_id)
 
-    def refuse(self):
-        """Answer to a plain service sent encrypted (not supported)."""
-        return self._nack(A.NACK_UNSUPPORTED)
+    def refuse(self, code=A.NACK_UNSUPPORTED):
+        """A NACK for a request the layers above refused (by default: a
+        plain service sent encrypted, not supported)."""
+        self.changed = False
+        return self._nack(code)
+
+    def ack(self, changed):
+        """An ACK for a request the layers above served."""
+        self.changed = changed
+        self.resp[0] = A.ACK_A
+        return 1
 
     def spend(self):
-        """Take one flash-write token (False: none left, answer busy)."""
-        now = self.model.clock()
-        if self._refill_at is None or now < self._refill_at:
-            self._refill_at = now
-        got = (now - self._refill_at) // WRITE_REFILL_S
-        if got:
-            self._tokens = min(WRITE_BURST, self._tokens + got)
-            self._refill_at += got * WRITE_REFILL_S
-        if self._tokens <= 0:
-            return False
-        self._tokens -= 1
-        return True
+        """Take one flash-write token of the current request's budget
+        (authenticated or plain); False: none left, answer busy."""
+        return self._budgets[self._grant != R.ACC_PLAIN].take(self.model.clock())
 
     def handle(self, req, off, n, max_resp, grant=R.ACC_PLAIN):
         """Serve the APDU req[off:off+n] (ATTR first); return the length of the
@@ -65,6 +70,9 @@ class Application:
         (ACC_PLAIN, or ACC_READ_KEY / ACC_WRITE_KEY after authentication)."""
         self.stats["requests"] += 1
         self.changed = False
+        self._grant = grant
+        if max_resp < 1:  # not even an ACK fits: refuse before anything happens
+            return self._nack(A.NACK_TOO_LONG)
         attr = req[off]
         if attr == A.READ_REQ:
             size = self._read(req, off + 1, n - 1, grant)
@@ -124,12 +132,36 @@ class Application:
         if not self.spend():
             return self._nack(A.NACK_BUSY)
         self.changed = True
+        # All or none: keep the old values, put them back if an item fails.
+        undo = self._undo
         p = off
+        u = 0
         while p < end:
             row = R.BY_ID[(req[p] << 8) | req[p + 1]]
-            code = model.write_from(row, req, p + 2)
-            if code:
-                return self._nack(code, row[R.R_ID])
+            u = model.read_into(row, undo, u)
             p += 2 + row[R.R_SIZE]
+        p = off
+        try:
+            while p < end:
+                row = R.BY_ID[(req[p] << 8) | req[p + 1]]
+                code = model.write_from(row, req, p + 2)
+                if code:
+                    self._restore(req, off, p)
+                    return self._nack(code, row[R.R_ID])
+                p += 2 + row[R.R_SIZE]
+        except Exception:
+            self._restore(req, off, p + 2 + row[R.R_SIZE])
+            raise
         self.resp[0] = A.ACK_A
         return 1
+
+    def _restore(self, req, off, stop):
+        # Write back the old values of the items in req[off:stop].
+        model = self.model
+        p = off
+        u = 0
+        while p < stop:
+            row = R.BY_ID[(req[p] << 8) | req[p + 1]]
+            model.write_from(row, self._undo, u)
+            u += row[R.R_SIZE]
+            p += 2 + row[R.R_SIZE]

@@ -16,6 +16,7 @@ RESETTAB_REQ = const(16)
 COMMAND = const(18)
 DATASPONT = const(20)
 BUFF_SELECT_REQ = const(22)
+KEY_CHANGE = const(24)  # project choice: meter/keychange.py
 BUFF_SELECT_RESP = const(23)
 GETTAB_REQ = const(30)
 GETTAB_RESP = const(31)
@@ -51,6 +52,7 @@ NACK_UNSUPPORTED = const(6)  # project choice: unknown or unsupported ATTR
 NACK_NOT_STORED = const(7)  # project choice: the flash refused the write
 NACK_BUSY = const(8)  # project choice: the flash write budget is used up, try later
 NACK_AUTH = const(10)  # public: authentication failure / LMON mismatch
+NACK_LMON_EXHAUSTED = const(11)  # project choice: LMON used up, authenticated services refused
 
 NAMES = {
     READ_REQ: "READ.REQ",
@@ -67,6 +69,7 @@ NAMES = {
     DATASPONT: "DATASPONT",
     BUFF_SELECT_REQ: "BUFF_SELECT.REQ",
     BUFF_SELECT_RESP: "BUFF_SELECT.RESP",
+    KEY_CHANGE: "KEY_CHANGE",
     GETTAB_REQ: "GETTAB.REQ",
     GETTAB_RESP: "GETTAB.RESP",
     ADDRESS_REQ: "ADDRESS.REQ",
@@ -100,4 +103,5 @@ NACK_NAMES = {
     NACK_NOT_STORED: "not stored",
     NACK_BUSY: "busy",
     NACK_AUTH: "authentication failure",
+    NACK_LMON_EXHAUSTED: "LMON exhausted",
 }

@@ -3,33 +3,56 @@
 #
 # Reject ladder for an authenticated request R carrying MON c:
 #   1. keys provisioned?            no  -> plain NACK A-Node, code 10
-#   2. R == last accepted request?  yes -> the cached answer, nothing else
-#   3. decrypt, verify with c = LMON + 1
-#                                   no  -> NACK A-Node AUTH (245) PAR1 10 with
-#                                          the current LMON (ECB, read key)
-#   4. commit c (the flash ceiling first; refused -> drop, counted)
-#   5. serve with the rights of the key: K2 reads, K1 reads and (encrypted) writes
-#   6. seal the answer with MON = c and the request's ECC, cache it, send it
-# CHL.REQ (112) is answered with CHL.RESP (113): the current LMON, ECB/K2.
-# Order and reasons for 4-6: see meter/lmon.py (ResponseCache).
+#   2. a request ATTR we serve?     no  -> plain NACK A-Node, code 6
+#   3. LMON used up?                yes -> plain NACK A-Node, code 11
+#   4. R == last accepted request?  yes -> the cached answer, nothing else
+#   5. decrypt, verify with c = LMON + 1 (a key-change activate: with the
+#      staged keys)                 no  -> NACK A-Node AUTH (245) PAR1 10 with
+#                                          the current LMON (ECB, read key),
+#                                          rate-limited: beyond it, silence
+#   6. commit c (the flash ceiling first; refused -> drop, counted)
+#   7. serve with the rights of the key and mode: K1 in ECB writes; K1 in CTR
+#      or MAC-only, and K2, only read (docs/security.md, W1)
+#   8. seal the answer with MON = c and the request's ECC, cache it, send it
+# CHL.REQ (112) is answered with CHL.RESP (113): the current LMON, ECB/K2,
+# rate-limited with NACK-10. Order and reasons for 6-8: meter/lmon.py
+# (ResponseCache). In ECB, DATA is padded both ways (meter/security.py).
 from meter import attrs as A
+from meter import keychange as KC
 from meter import registers as R
 from meter import security as S
+from meter import timers as T
+from meter.app import REQUEST_ATTRS
+from meter.budget import TokenBucket
+from meter.compat import ticks_ms
 from meter.errors import DecodeError
 from meter.mac import MAX_LLC_DATA
 
+_KEY_CHANGE_AUTH = KC.KEY_CHANGE + 100
+
+
+def _served(attr):
+    """Is attr the authenticated variant of a request this meter serves?"""
+    if attr < 102 or attr >= 190:
+        return False
+    plain = attr - 100
+    return plain in REQUEST_ATTRS or plain == KC.KEY_CHANGE
+
 
 class SecureLayer:
-    def __init__(self, aca, app, lmon, keystore, cache, clock):
+    def __init__(self, aca, app, lmon, keystore, cache, clock, on_keys_changed=None):
         self.aca = bytes(aca)  # natural order: the AL form of the address
         self.app = app
         self.lmon = lmon
         self.keystore = keystore
         self.cache = cache
         self._clock = clock
+        self.on_keys_changed = on_keys_changed
+        self._limit = TokenBucket(T.AUTH_NACK_BURST, T.AUTH_NACK_REFILL_MS)
         self.work = bytearray(MAX_LLC_DATA + S.AUTH_OVERHEAD)
         self.resp = bytearray(MAX_LLC_DATA)
-        self.stats = {"accepted": 0, "auth_failures": 0, "repeats": 0, "challenges": 0, "refused": 0}
+        self.stats = {"accepted": 0, "auth_failures": 0, "repeats": 0, "challenges": 0, "refused": 0,
+                      "silenced": 0}
 
     def handles(self, attr):
         return attr == A.CHL_REQ or S.is_authenticated(attr)
@@ -40,6 +63,7 @@ class SecureLayer:
         return n
 
     def _nack_plain(self, code):
+        self.stats["refused"] += 1
         r = self.resp
         r[0] = A.NACK_A
         r[1] = code
@@ -47,64 +71,132 @@ class SecureLayer:
         r[3] = 0
         return 4
 
-    def handle(self, buf, off, n, ecc, max_resp):
+    def _may_answer(self, now_ms):
+        # NACK-10 and CHL.RESP cost a CMAC each and airtime: rate-limited.
+        if self._limit.take(ticks_ms() if now_ms is None else now_ms):
+            return True
+        self.stats["silenced"] += 1
+        return False
+
+    def handle(self, buf, off, n, ecc, max_resp, now_ms=None):
         """Serve the LSDU buf[off:off+n]; return (answer length in self.resp, its ECC).
-        Length 0: no answer."""
+        Length 0: no answer. now_ms: ticks of the frame (the rate limit's clock)."""
         st = self.stats
         keys = self.keystore.keys()
         if keys is None:
-            st["refused"] += 1
             return self._nack_plain(A.NACK_AUTH), 0
         req = memoryview(buf)[off:off + n]
-        if buf[off] == A.CHL_REQ:
+        attr = buf[off]
+        if attr == A.CHL_REQ:
             try:
                 challenge = S.challenge_of(req[1:])
             except DecodeError:
                 return self._nack_plain(A.NACK_BAD_LENGTH), 0
+            if not self._may_answer(now_ms):
+                return 0, 0
             st["challenges"] += 1
             return self._answer(S.seal_challenge_resp(keys, self.aca, self.lmon.value, challenge)), S.ECC_CHALLENGE
+        if not _served(attr):  # answers and unknown ATTRs are not requests: nothing to verify
+            return self._nack_plain(A.NACK_UNSUPPORTED), 0
+        if self.lmon.exhausted:
+            return self._nack_plain(A.NACK_LMON_EXHAUSTED), 0
         cached = self.cache.lookup(req, ecc)
         if cached is not None:
             st["repeats"] += 1
             return self._answer(cached), ecc
         work = self.work
         work[0:n] = req
+        activating = False
         try:
             end, _when = S.open_into(keys, self.aca, work, n, self.lmon.candidate(), ecc)
         except DecodeError:  # AuthError and malformed alike: the sender must resynchronise
-            st["auth_failures"] += 1
-            etm = S.etm(req) if n >= 1 + S.AUTH_OVERHEAD else bytes(S.ETM_LEN)
-            return self._answer(S.seal_auth_nack(keys, self.aca, self.lmon.value, etm)), S.ECC_CHALLENGE
+            end = self._open_with_staged(work, n, ecc)
+            if end < 0:
+                st["auth_failures"] += 1
+                if not self._may_answer(now_ms):
+                    return 0, 0
+                etm = S.etm(req) if n >= 1 + S.AUTH_OVERHEAD else bytes(S.ETM_LEN)
+                return self._answer(S.seal_auth_nack(keys, self.aca, self.lmon.value, etm)), S.ECC_CHALLENGE
+            activating = True
         if not self.lmon.commit():
             st["refused"] += 1
             return 0, 0
         st["accepted"] += 1
-        mon = self.lmon.value
-        work[0] = S.plain_attr(work[0])
-        # K1 grants writes only to encrypted requests: a MAC-only payload can be
-        # replaced by anyone who intercepts it (docs/security.md, W1).
-        write_ok = S.ecc_key(ecc) == S.KEY_WRITE and S.ecc_mode(ecc) != S.MODE_NONE
-        grant = R.ACC_WRITE_KEY if write_ok else R.ACC_READ_KEY
-        size = self.app.handle(work, 0, end, min(max_resp, MAX_LLC_DATA) - S.AUTH_OVERHEAD, grant)
+        ecb = S.ecc_mode(ecc) == S.MODE_ECB
+        # Only ECB leaves an intercepted request no bits to steer (W1): K1 in
+        # CTR or MAC-only reads, as K2 does.
+        grant = R.ACC_WRITE_KEY if ecb and S.ecc_key(ecc) == S.KEY_WRITE else R.ACC_READ_KEY
+        room = min(max_resp, MAX_LLC_DATA) - S.AUTH_OVERHEAD
+        if ecb:
+            room = (room - 1) // 16 * 16  # the answer, padded, still fits
+            try:
+                end = S.ecb_unpad(work, end)
+            except DecodeError:
+                end = -1
+        work[0] = attr - 100
+        if end < 0:
+            size = self.app.refuse(A.NACK_BAD_LENGTH)
+        elif activating:
+            size = self._activate()
+            keys = self.keystore.keys()  # the answer goes under the new keys
+        elif work[0] == KC.KEY_CHANGE:
+            size = self._stage(keys, work, end, grant)
+        else:
+            size = self.app.handle(work, 0, end, room, grant)
         ans = self.app.resp
         if ans[0] == A.NACK_A:
             # An authenticated NACK has the shape of NACK-10: PAR1 only, ECB/K2, MON = LMON.
-            lsdu = S.seal_auth_nack(keys, self.aca, mon, S.etm(req), ans[1])
+            lsdu = S.seal_auth_nack(keys, self.aca, self.lmon.value, S.etm(req), ans[1])
             answer_ecc = S.ECC_CHALLENGE
             size = self._answer(lsdu)
         else:
             r = self.resp
             r[0:size] = memoryview(ans)[0:size]
             r[0] = S.auth_attr(r[0])
-            size = S.seal_into(keys, self.aca, r, size, mon, ecc, self._clock())
+            if ecb:
+                size = S.ecb_pad(r, size)
+            size = S.seal_into(keys, self.aca, r, size, self.lmon.value, ecc, self._clock())
             answer_ecc = ecc
         # Only a request that changed something must find its answer after a reboot
-        # (a WRITE, a table write, a command: the application says so).
-        changed = getattr(self.app, "changed", None)
-        if changed is None:  # an application that does not say: everything but a READ
-            changed = req[0] != S.auth_attr(A.READ_REQ)
-        self.cache.put(req, memoryview(self.resp)[0:size], ecc, persist=changed)
+        # (a WRITE, a table write, a command, a key change: the application says so).
+        self.cache.put(req, memoryview(self.resp)[0:size], ecc, persist=self.app.changed)
         return size, answer_ecc
+
+    # ---- key change (meter/keychange.py)
+    def _open_with_staged(self, work, n, ecc):
+        """End of DATA of a key-change activate that opens with the staged
+        keys (the sender proves it holds them), else -1."""
+        staged = self.keystore.pending()
+        if staged is None or work[0] != _KEY_CHANGE_AUTH or ecc != S.ECC_ECB_WRITE:
+            return -1
+        try:
+            end, _when = S.open_into(staged[2], self.aca, work, n, self.lmon.candidate(), ecc)
+            dend = S.ecb_unpad(work, end)
+        except DecodeError:
+            return -1
+        if not KC.is_activate(work, 1, dend - 1, staged[0], staged[1]):
+            return -1
+        return end
+
+    def _stage(self, keys, work, end, grant):
+        app = self.app
+        if grant != R.ACC_WRITE_KEY:
+            return app.refuse(A.NACK_ACCESS_DENIED)
+        try:
+            k1, k2 = KC.open_stage(keys.write, work, 1, end - 1)
+        except DecodeError:
+            return app.refuse(A.NACK_BAD_VALUE)
+        if not self.keystore.stage(k1, k2):
+            return app.refuse(A.NACK_NOT_STORED)
+        return app.ack(changed=True)
+
+    def _activate(self):
+        app = self.app
+        if not self.keystore.activate():
+            return app.refuse(A.NACK_NOT_STORED)
+        if self.on_keys_changed is not None:
+            self.on_keys_changed()
+        return app.ack(changed=True)
 
 
 def security_factory(aca, store, model, clock):
@@ -119,7 +211,7 @@ def security_factory(aca, store, model, clock):
     layers = []
 
     def make(app):
-        layer = SecureLayer(aca, app, lmon, keystore, cache, clock)
+        layer = SecureLayer(aca, app, lmon, keystore, cache, clock, on_keys_changed)
         layers.append(layer)
         return layer
 
@@ -127,7 +219,12 @@ def security_factory(aca, store, model, clock):
         st = layers[0].stats
         return ((st["accepted"] & 0xFFFFFFFF) << 32) | (st["auth_failures"] & 0xFFFFFFFF)
 
-    model.keystore = keystore  # key registers (0x0300, 0x0301) change the keys through it
+    def on_keys_changed():
+        model.set(R.KEY_CHANGES, (model.get(R.KEY_CHANGES) + 1) & 0xFFFF)
+        if model.meter is not None:
+            model.meter.keys_changed()  # the alarm bit and the event log
+
+    model.keystore = keystore  # the security state register says whether keys are provisioned
     model.provide(R.LMON, lambda: lmon.value)
     model.provide(R.SECURITY_COUNTERS, counters)
     return make

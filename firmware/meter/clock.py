@@ -11,6 +11,15 @@ import struct
 from meter.compat import const
 
 DAY = const(86400)
+# Times a concentrator may set (project choice): 2000-01-01 .. 2099-12-31, so
+# that a 4-byte time plus any period the meter adds never wraps.
+TIME_MIN = const(946684800)
+TIME_END = 4102444800  # 2100-01-01; not const(): above a small int on 32-bit ports
+
+
+def valid_time(t):
+    """May the meter clock be set to t (seconds since 1970)?"""
+    return TIME_MIN <= t < TIME_END
 
 
 def days_from_civil(y, m, d):

@@ -7,9 +7,15 @@
 # energies, measurands, clock, status words ...), the value kept here (settings,
 # counters; "r<id>" records in the Store for persistent ones, R.DEFAULTS at the
 # factory). ENC_TABLE registers read their newest record from `tables`.
+from meter import attrs as A
 from meter import registers as R
+from meter.clock import valid_time
 
 _INTS = (R.ENC_UINT, R.ENC_TIME, R.ENC_BITS, R.ENC_INT)
+
+
+def _clock_ok(raw):
+    return valid_time(int.from_bytes(raw, "big"))
 
 
 class AccessError(Exception):
@@ -24,7 +30,7 @@ class DataModel:
         self._sources = {R.CLOCK: clock}  # registers whose value is computed when read
         self._watchers = {}  # reg id -> fn(reg id), called after the concentrator wrote it
         self._owners = {}  # reg id -> object with reg_get(id) and reg_put(id, raw)
-        self.checks = {}  # reg id -> fn(raw): may the concentrator write this value?
+        self.checks = {R.CLOCK: _clock_ok}  # reg id -> fn(raw): may the concentrator write this value?
         self.tables = {}  # reg id of an ENC_TABLE register -> its ring.Ring / ring.Array
         self.meter = None  # the metering engines (meter.metering.Metering), when attached
         self.keystore = None  # the security layer's key store, when there is one
@@ -70,10 +76,13 @@ class DataModel:
             self._save(row)
 
     def _save(self, row):
+        """Write the register's record; False (storage fault flagged) if refused."""
         buf = bytearray(row[R.R_SIZE])
         self.read_into(row, buf, 0)
         if not self._store.put("r%04x" % row[R.R_ID], buf):
             self.status |= 1 << R.SW_STORAGE_FAULT
+            return False
+        return True
 
     def provide(self, reg_id, fn):
         """Let fn() give the register's value whenever it is read."""
@@ -158,9 +167,11 @@ class DataModel:
                 self._set_clock(int.from_bytes(raw, "big"))
             self.status &= ~(1 << R.SW_CLOCK_UNSET)
             return 0
+        old = self._values[row[R.R_ID]]
         self._set_raw(row, raw)
-        if row[R.R_PERSIST]:
-            self._save(row)
+        if row[R.R_PERSIST] and not self._save(row):
+            self._values[row[R.R_ID]] = old  # not on flash: not written
+            return A.NACK_NOT_STORED
         fn = self._watchers.get(row[R.R_ID])
         if fn is not None:
             fn(row[R.R_ID])

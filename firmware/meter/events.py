@@ -25,7 +25,7 @@ EV_PHASE_INTERRUPTION = const(14)  # data: phase mask << 24 | duration s
 EV_UNDERVOLTAGE = const(15)  # data: phase << 24 | duration s
 EV_OVERVOLTAGE = const(16)  # data: phase << 24 | duration s
 EV_STORAGE_FAULT = const(17)  # data: failed writes so far
-EV_KEYS = const(18)  # data: 1 write key, 2 read key
+EV_KEYS = const(18)  # data: 3 (both keys, by the key-change procedure)
 EV_LOG_RESET = const(19)  # data: 0
 EV_MAX = const(19)
 

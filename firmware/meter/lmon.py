@@ -108,6 +108,11 @@ class LmonCounter:
         return self._lmon
 
     @property
+    def exhausted(self):
+        """No further request can be accepted: LMON is at the top of its range."""
+        return self._lmon >= LMON_MAX
+
+    @property
     def ceiling(self):
         """Highest LMON acceptable without another flash write."""
         return self._ceiling
@@ -160,20 +165,43 @@ class LmonCounter:
         return True
 
 
+def _key_record(k1, k2):
+    rec = bytearray(bytes(k1) + bytes(k2) + bytes(4))
+    struct.pack_into(">I", rec, 2 * _KEY_LEN, crc32(memoryview(rec)[0:2 * _KEY_LEN]))
+    return rec
+
+
+def _parse_keys(raw):
+    # (k1, k2) from a key record, or None when absent or damaged. A 32-byte
+    # record without CRC is what earlier firmware provisioned.
+    if raw is None or len(raw) not in (2 * _KEY_LEN, 2 * _KEY_LEN + 4):
+        return None
+    if len(raw) > 2 * _KEY_LEN and struct.unpack_from(">I", raw, 2 * _KEY_LEN)[0] != crc32(
+            memoryview(raw)[0:2 * _KEY_LEN]):
+        return None
+    return bytes(raw[0:_KEY_LEN]), bytes(raw[_KEY_LEN:2 * _KEY_LEN])
+
+
 class KeyStore:
-    """K1 (write key) and K2 (read key), one 32-byte record "keys".
+    """K1 (write key) and K2 (read key): one record "keys" = K1 | K2 | CRC-32,
+    so both change in one atomic write; a staged pair waits in "keys_new"
+    until it is activated (meter/keychange.py).
 
     keys() returns the meter.security.Keys built from them (None when not
     provisioned), the same object on each call. Key bytes never leave this
-    object other than into the cipher objects.
+    object other than into the cipher objects and key check values.
     """
 
     def __init__(self, store):
         self._store = store
-        raw = store.get("keys")
         self._keys = None
-        if raw is not None and len(raw) == 2 * _KEY_LEN:
-            self._keys = Keys(raw[0:_KEY_LEN], raw[_KEY_LEN:])
+        self._pending = None  # (k1, k2, Keys) staged, not yet in force
+        pair = _parse_keys(store.get("keys"))
+        if pair is not None:
+            self._keys = Keys(pair[0], pair[1])
+        pair = _parse_keys(store.get("keys_new"))
+        if pair is not None:
+            self._pending = (pair[0], pair[1], Keys(pair[0], pair[1]))
 
     def keys(self):
         return self._keys
@@ -183,15 +211,38 @@ class KeyStore:
         return self._keys is not None
 
     def provision(self, k1, k2):
-        """Store a new key pair; it applies only once written (returns False
-        and keeps the old pair if the flash refused)."""
+        """Store a new key pair (trusted paths: factory, local provisioning);
+        it applies only once written (returns False and keeps the old pair
+        if the flash refused). Drops a staged pair."""
         if len(k1) != _KEY_LEN or len(k2) != _KEY_LEN:
             raise ValueError("K1 and K2 must be 16 bytes each")
         keys = Keys(k1, k2)
-        if not self._store.put("keys", bytes(k1) + bytes(k2)):
+        if not self._store.put("keys", _key_record(k1, k2)):
             return False
         self._keys = keys
+        self._drop_pending()
         return True
+
+    def stage(self, k1, k2):
+        """Keep (k1, k2) to activate later; the current pair stays in force."""
+        if not self._store.put("keys_new", _key_record(k1, k2)):
+            return False
+        self._pending = (bytes(k1), bytes(k2), Keys(k1, k2))
+        return True
+
+    def pending(self):
+        """(k1, k2, Keys) of the staged pair, or None."""
+        return self._pending
+
+    def activate(self):
+        """The staged pair takes over in one record write; False if refused."""
+        p = self._pending
+        return p is not None and self.provision(p[0], p[1])
+
+    def _drop_pending(self):
+        if self._pending is not None or self._store.get("keys_new") is not None:
+            self._pending = None
+            self._store.remove("keys_new")
 
     def __repr__(self):
         return "KeyStore(%s)" % ("provisioned" if self._keys else "empty")
@@ -223,6 +274,7 @@ class ResponseCache:
         self._store = store
         raw = store.get("resp")
         self._rec = raw if raw is not None and self._valid(raw) else None
+        self._on_flash = bool(raw)  # flash holds a non-empty record
 
     @staticmethod
     def _valid(raw):
@@ -251,9 +303,18 @@ class ResponseCache:
         rec[2:2 + len(request)] = request
         rec[2 + len(request):] = answer
         self._rec = rec
-        return self._store.put("resp", rec) if persist else True
+        if persist:
+            self._on_flash = True  # the new record, or the old one if refused
+            return self._store.put("resp", rec)
+        if self._on_flash:
+            # An answer kept in RAM only replaces one on flash: empty the flash
+            # record (once), or a reboot would bring the older one back as if
+            # it were still the last accepted request.
+            self._on_flash = not self._store.put("resp", b"")
+        return True
 
     def clear(self):
         """Forget the cached answer (after new keys or a new LMON)."""
         self._rec = None
+        self._on_flash = False
         return self._store.put("resp", b"")

@@ -277,8 +277,6 @@ class Metering:
         if r == R.CLOCK:
             self.set_clock(int.from_bytes(raw, "big"), CLOCK_SET)
             return 0
-        if r == R.WRITE_KEY or r == R.READ_KEY:
-            return self._set_key(r, raw)
         return 0
 
     def _live_status(self):
@@ -874,20 +872,10 @@ class Metering:
         self._plan(t)
         self.save(t)
 
-    def _set_key(self, r, raw):
-        ks = self.model.keystore
-        if ks is None:
-            return 6  # no security layer: unsupported
-        old = self.store.get("keys") or bytes(32)
-        k1 = bytes(raw) if r == R.WRITE_KEY else old[0:16]
-        k2 = bytes(raw) if r == R.READ_KEY else old[16:32]
-        if not ks.provision(k1, k2):
-            return 7
-        m = self.model
-        m.set(R.KEY_CHANGES, (m.get(R.KEY_CHANGES) + 1) & 0xFFFF)
+    def keys_changed(self):
+        """The key-change procedure put new keys in force (meter/auth.py)."""
         self.alarm(R.XS_KEYS_CHANGED)
-        self.events.log(self.now(), E.EV_KEYS, 1 if r == R.WRITE_KEY else 2)
-        return 0
+        self.events.log(self.now(), E.EV_KEYS, 3)
 
     def reset_table(self, reg):
         """RESETTAB of a table: clear a log, or a tariff table back to its default."""
@@ -947,7 +935,7 @@ _OWNED = (R.ENERGY_IMPORT, R.ENERGY_EXPORT, R.ENERGY_IMPORT_T1, R.ENERGY_IMPORT_
           R.ACTIVE_POWER, R.REACTIVE_POWER, R.POWER_FACTOR, R.FREQUENCY, R.LOCAL_TIME, R.ENERGY_TODAY_IMPORT,
           R.ENERGY_TODAY_EXPORT, R.PROFILE_ENTRIES, R.PROFILE_LAST, R.VIRTUAL_BILLING, R.CURRENT_BAND,
           R.CURRENT_SEASON, R.POWER_LIMIT, R.OVER_LIMIT_TIME, R.EVENT_COUNT, R.OPERATING_TIME, R.FLASH_WRITES,
-          R.PERSIST_INTERVAL, R.SECURITY_STATE, R.WRITE_KEY, R.READ_KEY)
+          R.PERSIST_INTERVAL, R.SECURITY_STATE)
 # settings the engines follow when the concentrator writes them
 _SETTINGS = (R.DST_RULES, R.SYNC_TOLERANCE, R.PROFILE_PERIOD, R.BILLING_SETTINGS, R.DEMAND_PERIOD, R.CONTRACT_1,
              R.CONTRACT_2, R.LOAD_MODULATION, R.INTERRUPTION_SETTINGS, R.VARIATION_SETTINGS, R.CONTROL_FLAGS,

@@ -46,11 +46,11 @@ MAX_FRAME = const(136)  # SOF LEN + MAX_LEN + CRC
 BREAK = b"\x01B0\x03q"  # IEC 62056-21 break message (BCC "q")
 
 # ---- local provisioning items (DSAP 0x03), project choice
-ITEM_KEYS = const(0x0001)  # K1 | K2, 32 bytes: write only, write key
+# (item 0x0001 held the keys; they change by the key-change procedure now,
+# meter/keychange.py, on either DSAP)
 ITEM_OPT_BAUD = const(0x0002)  # 1 byte: highest rate the identification offers, 0..6
 ITEM_OPT_ADDRESS = const(0x0003)  # 16 bytes: IEC 62056-21 device address, ASCII, zero padded
 _ITEMS = {  # id: (size, read access, write access)
-    ITEM_KEYS: (32, R.ACC_NONE, R.ACC_WRITE_KEY),
     ITEM_OPT_BAUD: (1, R.ACC_READ_KEY, R.ACC_WRITE_KEY),
     ITEM_OPT_ADDRESS: (16, R.ACC_READ_KEY, R.ACC_WRITE_KEY),
 }
@@ -213,7 +213,7 @@ class ModeFSession:
         lsap = frame[3]
         dsap = lsap >> 4
         n = frame[1] - 2
-        size, ecc, answer, auth = self.services.serve(dsap, frame, HEADER_LEN, n, lsap & 0x0F)
+        size, ecc, answer, auth = self.services.serve(dsap, frame, HEADER_LEN, n, lsap & 0x0F, now)
         if size:
             m = encode(self._frame, dsap, ecc, memoryview(answer)[0:size])
             self._out.extend(memoryview(self._frame)[0:m])
@@ -268,20 +268,27 @@ class Services:
             from meter.auth import SecureLayer
 
             s = node.secure
-            self.config = LocalConfig(settings, s.keystore)
-            self.local = SecureLayer(s.aca, self.config, s.lmon, s.keystore, s.cache, clock or (lambda: 0))
+            self.config = LocalConfig(settings)
+            self.local = SecureLayer(s.aca, self.config, s.lmon, s.keystore, s.cache, clock or (lambda: 0),
+                                     s.on_keys_changed)
         self._nack = bytearray(4)
 
-    def serve(self, dsap, buf, off, n, ecc):
+    def serve(self, dsap, buf, off, n, ecc, now=None):
+        try:
+            return self._serve(dsap, buf, off, n, ecc, now)
+        except Exception as e:  # noqa: BLE001 - the guard: a fault costs this frame only
+            return self.node._fault("optical", e), 0, self._nack, 0
+
+    def _serve(self, dsap, buf, off, n, ecc, now):
         if dsap == DSAP_FMODE_1:
             layer = self.node.secure
             before = _counts(layer)
-            size, ecc, answer = self.node.serve_lsdu(buf, off, n, ecc, MAX_LLC_DATA)
+            size, ecc, answer = self.node.serve_lsdu(buf, off, n, ecc, MAX_LLC_DATA, now)
         elif dsap == DSAP_FMODE_3 and self.local is not None:
             layer = self.local
             before = _counts(layer)
             if layer.handles(buf[off]):
-                size, ecc = layer.handle(buf, off, n, ecc, MAX_LLC_DATA)
+                size, ecc = layer.handle(buf, off, n, ecc, MAX_LLC_DATA, now)
                 answer = layer.resp
             else:  # plain: every item needs a key, so this is refused
                 size = self.config.handle(buf, off, n, MAX_LLC_DATA) if ecc == 0 else self.config.refuse()
@@ -309,21 +316,28 @@ class LocalConfig:
     above, in the application layer's layouts (meter/app.py); the interface
     SecureLayer expects of an application (handle, refuse, resp)."""
 
-    def __init__(self, settings, keystore):
+    def __init__(self, settings):
         self.settings = settings
-        self.keystore = keystore
         self.resp = bytearray(MAX_LLC_DATA)
+        self.changed = False
         self.stats = {"requests": 0, "nacks": 0, "writes": 0}
 
     def _nack(self, code, item=0):
         self.stats["nacks"] += 1
         return write_nack(self.resp, code, item)
 
-    def refuse(self):
-        return self._nack(A.NACK_UNSUPPORTED)
+    def refuse(self, code=A.NACK_UNSUPPORTED):
+        self.changed = False
+        return self._nack(code)
+
+    def ack(self, changed):
+        self.changed = changed
+        self.resp[0] = A.ACK_A
+        return 1
 
     def handle(self, req, off, n, max_resp, grant=R.ACC_PLAIN):
         self.stats["requests"] += 1
+        self.changed = False
         attr = req[off]
         if attr == A.READ_REQ:
             size = self._read(req, off + 1, n - 1, grant)
@@ -387,10 +401,7 @@ class LocalConfig:
         while p < end:
             item = (req[p] << 8) | req[p + 1]
             v = p + 2
-            if item == ITEM_KEYS:
-                if not self.keystore.provision(bytes(req[v:v + 16]), bytes(req[v + 16:v + 32])):
-                    return self._nack(A.NACK_BAD_VALUE, item)  # the flash refused the keys
-            elif item == ITEM_OPT_BAUD:
+            if item == ITEM_OPT_BAUD:
                 s.max_baud = req[v]
                 save = True
             else:
@@ -404,8 +415,7 @@ class LocalConfig:
         if save and not s.save():
             return self._nack(A.NACK_BAD_VALUE, ITEM_OPT_BAUD)  # the flash refused the settings
         self.stats["writes"] += 1
-        self.resp[0] = A.ACK_A
-        return 1
+        return self.ack(True)
 
 
 def _valid(item, req, v):

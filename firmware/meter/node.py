@@ -6,6 +6,8 @@
 # Receive path as a reject ladder, each reject counted: frame codec (length,
 # CRC, fields) -> repeater duty -> destination -> LLC/application.
 from meter import mac
+from meter import registers as R
+from meter.diagnostics import Diagnostics
 from meter.errors import DecodeError
 from meter.llc import DSAP_APP, DSAP_NM
 from meter.netmgmt import NetMgmt
@@ -24,7 +26,9 @@ class MeterNode:
         self.frame = mac.Frame()
         self.out = bytearray(mac.MAX_FRAME)
         self.outv = memoryview(self.out)
-        self.stats = {"rx": 0, "bad": 0, "repeated": 0, "served": 0, "ignored": 0, "last_error": ""}
+        self.stats = {"rx": 0, "bad": 0, "repeated": 0, "served": 0, "ignored": 0, "faults": 0, "last_error": ""}
+        self.diag = Diagnostics(store)
+        model.provide(R.DIAGNOSTICS, self.diag.value)
         self.nm = NetMgmt(self.aca, self.air, store, seed, self.stats)
         self._now = 0  # ms (ticks) and link quality of the frame being handled
         self._quality = None
@@ -37,10 +41,23 @@ class MeterNode:
                 return i + 1
         return 0
 
+    def _fault(self, where, exc):
+        # The guard around every frame: a fault costs this frame, never the meter.
+        self.stats["faults"] += 1
+        self.stats["last_error"] = where
+        self.diag.fault(where, exc)
+        return 0
+
     def on_phy(self, buf, n, now_ms=0, quality=None):
         """Handle buf[0:n] received at now_ms (ticks); return the length of the
         frame to send now in self.out (0: none). quality: the modem's link
-        figures for this frame (meter.netmgmt Q_*), or None."""
+        figures for this frame (meter.netmgmt Q_*), or None. Never raises."""
+        try:
+            return self._on_phy(buf, n, now_ms, quality)
+        except Exception as e:  # noqa: BLE001 - the guard: count, log, drop the frame
+            return self._fault("frame", e)
+
+    def _on_phy(self, buf, n, now_ms, quality):
         self._now = now_ms
         self._quality = quality
         st = self.stats
@@ -84,7 +101,7 @@ class MeterNode:
         cls, max_resp, _slots = mac.DISCIPLINES[f.discipline]
         reply = not broadcast and cls != mac.CLASS_S
         limit = max_resp if reply else mac.MAX_LLC_DATA
-        size, ecc, answer = self.serve_lsdu(f.buf, f.data, f.data_len, f.ecc, limit)
+        size, ecc, answer = self.serve_lsdu(f.buf, f.data, f.data_len, f.ecc, limit, self._now)
         if not reply or size == 0:
             return 0
         st["served"] += 1
@@ -96,16 +113,19 @@ class MeterNode:
             memoryview(answer)[0:size],
         )
 
-    def serve_lsdu(self, buf, off, n, ecc, limit):
+    def serve_lsdu(self, buf, off, n, ecc, limit, now_ms=None):
         """Serve one application LSDU buf[off:off+n] that came with `ecc`, from
         any port (PLC, optical mode F): the same services, keys and LMON rules.
         Returns (answer length, answer ECC, buffer holding the answer); the
-        buffer is reused by the next call."""
-        if self.secure is not None and self.secure.handles(buf[off]):
-            size, ecc = self.secure.handle(buf, off, n, ecc, limit)
-            return size, ecc, self.secure.resp
-        size = self.app.handle(buf, off, n, limit) if ecc == 0 else self.app.refuse()
-        return size, ecc, self.app.resp
+        buffer is reused by the next call. Never raises: a fault gives no answer."""
+        try:
+            if self.secure is not None and self.secure.handles(buf[off]):
+                size, ecc = self.secure.handle(buf, off, n, ecc, limit, now_ms)
+                return size, ecc, self.secure.resp
+            size = self.app.handle(buf, off, n, limit) if ecc == 0 else self.app.refuse()
+            return size, ecc, self.app.resp
+        except Exception as e:  # noqa: BLE001 - the guard, as in on_phy
+            return self._fault("service", e), 0, self.app.resp
 
     def poll(self, now_ms):
         """Length of a delayed frame (RC slot answer, REQADDR) due at now_ms, in

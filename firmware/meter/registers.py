@@ -69,6 +69,7 @@ MANUFACTURE_YEAR = const(0x0018)
 HARDWARE_ID = const(0x0019)
 MAP_VERSION = const(0x001A)
 SECURITY_STATE = const(0x001B)
+DIAGNOSTICS = const(0x001C)
 # temporal information
 CLOCK = const(0x0020)
 LOCAL_TIME = const(0x0021)
@@ -93,9 +94,8 @@ LOAD_PROFILE = const(0x0200)
 PROFILE_PERIOD = const(0x0201)
 PROFILE_ENTRIES = const(0x0202)
 PROFILE_LAST = const(0x0203)
-# communication keys (write-only)
-WRITE_KEY = const(0x0300)
-READ_KEY = const(0x0301)
+# communication keys: no register holds them; they change by the key-change
+# procedure (meter/keychange.py)
 KEY_CHANGES = const(0x0302)
 # billing
 BILLING_SETTINGS = const(0x0400)
@@ -199,6 +199,7 @@ TABLE = (
     (HARDWARE_ID, "hardware identification", 16, ENC_ASCII, "", 0, _P, _NO, False),
     (MAP_VERSION, "register map version", 2, ENC_UINT, "", 0, _P, _NO, False),
     (SECURITY_STATE, "security state", 1, ENC_BITS, "", 0, _P, _NO, False),
+    (DIAGNOSTICS, "firmware diagnostics", 8, ENC_STRUCT, "", 0, _P, _NO, False),
     # temporal information
     (CLOCK, "clock", 4, ENC_TIME, "s", 0, ACC_PLAIN, ACC_WRITE_KEY, False),
     (LOCAL_TIME, "local time", 9, ENC_STRUCT, "", 0, _P, _NO, False),
@@ -230,8 +231,6 @@ TABLE = (
     (PROFILE_ENTRIES, "load profile entries", 2, ENC_UINT, "", 0, _P, _NO, False),
     (PROFILE_LAST, "last load profile capture", 4, ENC_TIME, "s", 0, _P, _NO, False),
     # communication keys: write-only
-    (WRITE_KEY, "write key K1", 16, ENC_BYTES, "", 0, _NO, _WK, True),
-    (READ_KEY, "read key K2", 16, ENC_BYTES, "", 0, _NO, _WK, True),
     (KEY_CHANGES, "key changes", 2, ENC_UINT, "", 0, _P, _NO, True),
     # billing
     (BILLING_SETTINGS, "billing period settings", 2, ENC_STRUCT, "", 0, _P, _WK, True),
@@ -331,6 +330,7 @@ _BILL_FIELDS = ("time:=time,reason,import:Wh,import T1:Wh,import T2:Wh,import T3
 _DEMAND = (">II", "demand:W,time:=time")
 _CONTRACT = (">IIHBI", "contract id,power limit:W,tariff program,holiday day profile,activation:=time")
 LAYOUTS = {
+    DIAGNOSTICS: (">IHH", "frames faulted,task restarts,watchdog resets"),
     LOCAL_TIME: (">HBBBBBBB", "year,month,day,hour,minute,second,weekday,dst"),
     DST_RULES: (">hBBBBBBBBB", "standard offset:min,dst shift:min,start month,start week,start weekday,"
                                "start hour UTC,end month,end week,end weekday,end hour UTC"),
@@ -424,7 +424,7 @@ DEFAULTS = {
     MANUFACTURER: "SMTP",
     METER_MODEL: "smitp-meter 3ph",
     MANUFACTURE_YEAR: 2026,
-    MAP_VERSION: 1,
+    MAP_VERSION: 2,
     DST_RULES: struct.pack(">hBBBBBBBBB", 60, 60, 3, 5, 7, 1, 10, 5, 7, 1),  # EU rules, CET
     SYNC_TOLERANCE: 30,
     PROFILE_PERIOD: 900,

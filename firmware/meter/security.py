@@ -75,6 +75,44 @@ _AES_LEN = const(16)
 _ACA_LEN = const(6)
 
 
+# ---- ECB padding (project choice, docs/protocol.md) ------------------------
+# ECB encrypts whole 16-byte blocks and the public implementation sends no
+# padding, so an ordinary message fits ECB only when its DATA is a multiple of
+# 16 bytes. The meter requires ECB for requests with effect (docs/security.md),
+# so in ECB the DATA of ordinary authenticated messages, both ways, is always
+# padded: 0x80, then 0x00 up to a multiple of 16 (ISO/IEC 9797-1 method 2).
+# The codec below stays the public one; callers pad before seal_into and
+# unpad after open_into.
+ECB_PAD = const(0x80)
+ECB_PAD_MAX = const(16)
+
+
+def ecb_padded_len(data_len):
+    """Length of DATA once padded (always at least one byte longer)."""
+    return (data_len // _AES_LEN + 1) * _AES_LEN
+
+
+def ecb_pad(buf, n):
+    """Pad the DATA of ATTR | DATA in buf[0:n] in place; return the new length."""
+    end = 1 + ecb_padded_len(n - 1)
+    buf[n] = ECB_PAD
+    for i in range(n + 1, end):
+        buf[i] = 0
+    return end
+
+
+def ecb_unpad(buf, end):
+    """Length of ATTR | DATA once the padding of buf[0:end] is taken off;
+    DecodeError("padding") when it is not 0x80 then zeros."""
+    i = end - 1
+    stop = end - ECB_PAD_MAX
+    while i > 0 and i >= stop and buf[i] == 0:
+        i -= 1
+    if i < 1 or i < stop or buf[i] != ECB_PAD or (end - 1) % _AES_LEN:
+        raise DecodeError("padding", "ECB DATA not padded with 80 00..")
+    return i
+
+
 class AuthError(DecodeError):
     """A protected LSDU failed to open, or no key for its ECC.
 
@@ -358,6 +396,23 @@ def open_(keys, aca6, lsdu, mon, ecc, covered=None):
     buf = bytearray(lsdu)
     end, trailer = open_into(keys, aca6, buf, len(buf), mon, ecc, covered)
     return bytes(buf[1:end]), trailer
+
+
+def seal_msg(keys, aca6, attr, apdu, mon, ecc, trailer):
+    """seal() of an ordinary authenticated message, its DATA padded in ECB
+    (the project's rule above): what a concentrator sends and a meter answers."""
+    if ecc_mode(ecc) == MODE_ECB:
+        apdu = bytes(apdu) + bytes((ECB_PAD,)) + bytes(ecb_padded_len(len(apdu)) - len(apdu) - 1)
+    return seal(keys, aca6, attr, apdu, mon, ecc, trailer)
+
+
+def open_msg(keys, aca6, lsdu, mon, ecc):
+    """open_() of an ordinary authenticated message, ECB padding taken off."""
+    data, trailer = open_(keys, aca6, lsdu, mon, ecc)
+    if ecc_mode(ecc) == MODE_ECB:
+        buf = bytes((lsdu[0],)) + data
+        data = buf[1:ecb_unpad(buf, len(buf))]
+    return data, trailer
 
 
 def seal_challenge_resp(keys, aca6, lmon, challenge, t=b"\x00\x00"):

@@ -32,6 +32,7 @@ from meter import attrs as A
 from meter import metering as M
 from meter import registers as R
 from meter import tariff as TF
+from meter.clock import valid_time
 from meter.compat import const
 from meter.mac import MAX_LLC_DATA
 from meter.security import AUTH_OVERHEAD
@@ -234,6 +235,8 @@ class TableService:
             for i in range(len(sizes)):
                 if (mask >> i) & 1:
                     sel_size += sizes[i]
+        if room < 8 + sel_size:  # not one record fits the discipline
+            return self.app._nack(A.NACK_TOO_LONG, reg_id)
         if first < tb.first:
             first = tb.first
         avail = tb.end - first if tb.end > first else 0
@@ -416,6 +419,8 @@ class TableService:
             return app._nack(A.NACK_UNSUPPORTED)
         if n != 1 + spec[0]:
             return app._nack(A.NACK_BAD_LENGTH)
+        if code == CMD_SYNC_CLOCK and not valid_time(_u32(req, off + 1)):
+            return app._nack(A.NACK_BAD_VALUE)
         if not R.allowed(spec[1], grant) or (spec[1] == R.ACC_WRITE_KEY and grant != R.ACC_WRITE_KEY):
             return app._nack(A.NACK_ACCESS_DENIED)
         if code != CMD_FREEZE:
@@ -450,8 +455,12 @@ class TableService:
         if not self.model.may_read(R.BY_ID[R.EVENT_LOG], grant):
             return app._nack(A.NACK_ACCESS_DENIED, R.EVENT_LOG)
         ev = meter.events
-        ev.acknowledge(_u32(req, off))
-        app.changed = True
+        ack = _u32(req, off)
+        if ack != self.model.get(R.SPONT_ACK) and ack <= ev.ring.end:
+            if not app.spend():  # moving the acknowledgement is a flash write
+                return app._nack(A.NACK_BUSY)
+            app.changed = True
+        ev.acknowledge(ack)
         r = self.resp
         r[0] = A.DATASPONT
         pos = 2

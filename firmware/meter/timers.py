@@ -8,9 +8,20 @@ METERING_PERIOD_MS = const(1000)  # metrology sample and energy integration
 ENERGY_PERSIST_S = const(300)  # energy registers written to flash at most this often
 # data model (docs/data-model.md "Persistence"): writes the concentrator asks for
 # (WRITE, WRITETAB, SETTAB, RESETTAB, COMMAND) spend a token; one comes back every
-# WRITE_REFILL_S, at most WRITE_BURST are kept; none left: NACK 8 (busy)
+# WRITE_REFILL_S, at most WRITE_BURST are kept; none left: NACK 8 (busy).
+# Authenticated and plain requests (broadcasts included) have a budget each,
+# so that plain traffic, which anyone can send, never starves the utility's.
 WRITE_BURST = const(60)
 WRITE_REFILL_S = const(60)
+PLAIN_WRITE_BURST = const(10)
+PLAIN_WRITE_REFILL_S = const(300)
+# NACK-10 and CHL.RESP (docs/security.md): a burst, then one per refill; beyond: silence
+AUTH_NACK_BURST = const(4)
+AUTH_NACK_REFILL_MS = const(2000)
+# The watchdog (boards arm it): fed while the modem and metering tasks make progress
+WATCHDOG_MS = const(8000)
+MODEM_IDLE_WAKE_MS = const(1000)  # the modem task wakes at least this often
+TASK_RESTART_MS = const(1000)  # a supervised task that died starts again after this
 GC_PERIOD_MS = const(5000)  # collect garbage when the meter is idle
 ELABORATION_MS = const(20)  # TEL: a node's time to answer or repeat (public Microchip default)
 NM_SLOT_MS = const(250)  # TC: length of one RC answer time slot (public Microchip default)

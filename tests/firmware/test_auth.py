@@ -105,9 +105,12 @@ def test_write_needs_the_write_key():
     ans, _ = exchange(node, req, S.ECC_CTR_READ)
     assert ans[0] == S.ATTR_NACK_A_AUTH and ans[1] == A.NACK_ACCESS_DENIED
     req = S.seal(KEYS, ACA, S.auth_attr(A.WRITE_REQ), clock, 2, S.ECC_CTR_WRITE, NOW)
-    ans, ecc = exchange(node, req, S.ECC_CTR_WRITE)
-    assert ans[0] == A.ACK_A_AUTH and ecc == S.ECC_CTR_WRITE
-    S.open_(KEYS, ACA, ans, 2, ecc)
+    ans, ecc = exchange(node, req, S.ECC_CTR_WRITE)  # CTR: steerable (W1), so read rights only
+    assert ans[0] == S.ATTR_NACK_A_AUTH and ans[1] == A.NACK_ACCESS_DENIED
+    req = S.seal_msg(KEYS, ACA, S.auth_attr(A.WRITE_REQ), clock, 3, S.ECC_ECB_WRITE, NOW)
+    ans, ecc = exchange(node, req, S.ECC_ECB_WRITE)
+    assert ans[0] == A.ACK_A_AUTH and ecc == S.ECC_ECB_WRITE
+    assert S.open_msg(KEYS, ACA, ans, 3, ecc)[0] == b""
 
 
 def test_write_key_without_encryption_only_reads():

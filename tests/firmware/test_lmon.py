@@ -316,7 +316,7 @@ def test_keys_round_trip():
     assert ks.provision(K1, K2)
     keys = ks.keys()
     assert isinstance(keys, sec.Keys) and ks.keys() is keys
-    assert store.get("keys") == K1 + K2
+    assert store.get("keys")[0:32] == K1 + K2 and len(store.get("keys")) == 36  # K1 | K2 | CRC-32
     booted = KeyStore(store).keys()
     assert sec.seal(booted, ACA, 102, unhex("003F"), 6, sec.ECC_CTR_READ, 0x66FB3B80) == A_AIR
     assert sec.open_(booted, ACA, B_AIR, 6, sec.ECC_CTR_READ) == (bytes(8), 0)
@@ -329,12 +329,43 @@ def test_keys_refused_and_malformed():
     old = ks.keys()
     store.arm(1, "fail")
     assert not ks.provision(K2, K1)
-    assert ks.keys() is old and store.get("keys") == K1 + K2
+    assert ks.keys() is old and store.get("keys")[0:32] == K1 + K2
     for a, b in ((K1[:15], K2), (K1, K2 + b"\x00")):
         with raises(ValueError):
             ks.provision(a, b)
+    rec = bytearray(store.get("keys"))
+    rec[3] ^= 1  # damaged on flash: the CRC says so, not provisioned
+    store.put("keys", rec)
+    assert KeyStore(store).keys() is None
     store.put("keys", K1)  # wrong length on flash: not provisioned
     assert KeyStore(store).keys() is None
+    store.put("keys", K1 + K2)  # a record of earlier firmware, without CRC
+    assert KeyStore(store).provisioned
+
+
+def test_staged_keys_take_over_only_when_activated():
+    store = Store()
+    ks = KeyStore(store)
+    ks.provision(K1, K2)
+    current = ks.keys()
+    assert ks.pending() is None and ks.stage(K2, K1)
+    assert ks.keys() is current and ks.pending()[0:2] == (K2, K1)
+    booted = KeyStore(store)  # the staged pair survives a reboot, still not in force
+    assert booted.pending()[0:2] == (K2, K1)
+    assert booted.activate() and booted.pending() is None
+    assert KeyStore(store).pending() is None
+    assert sec.seal(KeyStore(store).keys(), ACA, 102, b"", 1, 0, 0) == sec.seal((K2, K1), ACA, 102, b"", 1, 0, 0)
+
+
+def test_key_activation_refused_by_flash_keeps_the_old_pair():
+    store = FaultyStore()
+    ks = KeyStore(store)
+    ks.provision(K1, K2)
+    ks.stage(K2, K1)
+    store.arm(1, "fail")
+    assert not ks.activate()
+    assert KeyStore(store).keys() is not None and ks.pending() is not None
+    assert sec.seal(KeyStore(store).keys(), ACA, 102, b"", 1, 0, 0) == sec.seal((K1, K2), ACA, 102, b"", 1, 0, 0)
 
 
 def test_keys_never_shown():
@@ -379,7 +410,12 @@ def test_cache_ram_only_and_refused_flash():
     assert cache.put(A_AIR, B_AIR, 1)
     assert cache.put(b"\x66\x01", b"\x67\x02", 0, persist=False)
     assert bytes(cache.lookup(b"\x66\x01")) == b"\x67\x02"
-    assert bytes(ResponseCache(store).lookup(A_AIR, 1)) == B_AIR  # flash kept the last persisted
+    # The last accepted request is the RAM-only one: after a reboot no answer
+    # may come back, in particular not the earlier persisted one.
+    assert ResponseCache(store).lookup(A_AIR, 1) is None
+    writes = store.writes
+    assert cache.put(b"\x66\x05", b"\x67\x06", 0, persist=False)
+    assert store.writes == writes  # the flash record is emptied once, not per answer
     store.arm(1, "fail")
     assert not cache.put(b"\x66\x03", b"\x67\x04")
     assert bytes(cache.lookup(b"\x66\x03")) == b"\x67\x04"  # RAM copy still serves

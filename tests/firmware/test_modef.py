@@ -3,6 +3,7 @@
 # (through MeterNode.serve_lsdu), local provisioning and the lockout.
 from meter import attrs as A
 from meter import iec62056 as I
+from meter import keychange as KC
 from meter import mac
 from meter import modef as F
 from meter import optical
@@ -81,9 +82,13 @@ def read_req(regs, mon, ecc=S.ECC_CTR_READ, keys=KEYS, attr=A.READ_REQ):
     return S.seal(keys, ACA, S.auth_attr(attr), apdu, mon, ecc, NOW)
 
 
-def write_req(items, mon, ecc=S.ECC_CTR_WRITE, keys=KEYS):
+def write_req(items, mon, ecc=S.ECC_ECB_WRITE, keys=KEYS):
     apdu = b"".join(bytes((i >> 8, i & 0xFF)) + v for i, v in items)
-    return S.seal(keys, ACA, S.auth_attr(A.WRITE_REQ), apdu, mon, ecc, NOW)
+    return S.seal_msg(keys, ACA, S.auth_attr(A.WRITE_REQ), apdu, mon, ecc, NOW)
+
+
+def key_change_req(data, mon, keys):
+    return S.seal_msg(keys, ACA, S.auth_attr(A.KEY_CHANGE), data, mon, S.ECC_ECB_WRITE, NOW)
 
 
 def test_frame_bytes():
@@ -147,10 +152,10 @@ def test_authenticated_read_and_write_share_lmon_with_the_plc():
     assert ans[0] == S.auth_attr(A.READ_RESP) and data == (1).to_bytes(8, "big")
     assert x.lockout.fails == 0
     req = write_req([(R.CLOCK, (NOW + 5).to_bytes(4, "big"))], 2)
-    ans, ecc = x.ask(1, S.ECC_CTR_WRITE, req)
-    assert S.open_(KEYS, ACA, ans, 2, ecc)[0] == b""  # ACK A-Node AUTH, verified
+    ans, ecc = x.ask(1, S.ECC_ECB_WRITE, req)
+    assert S.open_msg(KEYS, ACA, ans, 2, ecc)[0] == b""  # ACK A-Node AUTH, verified
     assert ans[0] == A.ACK_A_AUTH
-    ans, _ = x.ask(1, S.ECC_CTR_WRITE, req)  # a repeat gets the cached answer, nothing else
+    ans, _ = x.ask(1, S.ECC_ECB_WRITE, req)  # a repeat gets the cached answer, nothing else
     assert x.node.secure.stats["repeats"] == 1
     # the PLC side continues from LMON 2
     out = bytearray(mac.MAX_FRAME)
@@ -172,38 +177,44 @@ def test_failed_authentications_lock_and_success_resets():
     forged = bytearray(read_req([R.SERIAL], 3))
     forged[-1] ^= 1
     for i in range(3):
+        x.t += T.AUTH_NACK_REFILL_MS  # slower than the NACK-10 rate limit: each one answered
         x.ask(1, S.ECC_CTR_READ, bytes(forged))
     assert x.s.done == "locked" and x.lockout.locked(x.t)
     assert x.lockout.last_ms == T.OPT_LOCK_BASE_MS
 
 
-def test_local_provisioning_needs_an_encrypted_write_key_request():
-    node, _model, store = meter()
-    x = Session(node, store)
-    new_k1, new_k2 = bytes(range(16, 32)), bytes(range(32, 48))
-    item = [(F.ITEM_KEYS, new_k1 + new_k2)]
-    plain = bytes((A.WRITE_REQ, 0, 1)) + new_k1 + new_k2
-    ans, _ = x.ask(3, 0, plain)
-    assert ans[:2] == bytes((A.NACK_A, A.NACK_ACCESS_DENIED))
-    ans, ecc = x.ask(3, S.ECC_CTR_READ, write_req(item, 1, S.ECC_CTR_READ))  # read key
-    assert ans[0] == S.ATTR_NACK_A_AUTH and ans[1] == A.NACK_ACCESS_DENIED
-    ans, ecc = x.ask(3, S.make_ecc(S.MODE_NONE, S.KEY_WRITE), write_req(item, 2, S.make_ecc(S.MODE_NONE, S.KEY_WRITE)))
-    assert ans[1] == A.NACK_ACCESS_DENIED  # MAC only: no write rights
-    ans, ecc = x.ask(3, S.ECC_CTR_WRITE, write_req(item, 3))
-    assert ans[0] == A.ACK_A_AUTH and S.open_(KEYS, ACA, ans, 3, ecc)[0] == b""  # sealed with the old keys
-    new = S.Keys(new_k1, new_k2)
-    ans, ecc = x.ask(1, S.ECC_CTR_READ, read_req([R.STATUS_WORD], 4, keys=new))  # the new keys serve at once
-    assert ans[0] == S.auth_attr(A.READ_RESP) and S.open_(new, ACA, ans, 4, ecc)
-    assert store.get("keys") == new_k1 + new_k2  # on flash: the next boot uses them
-    ans, ecc = x.ask(3, S.ECC_CTR_READ, read_req([F.ITEM_KEYS], 5, keys=new))
-    assert ans[1] == A.NACK_ACCESS_DENIED  # keys never read back
+def test_keys_change_on_either_dsap_only_by_the_procedure():
+    for dsap in (1, 3):
+        node, _model, store = meter()
+        x = Session(node, store)
+        new_k1, new_k2 = bytes(range(16, 32)), bytes(range(32, 48))
+        stage = KC.stage_data(K1, new_k1, new_k2)
+        plain = bytes((A.KEY_CHANGE,)) + stage
+        ans, _ = x.ask(dsap, 0, plain)
+        assert ans[:2] == bytes((A.NACK_A, A.NACK_UNSUPPORTED))
+        ans, _ = x.ask(dsap, S.ECC_CTR_WRITE, S.seal(KEYS, ACA, S.auth_attr(A.KEY_CHANGE), stage, 1, S.ECC_CTR_WRITE,
+                                                     NOW))
+        assert ans[0] == S.ATTR_NACK_A_AUTH and ans[1] == A.NACK_ACCESS_DENIED  # CTR: no write rights
+        ans, ecc = x.ask(dsap, S.ECC_ECB_WRITE, key_change_req(stage, 2, KEYS))
+        assert ans[0] == A.ACK_A_AUTH and S.open_msg(KEYS, ACA, ans, 2, ecc)[0] == b""
+        new = S.Keys(new_k1, new_k2)
+        ans, _ = x.ask(1, S.ECC_CTR_READ, read_req([R.STATUS_WORD], 3, keys=new))
+        assert ans[1] == S.NACK_AUTH  # staged, not in force
+        activate = KC.activate_data(new_k1, new_k2)
+        ans, _ = x.ask(dsap, S.ECC_ECB_WRITE, key_change_req(activate, 3, KEYS))
+        assert ans[1] == A.NACK_BAD_VALUE  # sealed with the old key: no proof of the new one
+        ans, ecc = x.ask(dsap, S.ECC_ECB_WRITE, key_change_req(activate, 4, new))
+        assert ans[0] == A.ACK_A_AUTH and S.open_msg(new, ACA, ans, 4, ecc)[0] == b""  # under the new keys
+        ans, ecc = x.ask(1, S.ECC_CTR_READ, read_req([R.KEY_CHANGES], 5, keys=new))
+        assert S.open_(new, ACA, ans, 5, ecc)[0] == b"\x00\x01"
+        assert KeyStore(store).keys() is not None and store.get("keys")[0:32] == new_k1 + new_k2
 
 
 def test_local_optical_parameters():
     node, _model, store = meter()
     x = Session(node, store)
     addr = b"12345678" + bytes(8)
-    ans, ecc = x.ask(3, S.ECC_CTR_WRITE, write_req([(F.ITEM_OPT_BAUD, b"\x03"), (F.ITEM_OPT_ADDRESS, addr)], 1))
+    ans, ecc = x.ask(3, S.ECC_ECB_WRITE, write_req([(F.ITEM_OPT_BAUD, b"\x03"), (F.ITEM_OPT_ADDRESS, addr)], 1))
     assert ans[0] == A.ACK_A_AUTH
     assert I.Settings(store).max_baud == 3 and I.Settings(store).address == b"12345678"
     ans, ecc = x.ask(3, S.ECC_CTR_READ, read_req([F.ITEM_OPT_BAUD, F.ITEM_OPT_ADDRESS], 2))
@@ -211,7 +222,7 @@ def test_local_optical_parameters():
     assert data == b"\x03" + addr
     for bad in ([(F.ITEM_OPT_BAUD, b"\x07")], [(F.ITEM_OPT_ADDRESS, b"/?!" + bytes(13))],
                 [(F.ITEM_OPT_ADDRESS, b"A\x00B" + bytes(13))]):
-        ans, _ = x.ask(3, S.ECC_CTR_WRITE, write_req(bad, x.node.secure.lmon.value + 1))
+        ans, _ = x.ask(3, S.ECC_ECB_WRITE, write_req(bad, x.node.secure.lmon.value + 1))
         assert ans[1] == A.NACK_BAD_VALUE, bad
     assert I.Settings(store).max_baud == 3
 

@@ -4,6 +4,7 @@ import struct
 
 from meter import attrs as A
 from meter import events as E
+from meter import keychange as KC
 from meter import mac
 from meter import metering as M
 from meter import registers as R
@@ -74,8 +75,8 @@ def test_access_rules():
     nack(sim.command(99), A.NACK_UNSUPPORTED)
     nack(sim.command(TB.CMD_SYNC_CLOCK, b"\x00"), A.NACK_BAD_LENGTH)
     nack(sim.request(A.READTAB_REQ, b"\x02"), A.NACK_BAD_LENGTH)
-    nack(sim.write(R.WRITE_KEY, bytes(16), grant=RK), A.NACK_ACCESS_DENIED)
-    nack(sim.request(A.READ_REQ, struct.pack(">H", R.READ_KEY), WK), A.NACK_ACCESS_DENIED)  # keys are write-only
+    nack(sim.write(0x0300, bytes(16), grant=WK), A.NACK_UNKNOWN_REGISTER)  # no register holds a key
+    nack(sim.request(A.READ_REQ, struct.pack(">H", 0x0301), WK), A.NACK_UNKNOWN_REGISTER)
 
 
 def test_custom_table_set_and_get_split():
@@ -210,12 +211,16 @@ def test_write_budget_answers_busy_then_refills():
     assert sim.request(A.WRITE_REQ, label)[0] == A.ACK_A
 
 
-def test_key_change_by_register_write():
+def test_key_change_counted_and_logged():
     sim = Sim(keys=True)
-    new_k2 = bytes(range(100, 116))
-    assert sim.write(R.READ_KEY, new_k2)[0] == A.ACK_A
-    assert sim.store.get("keys") == K1 + new_k2 and sim.reg(R.KEY_CHANGES) == 1
-    assert sim.events(E.EV_KEYS)[0][2] == 2
+    new_k1, new_k2 = bytes(range(100, 116)), bytes(range(116, 132))
+    peer = Peer(sim)
+    assert peer.exchange(A.KEY_CHANGE, KC.stage_data(K1, new_k1, new_k2), S.ECC_ECB_WRITE)[0] == A.ACK_A
+    assert sim.reg(R.KEY_CHANGES) == 0
+    peer.keys = S.Keys(new_k1, new_k2)
+    assert peer.exchange(A.KEY_CHANGE, KC.activate_data(new_k1, new_k2), S.ECC_ECB_WRITE)[0] == A.ACK_A
+    assert sim.store.get("keys")[0:32] == new_k1 + new_k2 and sim.reg(R.KEY_CHANGES) == 1
+    assert sim.events(E.EV_KEYS)[0][2] == 3
 
 
 # ---- authenticated variants through the node
@@ -233,7 +238,7 @@ class Peer:
 
     def exchange(self, attr, data, ecc):
         self.mon += 1
-        req = S.seal(self.keys, ACA, S.auth_attr(attr), data, self.mon, ecc, self.sim.now())
+        req = S.seal_msg(self.keys, ACA, S.auth_attr(attr), data, self.mon, ecc, self.sim.now())
         f = frame(req, ecc)
         n = self.sim.node.on_phy(f, len(f))
         fr = mac.Frame()
@@ -242,7 +247,7 @@ class Peer:
         ans = out[fr.data:fr.data + fr.data_len]
         if ans[0] == S.ATTR_NACK_A_AUTH:
             return bytes((A.NACK_A, ans[1]))
-        plain, _when = S.open_(self.keys, ACA, ans, self.mon, fr.ecc)
+        plain, _when = S.open_msg(self.keys, ACA, ans, self.mon, fr.ecc)
         return bytes((S.plain_attr(ans[0]),)) + plain
 
 
@@ -260,10 +265,12 @@ def test_authenticated_table_services():
     assert peer.exchange(A.COMMAND, bytes((TB.CMD_CLOSE_BILLING,)), S.ECC_CTR_READ)[1] == A.NACK_ACCESS_DENIED
     ecc_mac_only = S.make_ecc(S.MODE_NONE, S.KEY_WRITE)
     assert peer.exchange(A.COMMAND, bytes((TB.CMD_CLOSE_BILLING,)), ecc_mac_only)[1] == A.NACK_ACCESS_DENIED
-    assert peer.exchange(A.COMMAND, bytes((TB.CMD_CLOSE_BILLING,)), S.ECC_CTR_WRITE)[0] == A.ACK_A
+    # CTR leaves the ciphertext steerable (docs/security.md W1): read rights only
+    assert peer.exchange(A.COMMAND, bytes((TB.CMD_CLOSE_BILLING,)), S.ECC_CTR_WRITE)[1] == A.NACK_ACCESS_DENIED
+    assert peer.exchange(A.COMMAND, bytes((TB.CMD_CLOSE_BILLING,)), S.ECC_ECB_WRITE)[0] == A.ACK_A
     assert sim.reg(R.BILLING_COUNTER) == 1
     assert peer.exchange(A.WRITETAB_REQ, struct.pack(">HH", R.HOLIDAYS, 23) + b"\x07\xeb\x03\x0f",
-                         S.ECC_CTR_WRITE)[0] == A.ACK_A
+                         S.ECC_ECB_WRITE)[0] == A.ACK_A
     assert sim.meter.tables[R.HOLIDAYS].data[92:96] == b"\x07\xeb\x03\x0f"
     assert sim.store.get("resp") is not None  # a command's answer is kept across a reboot
 
