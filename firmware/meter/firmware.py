@@ -23,22 +23,62 @@ def log(*parts):
 
 async def read_within(reader, mv, timeout):
     """One wait for "bytes or the port's next timer", whichever comes first:
-    bytes read into mv (0 when the timer came first); timeout -1 = no timer."""
+    the count of bytes read into mv, -1 when the timer came first, 0 or None
+    when the port closed. timeout < 0: no timer."""
     if timeout == 0:
-        return 0
+        return -1
     if timeout < 0:
         return await reader.readinto(mv)
     try:
         return await asyncio.wait_for_ms(reader.readinto(mv), timeout)
     except asyncio.TimeoutError:
-        return 0
+        return -1
+
+
+class Heartbeats:
+    """Each supervised loop beats once per turn; the watchdog is fed only
+    while every one of them has beaten recently (a loop stuck in a wait or a
+    busy loop stops the feeding, and the board resets)."""
+
+    def __init__(self, names):
+        now = ticks_ms()
+        self.last = {name: now for name in names}
+
+    def beat(self, name):
+        self.last[name] = ticks_ms()
+
+    def all_recent(self, within_ms):
+        now = ticks_ms()
+        for t in self.last.values():
+            if ticks_diff(now, t) > within_ms:
+                return False
+        return True
+
+
+async def watchdog_task(wdt, beats):
+    while True:
+        if beats.all_recent(T.WATCHDOG_MS // 2):
+            wdt.feed()
+        await asyncio.sleep_ms(T.WATCHDOG_MS // 4)
+
+
+async def supervised(name, diag, make):
+    """Run the coroutine make() returns; when it dies of an exception, count
+    it, log it and start it again (SystemExit, a deliberate end, goes through)."""
+    while True:
+        try:
+            return await make()
+        except Exception as e:  # noqa: BLE001 - the supervisor: no exception ends a task
+            diag.restarted(name, e)
+            await asyncio.sleep_ms(T.TASK_RESTART_MS)
 
 
 class ModemPort:
     """Owns the modem UART and pins: feeds the ST7580 driver, serves the node."""
 
-    def __init__(self, board, node, model):
+    def __init__(self, board, node, model, beats=None):
         self.board = board
+        self.beats = beats
         self.node = node
         self.model = model
         self.uart = board.modem_uart()
@@ -101,13 +141,15 @@ class ModemPort:
             due = self.node.next_timeout(now)  # an RC slot answer or a REQADDR
             if due >= 0 and (timeout < 0 or due < timeout):
                 timeout = due
-            if not self.ready:
-                timeout = 100 if timeout < 0 else min(timeout, 100)
+            idle = 100 if not self.ready else T.MODEM_IDLE_WAKE_MS  # wake to beat, and to retry
+            timeout = idle if timeout < 0 else min(timeout, idle)
             n = await read_within(self.reader, self.mv, timeout)
-            if n is None or (n == 0 and timeout < 0):
+            if not n:
                 raise SystemExit("modem UART closed")
+            if self.beats is not None:
+                self.beats.beat("modem")
             now = ticks_ms()
-            if n:
+            if n > 0:
                 self.drv.receive(self.mv[0:n], now)
             self.drv.poll(now)
             self._events()
@@ -123,10 +165,11 @@ class ModemPort:
             n = self.node.poll(now)
 
 
-async def metering_task(board, model, feed):
+async def metering_task(board, model, feed, beats):
     since_gc = 0
     while True:
         await asyncio.sleep_ms(T.METERING_PERIOD_MS)
+        beats.beat("metering")
         dt = feed.tick(ticks_ms())  # sample the board, advance the engines (meter/metering.py)
         since_gc += dt
         if since_gc >= T.GC_PERIOD_MS:
@@ -134,15 +177,12 @@ async def metering_task(board, model, feed):
             gc.collect()
 
 
-async def display_task(board, disp):
+async def display_task(board, disp, wake):
     """Keeps the board's display showing what the display manager decides;
-    the panel is updated part by part so that the modem task runs in between."""
+    the panel is updated part by part so that the modem task runs in between.
+    wake: set when a display register was written or the button moved."""
     drv = board.display() if hasattr(board, "display") else None
-    wake = asyncio.Event()
-    disp.notify = wake.set  # a display register was written
-    button = board.button() if hasattr(board, "button") else None
-    if button is not None:
-        asyncio.create_task(button_task(button, disp, wake))
+    disp.notify = wake.set
     while True:
         if disp.poll(ticks_ms()) and drv is not None:
             drv.show(disp.screen)
@@ -179,15 +219,29 @@ def build(board):
 
 async def main(board):
     model, node = build(board)
+    diag = node.diag
     log(firmware_id(board.name), "ACA", "".join("%02X" % b for b in node.aca))
-    port = ModemPort(board, node, model)
-    asyncio.create_task(metering_task(board, model, BoardFeed(board, model.meter)))
-    asyncio.create_task(display_task(board, Display(model)))
+    if getattr(board, "reset_cause", None) is not None and board.reset_cause() == "watchdog":
+        diag.watchdog_reset()
+        log("started after a watchdog reset")
+    beats = Heartbeats(("modem", "metering"))
+    if getattr(board, "watchdog", None) is not None:
+        asyncio.create_task(watchdog_task(board.watchdog(T.WATCHDOG_MS), beats))
+    port = ModemPort(board, node, model, beats)
+    feed = BoardFeed(board, model.meter)
+    disp = Display(model)
+    wake = asyncio.Event()
+    asyncio.create_task(supervised("metering", diag, lambda: metering_task(board, model, feed, beats)))
+    asyncio.create_task(supervised("display", diag, lambda: display_task(board, disp, wake)))
+    button = board.button() if hasattr(board, "button") else None
+    if button is not None:
+        asyncio.create_task(supervised("button", diag, lambda: button_task(button, disp, wake)))
     if getattr(board, "optical_uart", None) is not None and board.optical_uart() is not None:
         from meter import optical
 
-        asyncio.create_task(optical.run(board, node, model))  # the optical port (meter/optical.py)
-    await port.run()
+        # the optical port (meter/optical.py)
+        asyncio.create_task(supervised("optical", diag, lambda: optical.run(board, node, model)))
+    await supervised("modem", diag, port.run)
 
 
 def run(board):

@@ -65,9 +65,9 @@ class OpticalTask:
         timeout = port.next_timeout(ticks_ms())
         n = await read_within(self.reader, self.mv, timeout)
         now = ticks_ms()
-        if n:
+        if n is not None and n > 0:
             port.receive(self.mv[0:n], now)
-        elif n is None or timeout < 0:
+        elif not n:
             await asyncio.sleep_ms(100)  # end of file: nobody on the other side; look again later
         port.poll(now)
         self._apply_line()
