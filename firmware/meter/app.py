@@ -10,14 +10,9 @@ from meter import attrs as A
 from meter import registers as R
 from meter import timers as T
 from meter.budget import TokenBucket
+from meter.errors import Refused
 from meter.mac import MAX_LLC_DATA
 from meter.tables import TableService
-
-_TABLE_ATTRS = (A.READTAB_REQ, A.READTAB_SEL_REQ, A.BUFF_SELECT_REQ, A.GETTAB_REQ, A.SETTAB_REQ, A.WRITETAB_REQ,
-                A.RESETTAB_REQ, A.COMMAND, A.DATASPONT)
-# every request ATTR the application serves (the security layer accepts the
-# authenticated variants of these only)
-REQUEST_ATTRS = (A.READ_REQ, A.WRITE_REQ) + _TABLE_ATTRS
 
 
 def write_nack(resp, code, item=0):
@@ -41,6 +36,14 @@ class Application:
                          TokenBucket(T.WRITE_BURST, T.WRITE_REFILL_S))
         self._grant = R.ACC_PLAIN
         self._undo = bytearray(MAX_LLC_DATA)  # old values of a WRITE, to put back on failure
+        # {request ATTR: handler(req, off, n, room, grant) -> answer length}
+        self.services = self.tables.services()
+        self.services[A.READ_REQ] = self._read
+        self.services[A.WRITE_REQ] = self._write
+
+    def serves(self, attr):
+        """Is attr a request ATTR this application serves?"""
+        return attr in self.services
 
     def _nack(self, code, reg_id=0):
         self.stats["nacks"] += 1
@@ -71,24 +74,24 @@ class Application:
         self.stats["requests"] += 1
         self.changed = False
         self._grant = grant
-        if max_resp < 1:  # not even an ACK fits: refuse before anything happens
-            return self._nack(A.NACK_TOO_LONG)
-        attr = req[off]
-        if attr == A.READ_REQ:
-            size = self._read(req, off + 1, n - 1, grant)
-        elif attr == A.WRITE_REQ:
-            size = self._write(req, off + 1, n - 1, grant)
-        elif attr in _TABLE_ATTRS:
-            size = self.tables.handle(attr, req, off + 1, n - 1, max_resp, grant)
-        else:
-            size = self._nack(A.NACK_UNSUPPORTED)
-        if size > max_resp:
-            size = self._nack(A.NACK_TOO_LONG)
-        return size
+        room = min(max_resp, MAX_LLC_DATA)
+        try:
+            if room < 1:  # not even an ACK fits: refuse before anything happens
+                raise Refused(A.NACK_TOO_LONG)
+            fn = self.services.get(req[off])
+            if fn is None:
+                raise Refused(A.NACK_UNSUPPORTED)
+            size = fn(req, off + 1, n - 1, room, grant)
+            if size > room:
+                raise Refused(A.NACK_TOO_LONG)
+            return size
+        except Refused as e:  # the one place a refusal becomes a NACK
+            self.changed = False
+            return self._nack(e.code, e.item)
 
-    def _read(self, req, off, n, grant):
+    def _read(self, req, off, n, room, grant):
         if n < 2 or n & 1:
-            return self._nack(A.NACK_BAD_LENGTH)
+            raise Refused(A.NACK_BAD_LENGTH)
         out = self.resp
         out[0] = A.READ_RESP
         pos = 1
@@ -99,38 +102,38 @@ class Application:
             off += 2
             row = R.BY_ID.get(reg_id)
             if row is None:
-                return self._nack(A.NACK_UNKNOWN_REGISTER, reg_id)
+                raise Refused(A.NACK_UNKNOWN_REGISTER, reg_id)
             if not model.may_read(row, grant):
-                return self._nack(A.NACK_ACCESS_DENIED, reg_id)
+                raise Refused(A.NACK_ACCESS_DENIED, reg_id)
             if pos + row[R.R_SIZE] > MAX_LLC_DATA:
-                return self._nack(A.NACK_TOO_LONG, reg_id)
+                raise Refused(A.NACK_TOO_LONG, reg_id)
             pos = model.read_into(row, out, pos)
         return pos
 
-    def _write(self, req, off, n, grant):
+    def _write(self, req, off, n, room, grant):
         # Check every item first so that a bad one leaves nothing half written.
         end = off + n
         p = off
         if n < 3:
-            return self._nack(A.NACK_BAD_LENGTH)
+            raise Refused(A.NACK_BAD_LENGTH)
         model = self.model
         while p < end:
             if p + 2 > end:
-                return self._nack(A.NACK_BAD_LENGTH)
+                raise Refused(A.NACK_BAD_LENGTH)
             reg_id = (req[p] << 8) | req[p + 1]
             row = R.BY_ID.get(reg_id)
             if row is None:
-                return self._nack(A.NACK_UNKNOWN_REGISTER, reg_id)
+                raise Refused(A.NACK_UNKNOWN_REGISTER, reg_id)
             # The read key never writes, whatever the register allows.
             if grant == R.ACC_READ_KEY or not R.allowed(row[R.R_WRITE], grant) or row[R.R_ENC] == R.ENC_TABLE:
-                return self._nack(A.NACK_ACCESS_DENIED, reg_id)
+                raise Refused(A.NACK_ACCESS_DENIED, reg_id)
             if p + 2 + row[R.R_SIZE] > end:
-                return self._nack(A.NACK_BAD_LENGTH, reg_id)
+                raise Refused(A.NACK_BAD_LENGTH, reg_id)
             if not model.check(row, req, p + 2):
-                return self._nack(A.NACK_BAD_VALUE, reg_id)
+                raise Refused(A.NACK_BAD_VALUE, reg_id)
             p += 2 + row[R.R_SIZE]
         if not self.spend():
-            return self._nack(A.NACK_BUSY)
+            raise Refused(A.NACK_BUSY)
         self.changed = True
         # All or none: keep the old values, put them back if an item fails.
         undo = self._undo
@@ -147,13 +150,12 @@ class Application:
                 code = model.write_from(row, req, p + 2)
                 if code:
                     self._restore(req, off, p)
-                    return self._nack(code, row[R.R_ID])
+                    raise Refused(code, row[R.R_ID])
                 p += 2 + row[R.R_SIZE]
         except Exception:
             self._restore(req, off, p + 2 + row[R.R_SIZE])
             raise
-        self.resp[0] = A.ACK_A
-        return 1
+        return self.ack(True)
 
     def _restore(self, req, off, stop):
         # Write back the old values of the items in req[off:stop].

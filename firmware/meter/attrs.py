@@ -41,6 +41,7 @@ ACK_A = const(253)
 NACK_A = const(255)
 ACK_A_AUTH = const(243)
 NACK_A_AUTH = const(245)
+NACK_B_AUTH = const(239)
 
 # NACK A-Node PAR1 codes
 NACK_UNKNOWN_REGISTER = const(1)  # project choice
@@ -91,6 +92,7 @@ NAMES = {
     NACK_A: "NACK A-Node",
     ACK_A_AUTH: "ACK A-Node AUTH",
     NACK_A_AUTH: "NACK A-Node AUTH",
+    NACK_B_AUTH: "NACK B-Node AUTH",
 }
 
 NACK_NAMES = {

@@ -22,21 +22,13 @@ from meter import keychange as KC
 from meter import registers as R
 from meter import security as S
 from meter import timers as T
-from meter.app import REQUEST_ATTRS
+from meter.app import write_nack
 from meter.budget import TokenBucket
 from meter.compat import ticks_ms
 from meter.errors import DecodeError
 from meter.mac import MAX_LLC_DATA
 
 _KEY_CHANGE_AUTH = KC.KEY_CHANGE + 100
-
-
-def _served(attr):
-    """Is attr the authenticated variant of a request this meter serves?"""
-    if attr < 102 or attr >= 190:
-        return False
-    plain = attr - 100
-    return plain in REQUEST_ATTRS or plain == KC.KEY_CHANGE
 
 
 class SecureLayer:
@@ -57,6 +49,12 @@ class SecureLayer:
     def handles(self, attr):
         return attr == A.CHL_REQ or S.is_authenticated(attr)
 
+    def _served(self, attr):
+        """Is attr the authenticated variant of a request this meter serves?"""
+        if attr < 102 or attr >= 190:
+            return False
+        return attr == _KEY_CHANGE_AUTH or self.app.serves(attr - 100)
+
     def _answer(self, lsdu):
         n = len(lsdu)
         self.resp[0:n] = lsdu
@@ -64,12 +62,7 @@ class SecureLayer:
 
     def _nack_plain(self, code):
         self.stats["refused"] += 1
-        r = self.resp
-        r[0] = A.NACK_A
-        r[1] = code
-        r[2] = 0
-        r[3] = 0
-        return 4
+        return write_nack(self.resp, code)
 
     def _may_answer(self, now_ms):
         # NACK-10 and CHL.RESP cost a CMAC each and airtime: rate-limited.
@@ -96,7 +89,7 @@ class SecureLayer:
                 return 0, 0
             st["challenges"] += 1
             return self._answer(S.seal_challenge_resp(keys, self.aca, self.lmon.value, challenge)), S.ECC_CHALLENGE
-        if not _served(attr):  # answers and unknown ATTRs are not requests: nothing to verify
+        if not self._served(attr):  # answers and unknown ATTRs are not requests: nothing to verify
             return self._nack_plain(A.NACK_UNSUPPORTED), 0
         if self.lmon.exhausted:
             return self._nack_plain(A.NACK_LMON_EXHAUSTED), 0

@@ -14,3 +14,14 @@ class DecodeError(SmitpError):
 
     def __str__(self):
         return "%s: %s" % (self.field, self.why)
+
+
+class Refused(SmitpError):
+    """A service refuses a request: the NACK code (meter.attrs NACK_*) and the
+    register or item concerned. Raised where the refusal is decided, turned
+    into the NACK answer in one place (meter/app.py Application.handle)."""
+
+    def __init__(self, code, item=0):
+        super().__init__(code, item)
+        self.code = code
+        self.item = item

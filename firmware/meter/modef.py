@@ -294,11 +294,7 @@ class Services:
                 size = self.config.handle(buf, off, n, MAX_LLC_DATA) if ecc == 0 else self.config.refuse()
                 answer = self.config.resp
         else:
-            r = self._nack
-            r[0] = A.NACK_A
-            r[1] = A.NACK_UNSUPPORTED
-            r[2] = r[3] = 0
-            return 4, 0, r, 0
+            return write_nack(self._nack, A.NACK_UNSUPPORTED), 0, self._nack, 0
         after = _counts(layer)
         auth = -1 if after[1] > before[1] else 1 if after[0] > before[0] else 0
         return size, ecc, answer, auth
@@ -325,6 +321,9 @@ class LocalConfig:
     def _nack(self, code, item=0):
         self.stats["nacks"] += 1
         return write_nack(self.resp, code, item)
+
+    def serves(self, attr):
+        return attr == A.READ_REQ or attr == A.WRITE_REQ
 
     def refuse(self, code=A.NACK_UNSUPPORTED):
         self.changed = False

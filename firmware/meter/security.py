@@ -20,6 +20,7 @@
 
 import struct
 
+from meter import attrs as A
 from meter.compat import const
 from meter.crypto import Aes, cmac_span, crc32, ctr_xor, ecb_decrypt, ecb_encrypt
 from meter.errors import DecodeError
@@ -56,11 +57,12 @@ KEY_WRITE = const(1)  # ECC b2 = 1: K1
 _ECC_KEY_BIT = const(0x4)
 
 # ---- ATTR codes the codec treats specially, reference 6.2 -------------------
-ATTR_CHL_REQ = const(112)  # not authenticated
-ATTR_CHL_RESP = const(113)
-ATTR_NACK_B_AUTH = const(239)
-ATTR_NACK_A_AUTH = const(245)
-NACK_AUTH = const(10)  # NACK PAR1: authentication failure / LMON mismatch
+# (defined in meter/attrs.py; named here as the codec uses them)
+ATTR_CHL_REQ = A.CHL_REQ  # not authenticated
+ATTR_CHL_RESP = A.CHL_RESP
+ATTR_NACK_B_AUTH = A.NACK_B_AUTH
+ATTR_NACK_A_AUTH = A.NACK_A_AUTH
+NACK_AUTH = A.NACK_AUTH  # NACK PAR1: authentication failure / LMON mismatch
 
 TRAILER_LEN = const(8)
 TMAC_LEN = const(8)

@@ -35,6 +35,7 @@ from meter import tariff as TF
 from meter.clock import valid_time
 from meter.compat import const
 from meter.mac import MAX_LLC_DATA
+from meter.errors import Refused
 from meter.security import AUTH_OVERHEAD
 
 BLOCK_ROOM = const(106)  # 128 - 16 (authentication) - 6 (READTAB.RESP header)
@@ -106,44 +107,34 @@ class TableService:
         self._scratch = bytearray(64)
         self._sizes = {}
 
-    def handle(self, attr, req, off, n, max_resp, grant):
-        """Serve a table service; return the answer length in self.resp."""
-        room = min(max_resp, MAX_LLC_DATA)
-        if attr == A.READTAB_REQ:
-            return self._block(req, off, n, room, grant)
-        if attr == A.READTAB_SEL_REQ:
-            return self._selective(req, off, n, room, grant)
-        if attr == A.BUFF_SELECT_REQ:
-            return self._select(req, off, n, grant)
-        if attr == A.GETTAB_REQ:
-            return self._gettab(req, off, n, room, grant)
-        if attr == A.SETTAB_REQ:
-            return self._settab(req, off, n, grant)
-        if attr == A.WRITETAB_REQ:
-            return self._writetab(req, off, n, grant)
-        if attr == A.RESETTAB_REQ:
-            return self._resettab(req, off, n, grant)
-        if attr == A.COMMAND:
-            return self._command(req, off, n, grant)
-        if attr == A.DATASPONT:
-            return self._dataspont(req, off, n, room, grant)
-        return self.app._nack(A.NACK_UNSUPPORTED)
+    def services(self):
+        """{ATTR: handler(req, off, n, room, grant)} of the table services."""
+        return {
+            A.READTAB_REQ: self._block,
+            A.READTAB_SEL_REQ: self._selective,
+            A.BUFF_SELECT_REQ: self._select,
+            A.GETTAB_REQ: self._gettab,
+            A.SETTAB_REQ: self._settab,
+            A.WRITETAB_REQ: self._writetab,
+            A.RESETTAB_REQ: self._resettab,
+            A.COMMAND: self._command,
+            A.DATASPONT: self._dataspont,
+        }
 
     # ---- helpers
     def _table(self, reg_id, grant, write=False):
-        """(row, table) or a NACK length (int)."""
-        app = self.app
+        """(row, table); Refused when the request may not have it."""
         row = R.BY_ID.get(reg_id)
         if row is None or row[R.R_ENC] != R.ENC_TABLE:
-            return app._nack(A.NACK_UNKNOWN_REGISTER, reg_id)
+            raise Refused(A.NACK_UNKNOWN_REGISTER, reg_id)
         if write:
             if grant != R.ACC_WRITE_KEY or not R.allowed(row[R.R_WRITE], grant):
-                return app._nack(A.NACK_ACCESS_DENIED, reg_id)
+                raise Refused(A.NACK_ACCESS_DENIED, reg_id)
         elif not self.model.may_read(row, grant):
-            return app._nack(A.NACK_ACCESS_DENIED, reg_id)
+            raise Refused(A.NACK_ACCESS_DENIED, reg_id)
         tb = self.model.tables.get(reg_id)
         if tb is None:
-            return app._nack(A.NACK_UNSUPPORTED, reg_id)
+            raise Refused(A.NACK_UNSUPPORTED, reg_id)
         return row, tb
 
     def _head(self, attr, reg_id):
@@ -166,14 +157,11 @@ class TableService:
         return lo
 
     # ---- READTAB, BUFF_SELECT
-    def _select(self, req, off, n, grant):
+    def _select(self, req, off, n, room, grant):
         if n != 10:
-            return self.app._nack(A.NACK_BAD_LENGTH)
+            raise Refused(A.NACK_BAD_LENGTH)
         reg_id = _u16(req, off)
-        got = self._table(reg_id, grant)
-        if isinstance(got, int):
-            return got
-        row, tb = got
+        row, tb = self._table(reg_id, grant)
         t0, t1 = _u32(req, off + 2), _u32(req, off + 6)
         if t0 == 0 and t1 == 0:
             first, end = tb.first, tb.end
@@ -188,13 +176,10 @@ class TableService:
 
     def _block(self, req, off, n, room, grant):
         if n != 4:
-            return self.app._nack(A.NACK_BAD_LENGTH)
+            raise Refused(A.NACK_BAD_LENGTH)
         reg_id = _u16(req, off)
         block = _u16(req, off + 2)
-        got = self._table(reg_id, grant)
-        if isinstance(got, int):
-            return got
-        row, tb = got
+        row, tb = self._table(reg_id, grant)
         sel = self.sel
         if sel is None or sel[0] != reg_id:
             sel = self.sel = [reg_id, tb.first, tb.end]
@@ -209,26 +194,23 @@ class TableService:
         r[4] = block & 0xFF
         r[5] = (_MORE if start + per < sel[2] else 0) | k
         if 6 + k * row[R.R_SIZE] > room:
-            return self.app._nack(A.NACK_TOO_LONG, reg_id)
+            raise Refused(A.NACK_TOO_LONG, reg_id)
         return tb.read_run(s, k, r, 6) if k else 6
 
     def _selective(self, req, off, n, room, grant):
         if n != 8:
-            return self.app._nack(A.NACK_BAD_LENGTH)
+            raise Refused(A.NACK_BAD_LENGTH)
         reg_id = _u16(req, off)
         first = _u32(req, off + 2)
         count = req[off + 6]
         mask = req[off + 7]
-        got = self._table(reg_id, grant)
-        if isinstance(got, int):
-            return got
-        row, tb = got
+        row, tb = self._table(reg_id, grant)
         size = row[R.R_SIZE]
         sizes = self._sizes.get(reg_id)
         if sizes is None:
             sizes = self._sizes[reg_id] = field_sizes(reg_id)
         if mask >> len(sizes):
-            return self.app._nack(A.NACK_BAD_VALUE, reg_id)
+            raise Refused(A.NACK_BAD_VALUE, reg_id)
         sel_size = size
         if mask:
             sel_size = 0
@@ -236,7 +218,7 @@ class TableService:
                 if (mask >> i) & 1:
                     sel_size += sizes[i]
         if room < 8 + sel_size:  # not one record fits the discipline
-            return self.app._nack(A.NACK_TOO_LONG, reg_id)
+            raise Refused(A.NACK_TOO_LONG, reg_id)
         if first < tb.first:
             first = tb.first
         avail = tb.end - first if tb.end > first else 0
@@ -267,12 +249,12 @@ class TableService:
     def _gettab(self, req, off, n, room, grant):
         app = self.app
         if n != 2:
-            return app._nack(A.NACK_BAD_LENGTH)
+            raise Refused(A.NACK_BAD_LENGTH)
         crow = self._custom(req, off)
         if crow is None:
-            return app._nack(A.NACK_BAD_VALUE)
+            raise Refused(A.NACK_BAD_VALUE)
         if not self.model.may_read(crow, grant):
-            return app._nack(A.NACK_ACCESS_DENIED, crow[R.R_ID])
+            raise Refused(A.NACK_ACCESS_DENIED, crow[R.R_ID])
         ids = self.model.get(crow[R.R_ID])
         r = self.resp
         r[0] = A.GETTAB_RESP
@@ -289,12 +271,12 @@ class TableService:
                 break
             row = R.BY_ID.get(reg_id)
             if row is None:
-                return app._nack(A.NACK_UNKNOWN_REGISTER, reg_id)
+                raise Refused(A.NACK_UNKNOWN_REGISTER, reg_id)
             if not self.model.may_read(row, grant):
-                return app._nack(A.NACK_ACCESS_DENIED, reg_id)
+                raise Refused(A.NACK_ACCESS_DENIED, reg_id)
             if pos + row[R.R_SIZE] > room:
                 if count == 0:
-                    return app._nack(A.NACK_TOO_LONG, reg_id)
+                    raise Refused(A.NACK_TOO_LONG, reg_id)
                 more = _MORE
                 break
             pos = self.model.read_into(row, r, pos)
@@ -303,94 +285,87 @@ class TableService:
         r[3] = more | count
         return pos
 
-    def _settab(self, req, off, n, grant):
+    def _settab(self, req, off, n, room, grant):
         app = self.app
         if n < 1 or (n - 1) & 1 or n - 1 > 2 * _CUSTOM_MAX:
-            return app._nack(A.NACK_BAD_LENGTH)
+            raise Refused(A.NACK_BAD_LENGTH)
         crow = self._custom(req, off)
         if crow is None:
-            return app._nack(A.NACK_BAD_VALUE)
+            raise Refused(A.NACK_BAD_VALUE)
         if grant != R.ACC_WRITE_KEY or not R.allowed(crow[R.R_WRITE], grant):
-            return app._nack(A.NACK_ACCESS_DENIED, crow[R.R_ID])
+            raise Refused(A.NACK_ACCESS_DENIED, crow[R.R_ID])
         raw = bytearray(2 * _CUSTOM_MAX)
         for p in range(off + 1, off + n, 2):
             reg_id = _u16(req, p)
             row = R.BY_ID.get(reg_id)
             if row is None or row[R.R_READ] == R.ACC_NONE:
-                return app._nack(A.NACK_UNKNOWN_REGISTER, reg_id)
+                raise Refused(A.NACK_UNKNOWN_REGISTER, reg_id)
             if row[R.R_SIZE] > BLOCK_ROOM:
-                return app._nack(A.NACK_BAD_VALUE, reg_id)
+                raise Refused(A.NACK_BAD_VALUE, reg_id)
             raw[p - off - 1] = req[p]
             raw[p - off] = req[p + 1]
         if not app.spend():
-            return app._nack(A.NACK_BUSY)
+            raise Refused(A.NACK_BUSY)
         return self._apply(crow, raw)
 
     def _apply(self, row, raw):
         # a settings value through the model: checks, persistence, watchers
         app = self.app
         if not self.model.check(row, raw, 0):
-            return app._nack(A.NACK_BAD_VALUE, row[R.R_ID])
+            raise Refused(A.NACK_BAD_VALUE, row[R.R_ID])
         code = self.model.write_from(row, raw, 0)
         if code:
-            return app._nack(code, row[R.R_ID])
-        app.changed = True
-        self.resp[0] = A.ACK_A
-        return 1
+            raise Refused(code, row[R.R_ID])
+        return self.app.ack(True)
 
     # ---- WRITETAB, RESETTAB
-    def _writetab(self, req, off, n, grant):
+    def _writetab(self, req, off, n, room, grant):
         app = self.app
         if n < 4:
-            return app._nack(A.NACK_BAD_LENGTH)
+            raise Refused(A.NACK_BAD_LENGTH)
         reg_id = _u16(req, off)
-        got = self._table(reg_id, grant, write=True)
-        if isinstance(got, int):
-            return got
-        row, tb = got
+        row, tb = self._table(reg_id, grant, write=True)
         size = row[R.R_SIZE]
         first = _u16(req, off + 2)
         body = n - 4
         if body == 0 or body % size:
-            return app._nack(A.NACK_BAD_LENGTH, reg_id)
+            raise Refused(A.NACK_BAD_LENGTH, reg_id)
         count = body // size
         check = _RECORD_CHECKS.get(reg_id)
         if first + count > tb.end or not hasattr(tb, "write"):
-            return app._nack(A.NACK_BAD_VALUE, reg_id)
+            raise Refused(A.NACK_BAD_VALUE, reg_id)
         if check is not None:
             for i in range(count):
                 if not check(req, off + 4 + i * size):
-                    return app._nack(A.NACK_BAD_VALUE, reg_id)
+                    raise Refused(A.NACK_BAD_VALUE, reg_id)
         if not app.spend():
-            return app._nack(A.NACK_BUSY, reg_id)
+            raise Refused(A.NACK_BUSY, reg_id)
         if not tb.write(first, req, off + 4, count):
-            return app._nack(A.NACK_NOT_STORED, reg_id)
+            raise Refused(A.NACK_NOT_STORED, reg_id)
         meter = self.model.meter
         if meter is not None:
             meter.changed(reg_id)
-        app.changed = True
-        self.resp[0] = A.ACK_A
-        return 1
+        return self.app.ack(True)
 
-    def _resettab(self, req, off, n, grant):
+    def _resettab(self, req, off, n, room, grant):
         app = self.app
         if n < 2 or n & 1:
-            return app._nack(A.NACK_BAD_LENGTH)
+            raise Refused(A.NACK_BAD_LENGTH)
         model = self.model
         for p in range(off, off + n, 2):  # check all, then reset all
             reg_id = _u16(req, p)
             row = R.BY_ID.get(reg_id)
             if row is None:
-                return app._nack(A.NACK_UNKNOWN_REGISTER, reg_id)
+                raise Refused(A.NACK_UNKNOWN_REGISTER, reg_id)
             if grant != R.ACC_WRITE_KEY:
-                return app._nack(A.NACK_ACCESS_DENIED, reg_id)
+                raise Refused(A.NACK_ACCESS_DENIED, reg_id)
             if row[R.R_ENC] == R.ENC_TABLE:
                 if reg_id not in model.tables or model.meter is None:
-                    return app._nack(A.NACK_UNSUPPORTED, reg_id)
+                    raise Refused(A.NACK_UNSUPPORTED, reg_id)
             elif row[R.R_WRITE] == R.ACC_NONE or reg_id not in R.DEFAULTS:
-                return app._nack(A.NACK_BAD_VALUE, reg_id)
+                raise Refused(A.NACK_BAD_VALUE, reg_id)
         if not app.spend():
-            return app._nack(A.NACK_BUSY)
+            raise Refused(A.NACK_BUSY)
         for p in range(off, off + n, 2):
             reg_id = _u16(req, p)
             row = R.BY_ID[reg_id]
@@ -403,29 +378,27 @@ class TableService:
             elif isinstance(d, str):
                 d = d.encode() + bytes(row[R.R_SIZE] - len(d))
             model.write_from(row, d, 0)
-        app.changed = True
-        self.resp[0] = A.ACK_A
-        return 1
+        return self.app.ack(True)
 
     # ---- COMMAND, DATASPONT
-    def _command(self, req, off, n, grant):
+    def _command(self, req, off, n, room, grant):
         app = self.app
         meter = self.model.meter
         if n < 1:
-            return app._nack(A.NACK_BAD_LENGTH)
+            raise Refused(A.NACK_BAD_LENGTH)
         code = req[off]
         spec = COMMANDS.get(code)
         if spec is None or meter is None:
-            return app._nack(A.NACK_UNSUPPORTED)
+            raise Refused(A.NACK_UNSUPPORTED)
         if n != 1 + spec[0]:
-            return app._nack(A.NACK_BAD_LENGTH)
+            raise Refused(A.NACK_BAD_LENGTH)
         if code == CMD_SYNC_CLOCK and not valid_time(_u32(req, off + 1)):
-            return app._nack(A.NACK_BAD_VALUE)
+            raise Refused(A.NACK_BAD_VALUE)
         if not R.allowed(spec[1], grant) or (spec[1] == R.ACC_WRITE_KEY and grant != R.ACC_WRITE_KEY):
-            return app._nack(A.NACK_ACCESS_DENIED)
+            raise Refused(A.NACK_ACCESS_DENIED)
         if code != CMD_FREEZE:
             if not app.spend():
-                return app._nack(A.NACK_BUSY)
+                raise Refused(A.NACK_BUSY)
             app.changed = True
         if code == CMD_CLOSE_BILLING:
             meter.close_billing(M.BILL_COMMAND)
@@ -441,24 +414,23 @@ class TableService:
             meter.freeze()
         elif code == CMD_ACTIVATE_CONTRACT:
             if not meter.activate_contract():
-                return app._nack(A.NACK_BAD_VALUE)
-        self.resp[0] = A.ACK_A
-        return 1
+                raise Refused(A.NACK_BAD_VALUE)
+        return self.app.ack(self.app.changed)
 
     def _dataspont(self, req, off, n, room, grant):
         app = self.app
         meter = self.model.meter
         if n != 4:
-            return app._nack(A.NACK_BAD_LENGTH)
+            raise Refused(A.NACK_BAD_LENGTH)
         if meter is None:
-            return app._nack(A.NACK_UNSUPPORTED)
+            raise Refused(A.NACK_UNSUPPORTED)
         if not self.model.may_read(R.BY_ID[R.EVENT_LOG], grant):
-            return app._nack(A.NACK_ACCESS_DENIED, R.EVENT_LOG)
+            raise Refused(A.NACK_ACCESS_DENIED, R.EVENT_LOG)
         ev = meter.events
         ack = _u32(req, off)
         if ack != self.model.get(R.SPONT_ACK) and ack <= ev.ring.end:
             if not app.spend():  # moving the acknowledgement is a flash write
-                return app._nack(A.NACK_BUSY)
+                raise Refused(A.NACK_BUSY)
             app.changed = True
         ev.acknowledge(ack)
         r = self.resp
