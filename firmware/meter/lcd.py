@@ -8,7 +8,7 @@
 # levels the unlit segments show faintly ("ghost"), as on a real LCD. Test mode
 # lights everything. Sizes come from a layout, so the same model fits the
 # emulated board's LCD and a 128 x 64 OLED.
-from meter import display as D
+from meter import screen as SC
 from meter.compat import const
 
 # seven segments: bit 0 a (top), 1 b (upper right), 2 c (lower right),
@@ -73,23 +73,23 @@ class Panel:
         self.on = on
         self.ghost = ghost
         self.off = off
-        self._segs = bytearray(D.VALUE_DIGITS)
-        self._flags = bytearray(D.VALUE_DIGITS)
+        self._segs = bytearray(SC.VALUE_DIGITS)
+        self._flags = bytearray(SC.VALUE_DIGITS)
 
     def draw(self, screen):
         c = self.canvas
         lay = self.layout
         c.fill(self.off)
-        test = screen.show == D.SHOW_TEST
-        self._digits(lay["code"], screen.code, D.CODE_DIGITS, False, test)
-        self._digits(lay["value"], screen.value, D.VALUE_DIGITS, True, test)
+        test = screen.show == SC.SHOW_TEST
+        self._digits(lay["code"], screen.code, SC.CODE_DIGITS, False, test)
+        self._digits(lay["value"], screen.value, SC.VALUE_DIGITS, True, test)
         x, y, pitch = lay["icons"]
-        for i in range(len(D.ICON_NAMES)):
+        for i in range(len(SC.ICON_NAMES)):
             self._icon(i, x + i * pitch, y, self.on if test or screen.icons & (1 << i) else self.ghost)
         x, y = lay["unit"]
         self._text(screen.unit, x, y, 3, test)
         x, y = lay["line"]
-        self._text(screen.line, x, y, D.LINE_CHARS, test)
+        self._text(screen.line, x, y, SC.LINE_CHARS, test)
 
     def _text(self, text, x, y, n, test):
         # dot-matrix cells: unlit cells faint, then the characters

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 from meter import display as D
+
+from meter import screen as SC
 from meter import registers as R
 from meter import timers as T
 from smitp.png import write_png
@@ -81,6 +83,8 @@ def parse_dump(raw):
 # ---- register values
 def message_value(text, priority=D.PRIO_INFO, minutes=0):
     """Raw value of the utility message register (0x0D10)."""
+    if not (text.isascii() and text.isprintable()):
+        raise ValueError("a message is printable ASCII text")
     raw = text.encode("ascii")
     if len(raw) > D.MSG_TEXT_LEN:
         raise ValueError("a message holds at most %d characters" % D.MSG_TEXT_LEN)
@@ -254,7 +258,7 @@ def run(png=None, frames=1, interval_s=1.0, scale=SCALE, workdir=None, import_w=
     if special is not None:
         values[R.DISPLAY_SPECIAL] = special_value(special, minutes)
     if mode is not None:
-        values[R.DISPLAY_MODE] = bytes((D.MODE_NAMES.index(mode),))
+        values[R.DISPLAY_MODE] = bytes((SC.MODE_NAMES.index(mode),))
     paths = frame_paths(png, frames) if png else [None] * frames
     report = {"frames": []}
     with EmulatedMeter(workdir, import_w, export_w) as meter:

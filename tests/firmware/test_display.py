@@ -5,6 +5,7 @@
 # layer with the write key's rights, as an authenticated write would.
 from meter import attrs as A
 from meter import display as D
+from meter import screen as SC
 from meter import registers as R
 from meter import timers as T
 from meter.app import Application
@@ -73,7 +74,7 @@ def state(m, reg=R.DISPLAY_MESSAGE_STATE):
 
 def test_default_scroll_order_and_dwell():
     m = Meter()
-    assert m.at(0).code == "1.8.0" and m.disp.mode == D.MODE_NORMAL
+    assert m.at(0).code == "1.8.0" and m.disp.mode == SC.MODE_NORMAL
     assert codes(m, (4999, 5000, 9999, 10000, 14999, 15000, 20000)) == \
         ["1.8.0", "2.8.0", "2.8.0", "0.9.1", "0.9.1", "1.8.0", "2.8.0"]
 
@@ -164,10 +165,10 @@ def test_values_as_a_meter_shows_them():
     s = m.at(25001)
     assert (s.code, s.line) == ("0013", "-")
     m.model.set(R.ENERGY_IMPORT, 123456789012, persist=False)
-    screen = D.Screen()
-    D.format_value(screen, R.ENERGY_IMPORT, 123456789012)
+    screen = SC.Screen()
+    SC.format_value(screen, R.ENERGY_IMPORT, 123456789012)
     assert (screen.value, screen.line, screen.unit) == ("", "123456789", "kWh")
-    D.format_value(screen, R.ENERGY_IMPORT, 12345678901)
+    SC.format_value(screen, R.ENERGY_IMPORT, 12345678901)
     assert screen.value == "12345678"
 
 
@@ -186,10 +187,10 @@ def test_short_presses_step_through_the_alternate_list():
     m = Meter()
     m.at(0)
     s = m.press()
-    assert m.disp.mode == D.MODE_ALTERNATE and s.icons & D.ICON_ALTERNATE and s.code == "1.8.0"
+    assert m.disp.mode == SC.MODE_ALTERNATE and s.icons & SC.ICON_ALTERNATE and s.code == "1.8.0"
     got = [m.press().code for _ in range(6)]
     assert got == ["2.8.0", "0.9.1", "C.1.0", "0.0.0", "F.F", "1.8.0"]
-    assert m.model.get(R.DISPLAY_MODE) == D.MODE_ALTERNATE
+    assert m.model.get(R.DISPLAY_MODE) == SC.MODE_ALTERNATE
     # no automatic scroll in alternate mode
     assert m.at(m.t + 20000).code == "1.8.0"
 
@@ -203,7 +204,7 @@ def test_alternate_mode_times_out_to_normal():
     pressed = m.t
     assert m.at(pressed + T.DISPLAY_ALT_TIMEOUT_S * 1000 - 1).code == "0.0.0"
     s = m.at(pressed + T.DISPLAY_ALT_TIMEOUT_S * 1000)
-    assert m.disp.mode == D.MODE_NORMAL and s.code == "1.8.0" and not s.icons & D.ICON_ALTERNATE
+    assert m.disp.mode == SC.MODE_NORMAL and s.code == "1.8.0" and not s.icons & SC.ICON_ALTERNATE
 
 
 def test_long_press_enters_test_mode_while_held_and_it_ends_by_itself():
@@ -213,14 +214,14 @@ def test_long_press_enters_test_mode_while_held_and_it_ends_by_itself():
     assert m.disp.next_timeout(1000) == min(T.DISPLAY_REFRESH_MS, LONG)
     m.at(2000)
     assert m.disp.next_timeout(2000) == LONG - 1000
-    assert m.at(2999).show == D.SHOW_VALUE
+    assert m.at(2999).show == SC.SHOW_VALUE
     s = m.at(3000)  # still held: test mode starts at the threshold
-    assert m.disp.mode == D.MODE_TEST and s.show == D.SHOW_TEST and s.icons == D.ICONS_ALL
+    assert m.disp.mode == SC.MODE_TEST and s.show == SC.SHOW_TEST and s.icons == SC.ICONS_ALL
     m.disp.button(False, 5000)  # the release of a long press does nothing more
-    assert m.at(5000).show == D.SHOW_TEST
-    assert m.at(3000 + T.DISPLAY_TEST_S * 1000 - 1).show == D.SHOW_TEST
-    assert m.at(3000 + T.DISPLAY_TEST_S * 1000).show == D.SHOW_VALUE
-    assert m.disp.mode == D.MODE_NORMAL
+    assert m.at(5000).show == SC.SHOW_TEST
+    assert m.at(3000 + T.DISPLAY_TEST_S * 1000 - 1).show == SC.SHOW_TEST
+    assert m.at(3000 + T.DISPLAY_TEST_S * 1000).show == SC.SHOW_VALUE
+    assert m.disp.mode == SC.MODE_NORMAL
 
 
 def test_test_mode_left_by_a_press_and_release_after_long_hold_counts_as_long():
@@ -228,12 +229,12 @@ def test_test_mode_left_by_a_press_and_release_after_long_hold_counts_as_long():
     m.at(0)
     m.disp.button(True, 100)
     m.disp.button(False, 100 + LONG)  # no poll in between: decided at release
-    assert m.at(100 + LONG).show == D.SHOW_TEST
-    assert m.press().show == D.SHOW_VALUE and m.disp.mode == D.MODE_NORMAL
+    assert m.at(100 + LONG).show == SC.SHOW_TEST
+    assert m.press().show == SC.SHOW_VALUE and m.disp.mode == SC.MODE_NORMAL
     m.press(held=LONG)
-    assert m.disp.mode == D.MODE_TEST
+    assert m.disp.mode == SC.MODE_TEST
     m.press(held=LONG)
-    assert m.disp.mode == D.MODE_NORMAL
+    assert m.disp.mode == SC.MODE_NORMAL
 
 
 def test_mode_register_starts_test_mode_and_ignores_bad_values():
@@ -241,13 +242,13 @@ def test_mode_register_starts_test_mode_and_ignores_bad_values():
     unchecked(m)
     m.at(0)
     m.write(R.DISPLAY_MODE, b"\x02")
-    assert m.at(10).show == D.SHOW_TEST and m.model.get(R.DISPLAY_MODE) == 2
+    assert m.at(10).show == SC.SHOW_TEST and m.model.get(R.DISPLAY_MODE) == 2
     m.write(R.DISPLAY_MODE, b"\x07")
-    assert m.at(20).show == D.SHOW_TEST and m.model.get(R.DISPLAY_MODE) == 2
+    assert m.at(20).show == SC.SHOW_TEST and m.model.get(R.DISPLAY_MODE) == 2
     m.write(R.DISPLAY_MODE, b"\x01")
-    assert m.at(30).icons & D.ICON_ALTERNATE
+    assert m.at(30).icons & SC.ICON_ALTERNATE
     m.write(R.DISPLAY_MODE, b"\x00")
-    assert m.at(40).code == "1.8.0" and m.disp.mode == D.MODE_NORMAL
+    assert m.at(40).code == "1.8.0" and m.disp.mode == SC.MODE_NORMAL
 
 
 def test_register_write_notifies_the_display_task():
@@ -267,20 +268,20 @@ def test_info_message_takes_one_dwell_in_each_cycle():
     m.write(R.DISPLAY_MESSAGE, message("READ THE BILL"))
     assert state(m) == (D.MSG_SHOWING, 0)
     s = m.at(100)  # a new message shows at once
-    assert s.show == D.SHOW_MESSAGE and s.line == "READ THE BILL" and s.icons & D.ICON_MESSAGE
-    assert [m.at(t).show for t in (5100, 10100, 15100, 20100)] == [D.SHOW_VALUE] * 3 + [D.SHOW_MESSAGE]
-    assert m.at(25100).code == "1.8.0" and m.at(25100).icons & D.ICON_MESSAGE
+    assert s.show == SC.SHOW_MESSAGE and s.line == "READ THE BILL" and s.icons & SC.ICON_MESSAGE
+    assert [m.at(t).show for t in (5100, 10100, 15100, 20100)] == [SC.SHOW_VALUE] * 3 + [SC.SHOW_MESSAGE]
+    assert m.at(25100).code == "1.8.0" and m.at(25100).icons & SC.ICON_MESSAGE
 
 
 def test_high_message_stays_and_a_short_press_acknowledges_it():
     m = Meter()
     m.at(0)
     m.write(R.DISPLAY_MESSAGE, message("CALL 0800 123", D.PRIO_HIGH))
-    assert [m.at(t).show for t in (10, 5010, 60010)] == [D.SHOW_MESSAGE] * 3
+    assert [m.at(t).show for t in (10, 5010, 60010)] == [SC.SHOW_MESSAGE] * 3
     wall = m.wall[0]
     s = m.press()
-    assert s.show == D.SHOW_VALUE and s.code == "1.8.0" and not s.icons & D.ICON_MESSAGE
-    assert m.disp.mode == D.MODE_NORMAL  # the press acknowledged, it did not switch modes
+    assert s.show == SC.SHOW_VALUE and s.code == "1.8.0" and not s.icons & SC.ICON_MESSAGE
+    assert m.disp.mode == SC.MODE_NORMAL  # the press acknowledged, it did not switch modes
     assert state(m) == (D.MSG_ACKED, wall)
     assert m.model.get(R.DISPLAY_MESSAGE)[3:16] == b"CALL 0800 123"  # what was written stays readable
 
@@ -290,9 +291,9 @@ def test_message_expires_after_its_duration():
     m.at(0)
     m.write(R.DISPLAY_MESSAGE, message("OUTAGE 14H", D.PRIO_HIGH, minutes=2))
     assert state(m) == (D.MSG_SHOWING, NOW + 120)
-    assert m.at(119000).show == D.SHOW_MESSAGE
+    assert m.at(119000).show == SC.SHOW_MESSAGE
     s = m.at(120000)
-    assert s.show == D.SHOW_VALUE and state(m) == (D.MSG_EXPIRED, NOW + 120)
+    assert s.show == SC.SHOW_VALUE and state(m) == (D.MSG_EXPIRED, NOW + 120)
 
 
 def test_priorities_urgent_over_alternate_over_high_over_the_cycle():
@@ -302,15 +303,15 @@ def test_priorities_urgent_over_alternate_over_high_over_the_cycle():
     assert m.at(10).line == "HIGH ONE"
     m.write(R.DISPLAY_MODE, b"\x01")
     s = m.at(20)
-    assert s.show == D.SHOW_VALUE and s.icons & D.ICON_ALTERNATE and s.icons & D.ICON_MESSAGE
+    assert s.show == SC.SHOW_VALUE and s.icons & SC.ICON_ALTERNATE and s.icons & SC.ICON_MESSAGE
     m.write(R.DISPLAY_SPECIAL, b"\x01\x00\x00")  # POWER LIMIT EXCEEDED: urgent
     s = m.at(30)
-    assert s.show == D.SHOW_MESSAGE and s.line == "POWER LIMIT EXCE"
+    assert s.show == SC.SHOW_MESSAGE and s.line == "POWER LIMIT EXCE"
     m.press()  # acknowledges the urgent one on screen
     assert state(m, R.DISPLAY_SPECIAL_STATE)[0] == D.MSG_ACKED
-    assert m.at(m.t + 10).show == D.SHOW_VALUE  # back in alternate mode
+    assert m.at(m.t + 10).show == SC.SHOW_VALUE  # back in alternate mode
     m.write(R.DISPLAY_MODE, b"\x02")
-    assert m.at(m.t + 20).show == D.SHOW_TEST  # test mode over everything
+    assert m.at(m.t + 20).show == SC.SHOW_TEST  # test mode over everything
     m.write(R.DISPLAY_MODE, b"\x00")
     assert m.at(m.t + 30).line == "HIGH ONE"
 
@@ -331,21 +332,21 @@ def test_special_message_codes():
     m.at(0)
     m.write(R.DISPLAY_SPECIAL, b"\x63\x00\x05")  # unknown code: recorded as refused
     assert state(m, R.DISPLAY_SPECIAL_STATE) == (D.MSG_REFUSED, NOW)
-    assert m.at(10).show == D.SHOW_VALUE
+    assert m.at(10).show == SC.SHOW_VALUE
     m.write(R.DISPLAY_SPECIAL, b"\x04\x00\x01")  # TARIFF CHANGE, info, one minute
     assert state(m, R.DISPLAY_SPECIAL_STATE) == (D.MSG_SHOWING, NOW + 60)
     assert m.at(20).line == "TARIFF CHANGE"
     m.write(R.DISPLAY_SPECIAL, b"\x00\x00\x00")
     assert state(m, R.DISPLAY_SPECIAL_STATE)[0] == D.MSG_CLEARED
-    assert m.at(30).show == D.SHOW_VALUE and not m.at(30).icons & D.ICON_MESSAGE
+    assert m.at(30).show == SC.SHOW_VALUE and not m.at(30).icons & SC.ICON_MESSAGE
 
 
 def test_empty_text_clears_the_utility_message():
     m = Meter()
     m.write(R.DISPLAY_MESSAGE, message("X", D.PRIO_URGENT))
-    assert m.at(0).show == D.SHOW_MESSAGE
+    assert m.at(0).show == SC.SHOW_MESSAGE
     m.write(R.DISPLAY_MESSAGE, message("", D.PRIO_URGENT))
-    assert state(m)[0] == D.MSG_CLEARED and m.at(10).show == D.SHOW_VALUE
+    assert state(m)[0] == D.MSG_CLEARED and m.at(10).show == SC.SHOW_VALUE
 
 
 def test_long_message_scrolls_through_the_line():
@@ -368,7 +369,7 @@ def test_long_info_message_dwells_until_its_marquee_ran_through():
     dwell = max(T.DISPLAY_DWELL_S * 1000, (10 + 6) * step)
     t = 0
     while t < dwell:
-        assert m.at(t).show == D.SHOW_MESSAGE, t
+        assert m.at(t).show == SC.SHOW_MESSAGE, t
         t += step
     assert m.at(dwell).code == "1.8.0"
 
@@ -380,19 +381,19 @@ def test_alarm_screen_opens_the_cycle_with_its_icon():
     m.at(0)
     m.model.status |= 1 << R.SW_STORAGE_FAULT
     s = m.at(1000)
-    assert (s.show, s.code, s.value, s.line) == (D.SHOW_ALARM, "F.F", "00000002", "STORAGE FAULT")
-    assert s.icons & D.ICON_ALARM and s.icons & D.ICON_CLOCK
+    assert (s.show, s.code, s.value, s.line) == (SC.SHOW_ALARM, "F.F", "00000002", "STORAGE FAULT")
+    assert s.icons & SC.ICON_ALARM and s.icons & SC.ICON_CLOCK
     assert codes(m, (6000, 11000, 16000, 21000)) == ["1.8.0", "2.8.0", "0.9.1", "F.F"]
     m.model.status &= ~(1 << R.SW_STORAGE_FAULT)
     s = m.at(22000)
-    assert s.code == "1.8.0" and not s.icons & D.ICON_ALARM
+    assert s.code == "1.8.0" and not s.icons & SC.ICON_ALARM
 
 
 def test_clock_icon_goes_when_the_clock_is_set():
     m = Meter()
-    assert m.at(0).icons & D.ICON_CLOCK
+    assert m.at(0).icons & SC.ICON_CLOCK
     m.write(R.CLOCK, (NOW + 5).to_bytes(4, "big"))
-    assert not m.at(1000).icons & D.ICON_CLOCK
+    assert not m.at(1000).icons & SC.ICON_CLOCK
 
 
 # ---- persistence
@@ -418,10 +419,10 @@ def test_a_message_that_expired_while_the_meter_was_off_does_not_show():
     m = Meter()
     m.write(R.DISPLAY_MESSAGE, message("SHORT", D.PRIO_URGENT, minutes=1))
     m2 = Meter(m.store, wall=NOW + 3600)
-    assert m2.at(0).show == D.SHOW_VALUE
+    assert m2.at(0).show == SC.SHOW_VALUE
     assert state(m2) == (D.MSG_EXPIRED, NOW + 3600)
     m3 = Meter(m.store, wall=NOW + 7200)
-    assert state(m3) == (D.MSG_EXPIRED, NOW + 3600) and m3.at(0).show == D.SHOW_VALUE
+    assert state(m3) == (D.MSG_EXPIRED, NOW + 3600) and m3.at(0).show == SC.SHOW_VALUE
 
 
 def test_screen_text_names_everything():

@@ -2,7 +2,7 @@
 # points and colons, lit and unlit segments, icons, the dot-matrix line, test
 # mode, and the OLED layout on a monochrome canvas. On MicroPython the canvas
 # is a real framebuf; on CPython the stand-in of fwtest.
-from meter import display as D
+from meter import screen as SC
 from meter import lcd
 from fwtest import canvas
 
@@ -18,7 +18,7 @@ def cells(text, n, right):
 def draw(layout=lcd.LCD, on=ON, ghost=GHOST, **fields):
     w, h = layout["size"]
     c = canvas(w, h)
-    s = D.Screen()
+    s = SC.Screen()
     for k, v in fields.items():
         setattr(s, k, v)
     lcd.Panel(c, layout, on, ghost, OFF).draw(s)
@@ -63,7 +63,7 @@ def test_lit_and_unlit_segments():
 
 def test_icons_lit_only_when_set():
     x, y, pitch = lcd.LCD["icons"]
-    c = draw(icons=D.ICON_ALARM | D.ICON_CLOCK)
+    c = draw(icons=SC.ICON_ALARM | SC.ICON_CLOCK)
     apex = [(x + i * pitch + 6, y) for i in range(4)]  # alarm apex, envelope top, arrow, clock hand
     assert c.pixel(*apex[0]) == ON and c.pixel(x + pitch, y + 2) == GHOST
     assert c.pixel(x + 3 * pitch, y) == ON and c.pixel(x + 2 * pitch, y + 1) == GHOST
@@ -79,13 +79,13 @@ def test_line_characters_on_dot_matrix_cells():
 
 
 def test_test_mode_lights_everything():
-    c = draw(show=D.SHOW_TEST, value="", code="", line="", icons=0)
-    for i in range(D.VALUE_DIGITS):
+    c = draw(show=SC.SHOW_TEST, value="", code="", line="", icons=0)
+    for i in range(SC.VALUE_DIGITS):
         assert lit(c, segment_points(lcd.LCD, "value", i)) == [ON] * 9
-    for i in range(D.CODE_DIGITS):
+    for i in range(SC.CODE_DIGITS):
         assert lit(c, segment_points(lcd.LCD, "code", i)) == [ON] * 9
     x, y = lcd.LCD["line"]
-    assert all(c.pixel(x + 8 * i + 3, y + 4) == ON for i in range(D.LINE_CHARS))
+    assert all(c.pixel(x + 8 * i + 3, y + 4) == ON for i in range(SC.LINE_CHARS))
     ux, uy = lcd.LCD["unit"]
     assert c.pixel(ux + 3, uy + 4) == ON
     ix, iy, pitch = lcd.LCD["icons"]
@@ -99,6 +99,6 @@ def test_oled_layout_on_a_monochrome_canvas():
     w, h = lcd.OLED["size"]
     for field in ("code", "value"):
         x, y, dw, dh, pitch, t = lcd.OLED[field]
-        n = D.CODE_DIGITS if field == "code" else D.VALUE_DIGITS
+        n = SC.CODE_DIGITS if field == "code" else SC.VALUE_DIGITS
         assert x + (n - 1) * pitch + dw + 1 + t <= w and y + dh <= h
     assert any(c.pixel(x, y) for x in range(16) for y in range(8))  # the line, top left

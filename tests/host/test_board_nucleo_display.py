@@ -57,11 +57,11 @@ sys.modules["machine"] = machine
 
 import asyncio
 import board
-from meter import display as D
+from meter import screen as SC
 
 b = board.Board()
 d = b.display()
-s = D.Screen()
+s = SC.Screen()
 s.code, s.value, s.unit, s.line = "1.8.0", "1234.567", "kWh", "ACTIVE IMPORT"
 d.show(s)
 I2C.log = []

@@ -19,6 +19,8 @@ import pytest
 from tools import ROOT
 
 from meter import display as D
+
+from meter import screen as SC
 from meter import registers as R
 from smitp.cli import main
 from smitp.concentrator import Nack
@@ -103,7 +105,7 @@ def test_alternate_mode_picture_and_button_steps(meter):
     assert f["line"] == SERIAL and f["mode"] == "alternate"
     meter.press()
     assert meter.wait_frame(lambda f: f["code"] == "0.0.0").fields["line"] == "A8040A1E8901"
-    assert meter.read([R.DISPLAY_MODE])[R.DISPLAY_MODE] == bytes((D.MODE_ALTERNATE,))
+    assert meter.read([R.DISPLAY_MODE])[R.DISPLAY_MODE] == bytes((SC.MODE_ALTERNATE,))
 
 
 def test_test_mode_picture(meter):
