@@ -50,6 +50,10 @@ STORAGE_DIR = "/flash"  # the stm32 port mounts its internal flash filesystem he
 IDENTITY_FILE = STORAGE_DIR + "/identity.json"
 
 _SECONDS_1970_TO_2000 = 946684800
+# The IWDG counts LSI/256 (about 8 ms) in 12 bits: the port refuses more than 32767 ms.
+WATCHDOG_MAX_MS = 32000
+# machine.reset_cause() values by name; a port without one of them never reports it
+_RESET_CAUSES = (("PWRON_RESET", "power"), ("WDT_RESET", "watchdog"), ("SOFT_RESET", "soft"))
 
 
 def _pin(name, *args, **kwargs):
@@ -149,6 +153,18 @@ class Board:
         self.optical_uart().init(
             baud, bits=7 if seven_e1 else 8, parity=0 if seven_e1 else None, stop=1, timeout=0, rxbuf=OPTICAL_RXBUF
         )
+
+    def watchdog(self, timeout_ms):
+        """Arm the IWDG: from now on only a reset stops it; feed() it in time."""
+        return machine.WDT(timeout=max(1, min(int(timeout_ms), WATCHDOG_MAX_MS)))
+
+    def reset_cause(self):
+        """Why the board started: "power", "watchdog", "soft" or "other" (reset pin, wake-up)."""
+        cause = machine.reset_cause()
+        for name, text in _RESET_CAUSES:
+            if getattr(machine, name, None) == cause:
+                return text
+        return "other"
 
     def display(self):
         """The OLED, or None when no SSD1306 answers on the I2C bus."""

@@ -2,7 +2,10 @@
 # - the modem UART on a pty master handed over by the harness ("fd:N", already
 #   non-blocking, raw mode set on the slave side by the harness),
 # - the T_REQ and RESETN pins on a pipe: one byte per level change,
-#   b"T"/b"t" for T_REQ high/low, b"R"/b"r" for RESETN high/low,
+#   b"T"/b"t" for T_REQ high/low, b"R"/b"r" for RESETN high/low;
+#   the watchdog on the same pipe: b"A<timeout ms>\n" arms it, b"F" feeds it
+#   (PipeWatchdog); the harness resets the board when it goes unfed, and says
+#   why on the command line (--reset-cause),
 # - non-volatile storage: littlefs2 on a block device backed by an image file,
 #   with NOR-flash rules (a write can only clear bits, an erase sets 0xFF),
 # - simulated metrology (constant import/export power per phase) and an RTC
@@ -121,6 +124,26 @@ class PipePin:
             self._level = v
             self._f.write(self._codes[v])
         return None
+
+
+_FEED_GAP_MS = const(100)
+
+
+class PipeWatchdog:
+    """machine.WDT on the pin pipe: the harness restarts the board when no
+    feed arrives within the timeout. Feeds closer than _FEED_GAP_MS are not
+    written (a busy loop may feed often), so a reset may come that much early."""
+
+    def __init__(self, f, timeout_ms):
+        self._f = f
+        f.write(b"A%d\n" % timeout_ms)
+        self._sent = time.ticks_ms()
+
+    def feed(self):
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self._sent) >= _FEED_GAP_MS:
+            self._f.write(b"F")
+            self._sent = now
 
 
 class FileFlash:
@@ -314,13 +337,14 @@ class Board:
     name = "unix"
 
     def __init__(self, uart, pins, flash, aca, serial, import_w=1200, export_w=0, display=None, control=None,
-                 optical=None, load=None, mains=None, time_scale="1"):
+                 optical=None, load=None, mains=None, time_scale="1", reset_cause="power"):
         self._uart_fd = int(uart[3:]) if uart.startswith("fd:") else int(uart)
         self._optical = None if optical is None else OpticalUart(int(optical[3:]) if optical.startswith("fd:")
                                                                  else int(optical))
-        pin_file = open(int(pins[3:]) if pins.startswith("fd:") else int(pins), "wb")
-        self.treq = PipePin(pin_file, b"T", b"t")
-        self.resetn = PipePin(pin_file, b"R", b"r")
+        self._pin_file = open(int(pins[3:]) if pins.startswith("fd:") else int(pins), "wb")
+        self.treq = PipePin(self._pin_file, b"T", b"t")
+        self.resetn = PipePin(self._pin_file, b"R", b"r")
+        self._reset_cause = reset_cause
         self._aca = bytes.fromhex(aca)
         self._serial = serial
         self._power = (import_w, export_w)
@@ -353,6 +377,14 @@ class Board:
         if control is not None:
             self._control_fd = int(control[3:]) if control.startswith("fd:") else int(control)
         self._button = None
+
+    def watchdog(self, timeout_ms):
+        """Arm the watchdog (it stays armed until the next reset); feed() it."""
+        return PipeWatchdog(self._pin_file, timeout_ms)
+
+    def reset_cause(self):
+        """Why the board started: "power", "watchdog", "soft" or "other"."""
+        return self._reset_cause
 
     def display(self):
         return EmulatedDisplay(self._display_path)
@@ -410,3 +442,18 @@ class Board:
         if self._optical is not None:
             pins["optical"] = "fd:%d" % self._optical._fd
         return pins
+
+
+def from_argv(argv):
+    """The Board for main.py's command line (the usage is in main.py)."""
+    opts = {}
+    i = 1
+    while i < len(argv):
+        if not argv[i].startswith("--") or i + 1 >= len(argv):
+            raise SystemExit("usage: main.py --uart fd:N --pins fd:M --flash IMAGE --aca HEX12 --serial S")
+        opts[argv[i][2:].replace("-", "_")] = argv[i + 1]
+        i += 2
+    for k in ("import_w", "export_w"):
+        if k in opts:
+            opts[k] = int(opts[k])
+    return Board(**opts)

@@ -1,7 +1,7 @@
 # Entry point of the emulated board:
 #   micropython boards/unix/main.py --uart fd:N --pins fd:M --flash IMAGE --aca HEX12 --serial S
 #       [--import-w W] [--export-w W] [--display DUMPFILE] [--control fd:K] [--optical fd:O]
-#       [--load W1,W2,W3] [--mains FILE] [--time-scale N]
+#       [--load W1,W2,W3] [--mains FILE] [--time-scale N] [--reset-cause power|watchdog|soft|other]
 import sys
 
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
@@ -12,19 +12,4 @@ for _p in (_here, _here + "/../../firmware"):
 import board  # noqa: E402
 from meter.firmware import run  # noqa: E402
 
-
-def _args(argv):
-    opts = {}
-    i = 1
-    while i < len(argv):
-        if not argv[i].startswith("--") or i + 1 >= len(argv):
-            raise SystemExit("usage: main.py --uart fd:N --pins fd:M --flash IMAGE --aca HEX12 --serial S")
-        opts[argv[i][2:].replace("-", "_")] = argv[i + 1]
-        i += 2
-    for k in ("import_w", "export_w"):
-        if k in opts:
-            opts[k] = int(opts[k])
-    return opts
-
-
-run(board.Board(**_args(sys.argv)))
+run(board.from_argv(sys.argv))

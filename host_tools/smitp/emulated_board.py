@@ -7,18 +7,35 @@ A control pipe carries push-button presses and flash write protection to the
 board; the board writes its display to a dump file after each change.
 Killing the process is a power cut; starting it again over the same image is
 the next power-up.
+
+The board's watchdog talks on the pin pipe too (boards/unix/board.py,
+PipeWatchdog). A supervisor thread reads that pipe, passes the pin levels on
+to `pins_fd` and resets the board as hardware would: a new process over the
+same flash image, ptys and pipes, told why it started (--reset-cause), when
+the armed watchdog goes unfed for its timeout ("watchdog") or when the process
+ends without the harness asking ("other": a crash, an uncaught exception).
+The timeout is real time: --time-scale speeds up the board's RTC, not its ticks.
 """
 
 import os
+import select
 import shutil
 import subprocess
 import sys
+import termios
+import threading
+import time
 import tty
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BOARD_MAIN = ROOT / "boards" / "unix" / "main.py"
 DEFAULT_HEAP = "256wK"
+WDT_ARM = b"A"  # b"A<timeout ms>\n": the board armed its watchdog
+WDT_FEED = b"F"
+# A board that dies at once is started again at most this often: a crash loop
+# must not take the host's CPU (and callers see it not alive() meanwhile).
+CRASH_RESTART_S = 1.0
 
 
 class BoardError(Exception):
@@ -57,12 +74,26 @@ class EmulatedBoard:
         self.control_fd = None  # write end of the control pipe
         self.optical_fd = None  # harness side of the optical port (pty slave), kept open while the board runs
         self.optical_path = None  # its path: what a hand-held unit (pyserial) opens
+        self.resets = 0  # resets the harness made (watchdog, exit), across power cuts
+        self.reset_causes = []  # the cause of each
+        self.watchdog_ms = None  # the armed watchdog's timeout, None until the firmware arms it
+        self.feeds = 0  # feeds received since the last start or reset
         self._log = None
+        self._lock = threading.Lock()  # the supervisor's restart against stop() and power_cut()
+        self._stopping = threading.Event()
+        self._supervisor = None
+        self._board_ends = ()  # the board's ends of the UART pty, control pipe and optical pty
+        self._pins_w = None  # write end of the pin pipe the supervisor passes levels on to
+        self._board_pins = None  # read end of the current process's pin pipe (the supervisor's)
+        self._levels = {}  # pin -> its last level code, b"T" or b"t" for T_REQ
+        self._deadline = None  # monotonic time the watchdog bites without a feed
+        self._started = 0.0
 
     def start(self):
         """Power the board up (the flash image keeps what it had)."""
         if self.proc is not None:
             raise BoardError("%s is already running" % self.name)
+        micropython_path()
         self.workdir.mkdir(parents=True, exist_ok=True)
         master, slave = os.openpty()
         tty.setraw(slave)  # before any byte flows: no echo, no CR/LF mangling
@@ -70,6 +101,7 @@ class EmulatedBoard:
         os.set_blocking(slave, False)
         pin_r, pin_w = os.pipe()
         os.set_blocking(pin_r, False)
+        os.set_blocking(pin_w, False)  # nobody reading: levels are dropped, the supervisor goes on
         ctl_r, ctl_w = os.pipe()
         os.set_blocking(ctl_r, False)
         opt_master, opt_slave = os.openpty()  # the optical port: the board reads the slave's rate on the master
@@ -78,23 +110,129 @@ class EmulatedBoard:
         if self.display_path.exists():
             self.display_path.unlink()  # the picture of the last run is not this one's
         self._log = open(self.log_path, "ab")
+        # The harness keeps the board's ends open: a reset starts a process on the same ones.
+        self._board_ends = (master, ctl_r, opt_master)
+        self._pins_w = pin_w
+        self.uart_fd, self.pins_fd, self.control_fd = slave, pin_r, ctl_w
+        self.optical_fd, self.optical_path = opt_slave, os.ttyname(opt_slave)
+        self._stopping.clear()
+        self._levels = {}
+        try:
+            self._spawn("power")
+        except OSError:
+            self._close()
+            raise
+        self._supervisor = threading.Thread(target=self._supervise, name="%s watchdog" % self.name, daemon=True)
+        self._supervisor.start()
+
+    def _spawn(self, cause):
+        master, ctl_r, opt_master = self._board_ends
+        pins_r, pins_w = os.pipe()
         cmd = [
             micropython_path(), "-X", "heapsize=%s" % self.heap, str(self.main),
-            "--uart", "fd:%d" % master, "--pins", "fd:%d" % pin_w, "--flash", str(self.flash),
+            "--uart", "fd:%d" % master, "--pins", "fd:%d" % pins_w, "--flash", str(self.flash),
             "--aca", self.aca, "--serial", self.serial,
             "--import-w", str(self.import_w), "--export-w", str(self.export_w),
             "--display", str(self.display_path), "--control", "fd:%d" % ctl_r,
             "--optical", "fd:%d" % opt_master,
             "--mains", str(self.mains_path), "--time-scale", str(int(self.time_scale)),
+            "--reset-cause", cause,
         ] + (["--load", self.load] if self.load else [])
-        self.proc = subprocess.Popen(cmd, pass_fds=(master, pin_w, ctl_r, opt_master), stdout=self._log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        os.close(master)
-        os.close(pin_w)
-        os.close(ctl_r)
-        os.close(opt_master)
-        self.uart_fd, self.pins_fd, self.control_fd = slave, pin_r, ctl_w
-        self.optical_fd, self.optical_path = opt_slave, os.ttyname(opt_slave)
+        try:
+            self.proc = subprocess.Popen(cmd, pass_fds=(master, pins_w, ctl_r, opt_master), stdout=self._log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        except OSError:
+            os.close(pins_r)
+            raise
+        finally:
+            os.close(pins_w)  # the process holds the only write end: its exit is end of file
+        self._board_pins = pins_r
+        self._started = time.monotonic()
+        self._deadline = self.watchdog_ms = None  # a reset disarms the watchdog
+        self.feeds = 0
+
+    def _supervise(self):
+        """Pass the board's pin levels on, watch its watchdog and its process."""
+        pending = b""
+        try:
+            while True:
+                wait = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+                if select.select([self._board_pins], [], [], wait)[0]:
+                    data = os.read(self._board_pins, 4096)
+                    if data:
+                        pending = self._take(pending + data)
+                        continue
+                    cause = "other"  # end of file: the process is gone
+                elif time.monotonic() < self._deadline:
+                    continue
+                else:
+                    cause = "watchdog"
+                pending = b""
+                if not self._reset(cause):
+                    return
+        finally:
+            if self._board_pins is not None:
+                os.close(self._board_pins)
+                self._board_pins = None
+
+    def _take(self, data):
+        """Watchdog messages from the pin pipe bytes, the rest passed on to pins_fd;
+        returns an incomplete message to keep for the next read."""
+        levels = bytearray()
+        i = 0
+        while i < len(data):
+            code = data[i:i + 1]
+            if code == WDT_ARM:
+                end = data.find(b"\n", i)
+                if end < 0:
+                    break
+                self.watchdog_ms = int(data[i + 1:end])
+                i = end
+            elif code == WDT_FEED:
+                self.feeds += 1
+            else:
+                levels += code
+                self._levels[code.upper()] = code
+            if self.watchdog_ms is not None and code in (WDT_ARM, WDT_FEED):
+                self._deadline = time.monotonic() + self.watchdog_ms / 1000.0
+            i += 1
+        self._pass_on(levels)
+        return data[i:]
+
+    def _pass_on(self, levels):
+        if levels:
+            try:
+                os.write(self._pins_w, levels)
+            except BlockingIOError:
+                pass
+
+    def _reset(self, cause):
+        """Restart the board's process, as a reset would; False: the harness stops the board."""
+        proc = self.proc
+        proc.kill()  # the watchdog pulls the reset line (a process that exited: nothing to do)
+        proc.wait()
+        if cause == "watchdog":
+            why = "no watchdog feed for %d ms" % self.watchdog_ms
+        else:
+            why = "the firmware ended, exit status %s" % proc.returncode
+        holdoff = self._started + CRASH_RESTART_S - time.monotonic()
+        if holdoff > 0 and self._stopping.wait(holdoff):
+            return False
+        with self._lock:
+            if self._stopping.is_set():
+                return False
+            self._log.write(("harness: reset (%s): %s\n" % (cause, why)).encode())
+            self._log.flush()
+            os.close(self._board_pins)
+            self._board_pins = None
+            # pins a reset leaves low go back to their idle high (Board drives them high)
+            self._pass_on(b"".join(pin for pin, level in self._levels.items() if level != pin))
+            self._levels = {}
+            termios.tcflush(self._board_ends[0], termios.TCIFLUSH)  # a UART in reset loses what arrives
+            self._spawn(cause)
+            self.resets += 1
+            self.reset_causes.append(cause)
+        return True
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -103,29 +241,34 @@ class EmulatedBoard:
         """Kill the process at once, as pulling the supply would."""
         if self.proc is None:
             return
-        self.proc.kill()
-        self.proc.wait()
+        self._halt(lambda proc: proc.kill())
         self._close()
 
     def stop(self):
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self._halt(_terminate)
         self._close()
 
+    def _halt(self, end):
+        # The supervisor must not take the end of the process for a crash.
+        with self._lock:
+            self._stopping.set()
+            proc = self.proc
+        end(proc)
+        proc.wait()
+        self._supervisor.join()
+        self._supervisor = None
+
     def _close(self):
-        for fd in (self.uart_fd, self.pins_fd, self.control_fd):
+        for fd in (self.uart_fd, self.pins_fd, self.control_fd, self._pins_w) + self._board_ends:
             if fd is not None:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self.uart_fd = self.pins_fd = self.control_fd = None
+        self.uart_fd = self.pins_fd = self.control_fd = self._pins_w = None
+        self._board_ends = ()
         if self.optical_fd is not None:
             os.close(self.optical_fd)
             self.optical_fd = self.optical_path = None
@@ -165,3 +308,11 @@ class EmulatedBoard:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+
+def _terminate(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        proc.kill()
