@@ -1,6 +1,7 @@
 """ACAs as people write them: 12 hex digits, most significant byte first."""
 
 from meter.errors import SmitpError
+from smitp.values import quoted
 
 
 class AcaError(SmitpError, ValueError):
@@ -12,9 +13,9 @@ def parse_aca(text):
     try:
         aca = bytes.fromhex(text.replace(":", "").replace(" ", ""))
     except ValueError:
-        raise AcaError("ACA %r is not hexadecimal" % text) from None
+        raise AcaError("ACA %s is not hexadecimal" % quoted(text)) from None
     if len(aca) != 6:
-        raise AcaError("ACA %r is not 6 bytes" % text)
+        raise AcaError("ACA %s is not 6 bytes (12 hex digits)" % quoted(text))
     return aca
 
 

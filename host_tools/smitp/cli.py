@@ -1,12 +1,23 @@
-"""The `smitp` command: concentrator, decoder and tools around the meter firmware."""
+"""The `smitp` command: concentrator, decoder and tools around the meter firmware.
+
+Every option is checked by the parser, before anything boots or opens a port.
+Exit codes: 0 done, 1 what we talked to failed (no answer, NACK, a board or a
+tool), 2 bad input, 130 interrupted. An error is one line on stderr, and with
+--json also {"error": "..."} on stdout.
+"""
 
 import argparse
 import contextlib
+import functools
 import json
+import os
 import sys
 import tempfile
 
 from meter.errors import SmitpError
+
+U32 = (1 << 32) - 1  # record numbers, times (seconds since 1970)
+U64 = (1 << 64) - 1  # MON, LMON
 
 
 def progress_printer(label):
@@ -32,6 +43,218 @@ def _emit(args, report, text_fn):
         text_fn(report)
 
 
+# ---- option checks: argparse types, run while the command line is parsed
+def _arg(fn):
+    """An argparse type from fn(text) -> value: its ValueError or project error
+    becomes the usage error, which argparse prefixes with the option's name."""
+    @functools.wraps(fn)
+    def check(text):
+        try:
+            return fn(text)
+        except (SmitpError, ValueError) as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return check
+
+
+def _in_range(kind, lo, hi):
+    @_arg
+    def check(text):
+        from smitp.values import parse_int, quoted
+
+        try:
+            value = parse_int(text) if kind is int else float(text)
+        except ValueError:
+            raise ValueError("%s is not a number" % quoted(text)) from None
+        if not lo <= value <= hi:  # NaN fails too
+            raise ValueError("%s is outside %s..%s" % (quoted(text), lo, hi))
+        return value
+
+    return check
+
+
+def _number(p, flag, lo, hi, help_text, kind=int, **kw):
+    """An option taking a number in lo..hi; --help states the range."""
+    p.add_argument(flag, type=_in_range(kind, lo, hi), help="%s (%s..%s)" % (help_text, lo, hi), **kw)
+
+
+@_arg
+def _aca(text):
+    """An ACA, 12 hex digits -> the same, upper case and without separators."""
+    from smitp.aca import aca_text, parse_aca
+
+    return aca_text(parse_aca(text))
+
+
+@_arg
+def _via(text):
+    from meter import mac
+
+    hops = [_aca(a) for a in text.split(",")]
+    if len(hops) > mac.MAX_REPEATERS:
+        raise ValueError("at most %d repeaters, not %d" % (mac.MAX_REPEATERS, len(hops)))
+    return ",".join(hops)
+
+
+@_arg
+def _register(text):
+    from smitp.values import parse_register
+
+    parse_register(text)
+    return text
+
+
+@_arg
+def _table(text):
+    from meter import registers as R
+    from smitp.values import parse_register
+
+    table = parse_register(text)
+    if R.lookup(table)[R.R_ENC] != R.ENC_TABLE:
+        raise ValueError("0x%04X (%s) is not a table" % (table, R.lookup(table)[R.R_NAME]))
+    return text
+
+
+@_arg
+def _display_list(text):
+    from smitp.display import list_value
+    from smitp.values import parse_register
+
+    list_value([parse_register(r) for r in text.split(",")])
+    return text
+
+
+@_arg
+def _message(text):
+    from smitp.display import message_value
+
+    message_value(text)
+    return text
+
+
+@_arg
+def _when(text):
+    """Seconds since 1970 from an integer or an ISO 8601 date-time (UTC unless it says)."""
+    import datetime
+
+    from smitp.values import parse_int, quoted
+
+    try:
+        t = parse_int(text)
+    except ValueError:
+        try:
+            d = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("%s is neither seconds since 1970 nor an ISO 8601 date-time" % quoted(text)) from None
+        t = int(d.replace(tzinfo=d.tzinfo or datetime.timezone.utc).timestamp())
+    if not 0 <= t <= U32:
+        raise ValueError("%s is outside 1970-01-01 .. 2106-02-07 (0..%d s)" % (quoted(text), U32))
+    return t
+
+
+def _hex(n_min, n_max, secret=False):
+    @_arg
+    def check(text):
+        from smitp.values import quoted
+
+        shown = "the key" if secret else quoted(text)  # a key is never printed
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raise ValueError("%s is not hexadecimal" % shown) from None
+        if not n_min <= len(raw) <= n_max:
+            size = "%d" % n_min if n_min == n_max else "%d..%d" % (n_min, n_max)
+            raise ValueError("%s is %d bytes, not %s" % (shown, len(raw), size))
+        return text
+
+    return check
+
+
+@_arg
+def _device_address(text):
+    from meter import iec62056 as I
+
+    if len(text) > I.ADDRESS_LEN or not all(c.isascii() and (c.isalnum() or c == " ") for c in text):
+        raise ValueError("an IEC 62056-21 device address is up to %d letters, digits or spaces" % I.ADDRESS_LEN)
+    return text
+
+
+def _named(text):
+    """A path or a port: an empty one would quietly mean "none"."""
+    if not text:
+        raise ValueError("an empty name")
+    return text
+
+
+@_arg
+def _key_file(text):
+    from smitp.secure import KeyRing
+
+    KeyRing.load(_named(text))
+    return text
+
+
+@_arg
+def _device(text):
+    """A serial port: a device that exists (names of mpremote's, such as 'auto' or 'a0', pass)."""
+    import stat
+
+    if "/" not in _named(text) and not os.path.exists(text):
+        return text
+    try:
+        mode = os.stat(text).st_mode
+    except OSError as e:
+        raise ValueError("%s: %s" % (text, e.strerror)) from None
+    if not stat.S_ISCHR(mode):
+        raise ValueError("%s is not a serial device" % text)
+    return text
+
+
+def _try_write(folder):
+    """OSError unless a file can be made in folder (permissions, read-only file systems)."""
+    tempfile.TemporaryFile(dir=folder).close()
+
+
+@_arg
+def _output_file(text):
+    """A file the command writes: a new one in a folder that exists, or a regular file it may replace."""
+    try:
+        if os.path.isdir(_named(text)) or (os.path.exists(text) and not os.path.isfile(text)):
+            raise ValueError("%s is not a regular file" % text)
+        if os.path.exists(text):
+            open(text, "ab").close()  # appends nothing, truncates nothing
+        else:
+            _try_write(os.path.dirname(os.path.abspath(text)))
+    except OSError as e:
+        raise ValueError("%s: %s" % (text, e.strerror)) from None
+    return text
+
+
+@_arg
+def _output_dir(text):
+    """A folder the command writes into: it exists, or it can be made."""
+    if os.path.exists(_named(text)) and not os.path.isdir(text):
+        raise ValueError("%s is not a folder" % text)
+    place = os.path.abspath(text)
+    while not os.path.exists(place):
+        place = os.path.dirname(place)
+    try:
+        if not os.path.isdir(place):
+            raise ValueError("%s is not a folder" % place)
+        _try_write(place)
+    except OSError as e:
+        raise ValueError("%s: %s" % (place, e.strerror)) from None
+    return text
+
+
+@_arg
+def _image_dir(text):
+    from smitp.image import check_out_dir
+
+    check_out_dir(_output_dir(text))
+    return text
+
+
 # ---- demo
 def cmd_demo(args):
     from smitp import demo
@@ -48,16 +271,36 @@ def cmd_demo(args):
 
 # ---- read / write
 def _load_keys(path):
-    """The key file: {"<ACA>": {"k1": hex, "k2": hex, "lmon": n}} -> (raw keys by ACA, KeyRing)."""
+    """The key file (checked when the options were parsed) -> (raw keys by ACA, KeyRing)."""
+    from smitp.aca import aca_text, parse_aca
     from smitp.secure import KeyRing
 
     if not path:
         return None, None
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         data = json.load(f)
-    ring = KeyRing.from_dict(data)  # validates every entry, naming the meter, never a key
-    raw = {a.upper(): (bytes.fromhex(e["k1"]), bytes.fromhex(e["k2"])) for a, e in data.items()}
+    ring = KeyRing.from_dict(data)
+    raw = {aca_text(parse_aca(a)): (bytes.fromhex(e["k1"]), bytes.fromhex(e["k2"])) for a, e in data.items()}
     return raw, ring
+
+
+def _check_entry(raw_keys, aca, option="--keys"):
+    """An authenticated request to meter `aca` (None: known only later) needs its keys."""
+    if raw_keys is None:
+        raise ValueError("%s FILE is needed: the request is authenticated" % option)
+    if aca is not None and aca not in raw_keys:
+        raise ValueError("%s: the key file has no entry for meter %s" % (option, aca))
+
+
+def _check_on_feeder(args):
+    """Without --port the meters are the emulated demo feeder's."""
+    from smitp import topology
+
+    feeder = [n["aca"] for n in topology.demo_feeder()["nodes"] if "aca" in n]
+    for option, aca in [("--meter", args.meter)] + [("--via", a) for a in (args.via or "").split(",") if a]:
+        if aca not in feeder:
+            raise ValueError("%s: %s is not on the emulated demo feeder (%s); give --port for a real modem"
+                             % (option, aca, ", ".join(feeder)))
 
 
 @contextlib.contextmanager
@@ -66,9 +309,9 @@ def _concentrator(args):
     (whose meters get the keys of --keys provisioned first)."""
     from smitp.concentrator import Concentrator
 
-    raw_keys, ring = _load_keys(getattr(args, "keys", None))
-    if getattr(args, "auth", False) and ring is None:
-        raise ValueError("--auth needs --keys FILE")
+    raw_keys, ring = _load_keys(args.keys)
+    if args.auth:
+        _check_entry(raw_keys, args.meter)
     if args.port:
         from smitp.serial_modem import SerialModem, ModemPort
 
@@ -79,7 +322,10 @@ def _concentrator(args):
             yield Concentrator(ModemPort(modem), keyring=ring)
         finally:
             modem.close()
+            if ring is not None:  # a real meter's LMON, highest MON sealed and pending request, for the next run
+                ring.save(args.keys)
         return
+    _check_on_feeder(args)
     from smitp import demo, topology
     from smitp.network import neighbourhood
 
@@ -93,12 +339,11 @@ def _concentrator(args):
 
 
 def _ecc(args, write):
-    """ECC of an authenticated request: AES-CTR or no encryption, with the
-    write key for writes and the read key for reads."""
-    from meter import security as sec
+    """ECC of an authenticated request (--encrypt), with the write key for
+    writes and commands, the read key for reads."""
+    from smitp.secure import ecc_for
 
-    mode = sec.MODE_CTR if args.encrypt == "ctr" else sec.MODE_NONE
-    return sec.make_ecc(mode, sec.KEY_WRITE if write else sec.KEY_READ)
+    return ecc_for(args.encrypt, write)
 
 
 def _route(args):
@@ -107,12 +352,36 @@ def _route(args):
     return tuple(parse_aca(a) for a in args.via.split(",")) if args.via else ()
 
 
+def _registers_fit(regs, auth):
+    """A READ.REQ of regs and its answer each fit one frame (LLC data)."""
+    from meter import mac
+    from meter import security as sec
+    from smitp.concentrator import register_size
+
+    extra = sec.AUTH_OVERHEAD if auth else 0
+    longest = max(1 + 2 * len(regs), 1 + sum(register_size(r) for r in regs)) + extra
+    if longest > mac.MAX_LLC_DATA:
+        raise ValueError("--register: %d registers do not fit one request and its answer (%d bytes, at most %d)"
+                         % (len(regs), longest, mac.MAX_LLC_DATA))
+    return regs
+
+
+def _encode(register, value):
+    """--value as the raw bytes of --register."""
+    from smitp.values import encode_value, parse_register
+
+    try:
+        return encode_value(parse_register(register), value)
+    except ValueError as e:
+        raise ValueError("--value: %s" % e) from None
+
+
 def cmd_read(args):
     from smitp.concentrator import aca_text, parse_aca
     from smitp.values import decode_value, parse_register, register_name, show_value
 
     aca = parse_aca(args.meter)
-    regs = [parse_register(r) for r in args.register]
+    regs = _registers_fit([parse_register(r) for r in args.register], args.auth)
     with _concentrator(args) as conc:
         values = conc.read(aca, regs, _route(args), auth=args.auth, ecc=_ecc(args, write=False))
     report = {"aca": aca_text(aca), "registers": {
@@ -129,11 +398,11 @@ def cmd_read(args):
 
 def cmd_write(args):
     from smitp.concentrator import aca_text, parse_aca
-    from smitp.values import encode_value, parse_register
+    from smitp.values import parse_register
 
     aca = parse_aca(args.meter)
     reg = parse_register(args.register)
-    raw = encode_value(reg, args.value)
+    raw = _encode(args.register, args.value)
     with _concentrator(args) as conc:
         conc.write(aca, {reg: raw}, _route(args), auth=args.auth, ecc=_ecc(args, write=True))
     _emit(args, {"aca": aca_text(aca), "register": "0x%04X" % reg, "written": raw.hex().upper(), "result": "ACK"},
@@ -142,30 +411,32 @@ def cmd_write(args):
 
 
 # ---- readtab / command (table services)
-def _when(text):
-    """Seconds since 1970 from an integer or an ISO 8601 date-time (UTC unless it says)."""
-    import datetime
-
-    try:
-        return int(text, 0)
-    except ValueError:
-        t = datetime.datetime.fromisoformat(text)
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=datetime.timezone.utc)
-        return int(t.timestamp())
-
-
 def _field_mask(table, names):
-    from smitp.values import layout_fields
+    from smitp.values import layout_fields, quoted
 
     fields = [f[0] for f in layout_fields(table)]
     mask = 0
     for name in names.split(","):
         name = name.strip().replace("_", " ")
         if name not in fields:
-            raise ValueError("table 0x%04X has no field %r (fields: %s)" % (table, name, ", ".join(fields)))
+            raise ValueError("--fields: table 0x%04X has no field %s (fields: %s)"
+                             % (table, quoted(name), ", ".join(fields)))
         mask |= 1 << fields.index(name)
     return mask
+
+
+def _table_request(args):
+    """What readtab --table asks for: (table, mask, selective); checked before anything starts."""
+    from smitp.values import parse_register
+
+    table = parse_register(args.table)
+    selective = (args.first, args.count, args.fields) != (None,) * 3
+    if selective and (args.since is not None or args.until is not None):
+        raise ValueError("--from/--to (BUFF_SELECT) and --first/--count/--fields (READTAB selective) do not mix")
+    if args.since is not None and args.until is not None and args.until <= args.since:
+        raise ValueError("--to must come after --from")
+    mask = _field_mask(table, args.fields) if args.fields is not None else 0
+    return table, mask, selective
 
 
 def cmd_readtab(args):
@@ -173,10 +444,12 @@ def cmd_readtab(args):
 
     from meter import registers as R
     from smitp.concentrator import aca_text, parse_aca
-    from smitp.values import decode_record, decode_value, layout_fields, parse_register, register_name, show_record, \
-        show_value
+    from smitp.values import decode_record, decode_value, layout_fields, register_name, show_record, show_value
 
     aca = parse_aca(args.meter)
+    if args.table is None and (args.first, args.count, args.fields, args.since, args.until) != (None,) * 5:
+        raise ValueError("--first, --count, --fields, --from and --to go with --table")
+    table, mask, selective = _table_request(args) if args.table else (None, 0, False)
     report = {"aca": aca_text(aca)}
     lines = []
     with _concentrator(args) as conc:
@@ -195,22 +468,13 @@ def cmd_readtab(args):
             lines = ["#%-6d %s" % (n, show_record(R.EVENT_LOG, raw)) for n, raw in items]
             lines.append("acknowledged up to record %d" % ack)
         else:
-            if not args.table:
-                raise ValueError("give --table, --custom N or --spontaneous")
-            table = parse_register(args.table)
-            row = R.lookup(table)
-            if row is None or row[R.R_ENC] != R.ENC_TABLE:
-                raise ValueError("0x%04X is not a table" % table)
-            report["table"] = {"id": "0x%04X" % table, "name": row[R.R_NAME]}
-            if args.first is not None or args.fields:
-                mask = _field_mask(table, args.fields) if args.fields else 0
-                first = args.first or 0
-                count = args.count if args.count is not None else 0xFFFFFFFF
-                records = conc.read_records(aca, table, first, count, mask, _route(args), auth=args.auth, ecc=ecc)
+            report["table"] = {"id": "0x%04X" % table, "name": R.lookup(table)[R.R_NAME]}
+            if selective:
+                count = args.count if args.count is not None else U32
+                records = conc.read_records(aca, table, args.first or 0, count, mask, _route(args), auth=args.auth,
+                                            ecc=ecc)
             else:
-                mask = 0
-                records = conc.read_table(aca, table, _when(args.since) if args.since else 0,
-                                          _when(args.until) if args.until else 0, _route(args), auth=args.auth,
+                records = conc.read_table(aca, table, args.since or 0, args.until or 0, _route(args), auth=args.auth,
                                           ecc=ecc, progress=progress_printer("readtab"))
             fields = layout_fields(table)
             report["records"] = []
@@ -257,9 +521,11 @@ def cmd_command(args):
             "close-cutoff": TB.CMD_CLOSE_CUTOFF, "reset-alarms": TB.CMD_RESET_ALARMS,
             "sync-clock": TB.CMD_SYNC_CLOCK, "freeze": TB.CMD_FREEZE,
             "activate-contract": TB.CMD_ACTIVATE_CONTRACT}[args.name]
+    if args.time is not None and code != TB.CMD_SYNC_CLOCK:
+        raise ValueError("--time goes with sync-clock")
     params = b""
     if code == TB.CMD_SYNC_CLOCK:
-        params = struct.pack(">I", _when(args.time) if args.time else int(time.time()))
+        params = struct.pack(">I", args.time if args.time is not None else int(time.time()))
     aca = parse_aca(args.meter)
     with _concentrator(args) as conc:
         conc.command(aca, code, params, _route(args), auth=args.auth, ecc=_ecc(args, write=True) if args.auth else None)
@@ -282,26 +548,46 @@ def cmd_decode(args):
     return 0
 
 
+# ---- keys
+def cmd_keys(args):
+    from smitp.concentrator import parse_aca
+    from smitp.secure import KeyRing, generate_key_file
+
+    if args.generate:
+        generate_key_file(args.new_keys, args.meter)
+        _emit(args, {"aca": args.meter, "generated": args.new_keys},
+              lambda rep: print("meter %s: a fresh key pair in %s" % (args.meter, args.new_keys)))
+        return 0
+    if not args.keys:
+        raise ValueError("--keys: give the meter's current key file (or --generate)")
+    KeyRing.load(args.new_keys)
+    new, _ring = _load_keys(args.new_keys)
+    if args.meter not in new:
+        raise ValueError("--new-keys: the key file has no entry for meter %s" % args.meter)
+    k1, k2 = new[args.meter]
+    with _concentrator(args) as conc:
+        outcome = conc.change_keys(parse_aca(args.meter), k1, k2, _route(args))
+        conc.keyring.save(args.keys, keys={args.meter: (k1, k2)}, counters=False)
+    _emit(args, {"aca": args.meter, "result": outcome, "keys": args.keys},
+          lambda rep: print("meter %s: %s; %s holds the new keys" % (args.meter, outcome, args.keys)))
+    return 0
+
+
 # ---- provision
 def cmd_provision(args):
     from smitp import provision
-    from smitp.concentrator import aca_text, parse_aca
 
     raw, _ring = _load_keys(args.keys)
-    aca = aca_text(parse_aca(args.meter))
-    if aca not in raw:
-        raise ValueError("the key file has no entry for meter %s" % aca)
-    k1, k2 = raw[aca]
+    _check_entry(raw, args.meter)
+    k1, k2 = raw[args.meter]
     if args.flash:
         provision.provision_image(args.flash, k1, k2, args.lmon)
-        where = args.flash
-    elif args.port:
-        provision.provision_board(args.port, k1, k2, args.lmon)
-        where = args.port
     else:
-        raise ValueError("give --flash IMAGE (emulated board) or --port PORT (real board)")
-    _emit(args, {"aca": aca, "provisioned": where, "lmon": args.lmon},
-          lambda rep: print("meter %s: keys%s written to %s" % (aca, "" if args.lmon is None else " and LMON", where)))
+        provision.provision_board(args.port, k1, k2, args.lmon)
+    where = args.flash or args.port
+    _emit(args, {"aca": args.meter, "provisioned": where, "lmon": args.lmon},
+          lambda rep: print("meter %s: keys%s written to %s" % (args.meter, "" if args.lmon is None else " and LMON",
+                                                                 where)))
     return 0
 
 
@@ -309,8 +595,6 @@ def cmd_provision(args):
 def cmd_sim(args):
     from smitp import sim
 
-    if args.meters < 1 or args.boards < 0 or args.fail_repeaters < 0:
-        raise ValueError("--meters must be at least 1, --boards and --fail-repeaters not negative")
     report = sim.run(args.meters, seed=args.seed, boards=args.boards, fail_repeaters=args.fail_repeaters,
                      progress=progress_printer("sim"))
     if args.svg:
@@ -340,12 +624,45 @@ def cmd_display(args):
 
 
 # ---- hhu
+def _check_hhu(args):
+    """What `smitp hhu` would find wrong only after booting the meter or signing on."""
+    from smitp.values import parse_register
+
+    action = args.action or "info"
+    meter = args.aca if args.emulated else None  # a real meter tells its ACA after the sign-on
+    if getattr(args, "auth", False) or action == "provision":  # provision goes with the current keys
+        _check_entry(_load_keys(args.keys)[0], meter)
+    if action == "read":
+        _registers_fit([parse_register(r) for r in args.register], args.auth)
+    elif action == "write":
+        _encode(args.register, args.value)
+    elif action == "provision" and (args.new_keys, args.max_baud, args.address) == (None,) * 3:
+        raise ValueError("give --new-keys, --max-baud or --address: there is nothing to provision")
+    elif action == "provision" and args.new_keys:
+        _check_entry(_load_keys(args.new_keys)[0], meter, "--new-keys")
+
+
 def cmd_hhu(args):
     from smitp import hhu
 
+    _check_hhu(args)
     report, text = hhu.run_command(args, progress_printer("hhu"))
     _emit(args, report, text)
     return 0
+
+
+def _check_hhu_options(parser):
+    """Attach their checks to the options hhu.add_arguments declares (argparse keeps them in _actions)."""
+    from meter import mac
+
+    checks = {"port": _device, "aca": _aca, "keys": _key_file, "new_keys": _key_file, "register": _register,
+              "address": _device_address, "data": _hex(0, mac.MAX_LLC_DATA - 1)}  # data: the APDU after the ATTR
+    for action in parser._actions:
+        if action.dest in checks and action.type is None:
+            action.type = checks[action.dest]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _check_hhu_options(sub)
 
 
 # ---- image / deploy
@@ -362,91 +679,136 @@ def cmd_image(args):
 def cmd_deploy(args):
     from smitp.deploy import deploy
 
-    deploy(args.board, args.port)
+    steps = deploy(args.board, args.port)
+    _emit(args, {"board": args.board, "port": args.port, "steps": len(steps)},
+          lambda rep: print("%s on %s: deployed" % (args.board, args.port)))
     return 0
 
 
+# ---- the parser
+class UsageError(ValueError):
+    """A bad command line, as the parser found it."""
+
+    def __init__(self, prog, message):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, reported by main() like every other error
+        raise UsageError(self.prog, message)
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="smitp", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    from meter import display as D
+    from meter import mac
+    from smitp import deploy, image, sim
+
+    p = _Parser(prog="smitp", description=__doc__)
+    sub = p.add_subparsers(dest="command")
 
     def add(name, fn, help_text):
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        sp.add_argument("--json", action="store_true", help="print JSON for scripts")
+        sp.add_argument("--json", action="store_true", help="print JSON for scripts (errors too)")
         sp.set_defaults(fn=fn)
         return sp
 
     sp = add("demo", cmd_demo, "read three emulated meters on a simulated feeder, one through a repeater")
     sp.add_argument("--auth", action="store_true",
                     help="provision keys, read authenticated and encrypted (AES-CTR), then try five attacks")
+
+    from smitp.secure import ENCRYPT_CHOICES, ENCRYPT_HELP
+
     def add_meter_service(name, fn, help_text):
         """A service of one meter: where it is and how to reach it."""
         sp = add(name, fn, help_text)
-        sp.add_argument("--meter", required=True, help="the meter's ACA, 12 hex digits")
-        sp.add_argument("--via", help="repeater ACAs, comma separated, nearest the concentrator first")
-        sp.add_argument("--port", help="serial port of a real ST7580 modem (default: the emulated demo feeder)")
+        sp.add_argument("--meter", required=True, type=_aca, help="the meter's ACA, 12 hex digits")
+        sp.add_argument("--via", type=_via, help="repeater ACAs, comma separated, nearest the concentrator first "
+                                                 "(at most %d)" % mac.MAX_REPEATERS)
+        sp.add_argument("--port", type=_device,
+                        help="serial port of a real ST7580 modem (default: the emulated demo feeder)")
         sp.add_argument("--auth", action="store_true", help="authenticated service (needs --keys)")
-        sp.add_argument("--keys", help='key file: {"<ACA>": {"k1": "<hex>", "k2": "<hex>"}}')
-        sp.add_argument("--encrypt", choices=("ctr", "none"), default="ctr",
-                        help="with --auth: encrypt with AES-CTR (default) or only authenticate")
+        sp.add_argument("--keys", type=_key_file, help='key file: {"<ACA>": {"k1": "<hex>", "k2": "<hex>"}}')
+        sp.add_argument("--encrypt", choices=ENCRYPT_CHOICES, default="auto", help=ENCRYPT_HELP)
         return sp
 
     add_meter_service("read", cmd_read, "read registers of a meter")
     add_meter_service("write", cmd_write, "write a register of a meter")
-    sub.choices["read"].add_argument("--register", required=True, action="append",
+    sub.choices["read"].add_argument("--register", required=True, action="append", type=_register,
                                      help="register id (0x003F) or name; repeat for several")
-    sub.choices["write"].add_argument("--register", required=True, help="register id or name")
+    sub.choices["write"].add_argument("--register", required=True, type=_register, help="register id or name")
     sub.choices["write"].add_argument("--value", required=True, help="value: integer, text or hex")
     add_meter_service("readtab", cmd_readtab, "read a table of a meter (load profile, event log, "
                                               "billing data ...), a custom table or its spontaneous events")
     add_meter_service("command", cmd_command, "send a special command to a meter (COMMAND)")
     sp = sub.choices["readtab"]
-    sp.add_argument("--table", help="table register id or name (0x0200, 'load profile', event_log ...)")
-    sp.add_argument("--from", dest="since", metavar="TIME", help="records from this time (unix s or ISO 8601, UTC)")
-    sp.add_argument("--to", dest="until", metavar="TIME", help="... up to this time, excluded")
-    sp.add_argument("--first", type=int, help="selective read from this record number")
-    sp.add_argument("--count", type=int, help="selective read of this many records")
+    what = sp.add_mutually_exclusive_group(required=True)
+    what.add_argument("--table", type=_table, help="table register id or name (0x0200, 'load profile', event_log ...)")
+    what.add_argument("--custom", type=int, choices=(1, 2, 3, 4), help="read custom table N (GETTAB)")
+    what.add_argument("--spontaneous", type=_in_range(int, 0, U32), metavar="ACK", nargs="?", const=0,
+                      help="drain the spontaneous events (DATASPONT) from record ACK on (0..%d)" % U32)
+    sp.add_argument("--from", dest="since", metavar="TIME", type=_when,
+                    help="records from this time (unix s or ISO 8601, UTC; 1970-01-01 .. 2106-02-07)")
+    sp.add_argument("--to", dest="until", metavar="TIME", type=_when, help="... up to this time, excluded")
+    _number(sp, "--first", 0, U32, "selective read from this record number")
+    _number(sp, "--count", 1, U32, "selective read of this many records")
     sp.add_argument("--fields", help="selective read of these fields only, comma separated")
-    sp.add_argument("--custom", type=int, choices=(1, 2, 3, 4), help="read custom table N (GETTAB)")
-    sp.add_argument("--spontaneous", type=int, metavar="ACK", nargs="?", const=0,
-                    help="drain the spontaneous events (DATASPONT) from record ACK on")
     sp = sub.choices["command"]
     sp.add_argument("name", choices=COMMAND_NAMES, help="the command")
-    sp.add_argument("--time", help="sync-clock: the time to set (unix s or ISO 8601; default: now)")
+    sp.add_argument("--time", type=_when,
+                    help="sync-clock: the time to set (unix s or ISO 8601, 1970-01-01 .. 2106-02-07; default: now)")
     sp = add("decode", cmd_decode, "print a captured frame layer by layer")
     sp.add_argument("hex", nargs="+", help="the frame in hex (spaces allowed)")
-    sp.add_argument("--key", help="16-byte key in hex to decrypt and verify a protected frame (never printed)")
-    sp.add_argument("--mon", type=int, help="the exchange's MON (the meter's LMON + 1 for a request)")
+    sp.add_argument("--key", type=_hex(16, 16, secret=True),
+                    help="16-byte key in hex to decrypt and verify a protected frame (never printed)")
+    _number(sp, "--mon", 0, U64, "the exchange's MON (the meter's LMON + 1 for a request)")
+    sp = add("keys", cmd_keys, "change a meter's keys by the key change procedure (stage, then activate); "
+                               "the --keys file then holds the new pair")
+    sp.add_argument("--meter", required=True, type=_aca, help="the meter's ACA, 12 hex digits")
+    sp.add_argument("--via", type=_via, help="repeater ACAs, comma separated, nearest the concentrator first")
+    sp.add_argument("--port", type=_device,
+                    help="serial port of a real ST7580 modem (default: the emulated demo feeder)")
+    sp.add_argument("--keys", type=_key_file, help="key file with the meter's current keys; rewritten with the new")
+    sp.add_argument("--new-keys", required=True, metavar="FILE", help="key file with the meter's new k1/k2")
+    sp.add_argument("--generate", action="store_true",
+                    help="only write a fresh random pair for the meter into --new-keys (a new file)")
+    sp.set_defaults(auth=True)
     sp = add("provision", cmd_provision, "write a meter's keys (and LMON) into its non-volatile storage")
-    sp.add_argument("--meter", required=True, help="the meter's ACA")
-    sp.add_argument("--keys", required=True, help="key file with an entry for the meter")
-    sp.add_argument("--flash", help="flash image of an emulated board")
-    sp.add_argument("--port", help="serial port of a real board (through mpremote)")
-    sp.add_argument("--lmon", type=int, help="also set the meter's LMON")
+    sp.add_argument("--meter", required=True, type=_aca, help="the meter's ACA")
+    sp.add_argument("--keys", required=True, type=_key_file, help="key file with an entry for the meter")
+    where = sp.add_mutually_exclusive_group(required=True)
+    where.add_argument("--flash", type=_output_file, help="flash image of an emulated board (made if missing)")
+    where.add_argument("--port", type=_device, help="serial port of a real board (through mpremote)")
+    _number(sp, "--lmon", 0, U64, "also set the meter's LMON")
     sp = add("sim", cmd_sim, "discover, register and read a simulated fleet of meters on a virtual clock")
-    sp.add_argument("--meters", type=int, default=100, help="fleet size (sections of up to 500 meters)")
-    sp.add_argument("--seed", type=int, default=0, help="topology and slot-choice seed")
-    sp.add_argument("--boards", type=int, default=0,
-                    help="run this many meters as MicroPython emulated boards (their section runs in real time)")
-    sp.add_argument("--fail-repeaters", type=int, default=0, metavar="R",
-                    help="after registration, power off R repeaters and read every meter again")
-    sp.add_argument("--svg", metavar="FILE", help="draw the discovered tree into FILE")
+    _number(sp, "--meters", 1, sim.MAX_METERS, "fleet size, in sections of up to 500 meters", default=100)
+    _number(sp, "--seed", 0, U32, "topology and slot-choice seed", default=0)
+    _number(sp, "--boards", 0, sim.BOARD_SECTION_MAX, "run this many meters as MicroPython emulated boards; "
+            "the fleet then runs in real time, --meters at most %d" % sim.BOARD_SECTION_MAX, default=0)
+    _number(sp, "--fail-repeaters", 0, sim.MAX_METERS, "after registration, power off R repeaters, at most "
+            "--meters, and read every meter again", default=0, metavar="R")
+    sp.add_argument("--svg", metavar="FILE", type=_output_file, help="draw the discovered tree into FILE")
     sp = add("display", cmd_display, "picture what an emulated meter's display shows (PNG)")
     sp.add_argument("--emulated", action="store_true", help="boot an emulated meter (the only source for now)")
-    sp.add_argument("--png", metavar="FILE", help="write the picture there (with --frames N: FILE-01.png ...)")
-    sp.add_argument("--frames", type=int, default=1, help="a sequence of N pictures")
-    sp.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between two pictures")
-    sp.add_argument("--scale", type=int, default=4, help="PNG pixels per display pixel")
-    sp.add_argument("--workdir", help="keep the meter's flash image (and so its settings) in this directory")
-    sp.add_argument("--import-w", type=int, default=1200, help="simulated import power, W")
-    sp.add_argument("--export-w", type=int, default=0, help="simulated export power, W")
-    sp.add_argument("--scroll", metavar="REGS", help="scroll list: register ids or names, comma separated")
-    sp.add_argument("--alternate", metavar="REGS", help="alternate list, likewise")
-    sp.add_argument("--dwell", type=int, metavar="S", help="seconds each value of the scroll list shows")
-    sp.add_argument("--message", metavar="TEXT", help="utility message, written over PLC with the write key")
+    sp.add_argument("--png", metavar="FILE", type=_output_file,
+                    help="write the picture there (with --frames N: FILE-01.png ...)")
+    _number(sp, "--frames", 1, 1000, "a sequence of N pictures", default=1)
+    _number(sp, "--interval", 0, 3600, "seconds between two pictures", kind=float, default=1.0, metavar="S")
+    _number(sp, "--scale", 1, 16, "PNG pixels per display pixel", default=4)
+    sp.add_argument("--workdir", type=_output_dir,
+                    help="keep the meter's flash image (and so its settings) in this directory")
+    _number(sp, "--import-w", 0, 100000, "simulated import power, W", default=1200)
+    _number(sp, "--export-w", 0, 100000, "simulated export power, W", default=0)
+    sp.add_argument("--scroll", metavar="REGS", type=_display_list,
+                    help="scroll list: up to 8 register ids or names, comma separated")
+    sp.add_argument("--alternate", metavar="REGS", type=_display_list, help="alternate list, likewise")
+    _number(sp, "--dwell", 0, 255, "seconds each value of the scroll list shows (0: the default)", metavar="S")
+    sp.add_argument("--message", metavar="TEXT", type=_message,
+                    help="utility message, written over PLC with the write key (up to %d characters)"
+                         % D.MSG_TEXT_LEN)
     sp.add_argument("--priority", choices=("info", "high", "urgent"), default="info", help="of the message")
-    sp.add_argument("--minutes", type=int, default=0, help="message duration (0: until acknowledged)")
-    sp.add_argument("--special", type=int, metavar="CODE", help="special message code (docs/data-model.md)")
+    _number(sp, "--minutes", 0, 0xFFFF, "message duration (0: until acknowledged)", default=0)
+    _number(sp, "--special", 0, 255, "special message code (docs/data-model.md)", metavar="CODE")
     sp.add_argument("--press", action="append", choices=("short", "long"), help="press the button; repeatable")
     sp.add_argument("--mode", choices=("normal", "alternate", "test"), help="set the display mode over PLC")
     sp = add("hhu", cmd_hhu, "hand-held unit: sign on through the optical port (IEC 62056-21), "
@@ -454,24 +816,74 @@ def build_parser():
     from smitp.hhu import add_arguments as _hhu_arguments
 
     _hhu_arguments(sp)
+    _check_hhu_options(sp)
     sp = add("image", cmd_image, "compile the firmware for a board with mpy-cross")
-    sp.add_argument("--board", default="unix")
-    sp.add_argument("--out", help="output directory (default build/<board>)")
+    sp.add_argument("--board", default="unix", choices=image.boards())
+    sp.add_argument("--out", type=_image_dir, help="output directory (default build/<board>)")
     sp = add("deploy", cmd_deploy, "copy the compiled firmware to a real board with mpremote")
-    sp.add_argument("--board", default="nucleo_f401re_plm01a1")
-    sp.add_argument("--port", required=True)
+    sp.add_argument("--board", default="nucleo_f401re_plm01a1", choices=deploy.targets())
+    sp.add_argument("--port", required=True, type=_device, help="the board's serial port")
     return p
 
 
+# ---- errors
+def _runtime_errors():
+    """Failures of what a command talked to (exit 1), as opposed to bad input (exit 2)."""
+    from smitp.concentrator import ConcentratorError
+    from smitp.demo import DemoError
+    from smitp.deploy import DeployError
+    from smitp.emulated_board import BoardError
+    from smitp.hhu import HhuError
+    from smitp.image import ImageError
+    from smitp.provision import ProvisionError
+    from smitp.secure import ExchangeError
+    from smitp.serial_modem import ModemError
+
+    return (ConcentratorError, DemoError, DeployError, BoardError, HhuError, ImageError, ProvisionError, ModemError,
+            ExchangeError, TimeoutError)
+
+
+def _one_line(text):
+    """A message on one line: a board's log or a tool's report (a MicroPython traceback) folded in."""
+    lines = [line.strip() for line in str(text).replace("Traceback (most recent call last):", "").splitlines()]
+    return " ".join(line for line in lines if line and not line.startswith('File "'))
+
+
+def _fail(prog, message, code, as_json):
+    message = _one_line(message)
+    print("%s: error: %s" % (prog, message), file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": message}))
+    return code
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in argv  # until the parser has understood the command line
+    prog = "smitp"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        as_json = getattr(args, "json", False)
+        if args.command is None:
+            parser.print_usage(sys.stderr)
+            raise UsageError(prog, "give a command ('smitp --help' says what each does, "
+                                   "'smitp COMMAND --help' lists its options)")
+        prog = "%s %s" % (parser.prog, args.command)
         return args.fn(args)
-    except (SmitpError, ValueError, OSError) as e:
-        print("smitp %s: error: %s" % (args.command, e), file=sys.stderr)
-        return 2
+    except UsageError as e:
+        return _fail(e.prog, e, 2, as_json)
     except KeyboardInterrupt:
-        return 130
+        return _fail(prog, "interrupted", 130, as_json)
+    except BrokenPipeError:  # the reader of our output went away: nobody to tell
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as e:
+        if isinstance(e, _runtime_errors()):
+            return _fail(prog, e, 1, as_json)
+        if isinstance(e, (SmitpError, ValueError, OSError)):
+            return _fail(prog, e, 2, as_json)
+        raise
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from smitp.image import BOARDS, ROOT, ImageError, build_image, find_tool
+from meter.errors import SmitpError
+from smitp.image import BOARDS, ROOT, ImageError, boards, build_image, find_tool
 
 # Runs on the board: remove files and trees, ignoring what is not there.
 _CLEAN = """import os
@@ -35,7 +36,7 @@ for p in %s:
 """
 
 
-class DeployError(Exception):
+class DeployError(SmitpError):
     """The image could not be built or a step on the board failed."""
 
 
@@ -46,6 +47,18 @@ def _main_py(board):
     if not main_py.is_file():
         raise DeployError("unknown board %r: no boards/%s/main.py" % (board, board))
     return main_py
+
+
+def targets():
+    """The boards a deploy can reach."""
+    out = []
+    for board in boards():
+        try:
+            _main_py(board)
+        except DeployError:
+            continue
+        out.append(board)
+    return out
 
 
 def commands(board, port, build_dir, mpremote="mpremote"):
@@ -93,9 +106,14 @@ def deploy(board, port, build_dir=None, dry_run=False):
     if dry_run:
         return cmds
     for i, cmd in enumerate(cmds, 1):
-        print("[%d/%d] %s" % (i, len(cmds), _show(cmd)), flush=True)
-        if subprocess.run(cmd).returncode != 0:
-            raise DeployError("step %d failed: %s" % (i, _show(cmd)))
+        print("[%d/%d] %s" % (i, len(cmds), _show(cmd)), file=sys.stderr, flush=True)  # stdout: the result
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True)
+        except OSError as e:
+            raise DeployError("cannot run %s: %s (run `make setup`)" % (cmd[0], e.strerror or e)) from None
+        if r.returncode != 0:
+            said = (r.stderr or r.stdout).strip().splitlines() or ["no message"]
+            raise DeployError("step %d failed: %s: %s" % (i, _show(cmd), said[-1].strip()))
     return cmds
 
 

@@ -19,10 +19,13 @@ saving from dropping asserts is a few bytes each.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from meter.errors import SmitpError
 
 ROOT = Path(__file__).resolve().parents[2]
 BOARDS = ROOT / "boards"
@@ -32,7 +35,7 @@ DEFAULT_OPT = 0
 PORT_MANIFESTS = ("$(PORT_DIR)", "$(MPY_DIR)", "$(MPY_LIB_DIR)")
 
 
-class ImageError(Exception):
+class ImageError(SmitpError):
     """A manifest or a source file could not be turned into an image."""
 
 
@@ -170,8 +173,29 @@ def compile_file(src, dst, source_name, opt=DEFAULT_OPT, mpy_cross=None):
     cmd = [mpy_cross, "-O%d" % opt, "-s", source_name, "-o", str(dst), str(src)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        msg = (r.stderr or r.stdout).strip()
-        raise ImageError("mpy-cross rejected %s:\n%s" % (_rel(src), msg))
+        raise ImageError("mpy-cross rejected %s: %s" % (_rel(src), _compile_error(r.stderr or r.stdout)))
+
+
+def _compile_error(output):
+    """mpy-cross's report in one line: 'line N: SyntaxError: ...'."""
+    lines = output.strip().splitlines()
+    line_no = re.search(r'File ".*", line (\d+)', output)
+    what = lines[-1].strip() if lines else "no message"
+    return "line %s: %s" % (line_no.group(1), what) if line_no else what
+
+
+def check_out_dir(out):
+    """Refuse an output folder that holds anything but an earlier image: the
+    build deletes the .mpy files and empty folders it did not write there."""
+    out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ImageError("%s is not a folder" % out)
+    foreign = next((p for p in out.rglob("*") if not p.is_dir() and p.suffix != ".mpy"), None)
+    if foreign is not None:
+        raise ImageError("%s holds %s, which no image has: give a new or empty folder"
+                         % (out, foreign.relative_to(out).as_posix()))
 
 
 def build_image(board, out_dir=None, opt=DEFAULT_OPT):
@@ -183,6 +207,7 @@ def build_image(board, out_dir=None, opt=DEFAULT_OPT):
     """
     m = _load(board)
     out = Path(out_dir) if out_dir is not None else ROOT / "build" / board
+    check_out_dir(out)
     mpy_cross = find_tool("mpy-cross")
     written = []
     for src, target, file_opt in m.files:

@@ -60,19 +60,26 @@ def provision_image(image, k1, k2, lmon=None):
     firmware = str(BOARD_MAIN.parents[2] / "firmware")
     script = _MOUNT_IMAGE % {"board_dir": board_dir, "firmware": firmware, "image": str(image)} + _WRITE_RECORDS
     line = "%s %s %s\n" % (k1.hex(), k2.hex(), "-" if lmon is None else lmon)
-    r = subprocess.run([micropython_path(), "-c", script], input=line, capture_output=True, text=True, timeout=30)
-    if r.returncode != 0 or "provisioned" not in r.stdout:
-        raise ProvisionError("provisioning %s failed: %s" % (image, (r.stdout + r.stderr).strip()[-300:]))
+    _run("provisioning %s" % image, [micropython_path(), "-c", script], line, 30)
 
 
 def provision_board(port, k1, k2, lmon=None):
     """Write the keys (and LMON) into a real board's /flash through mpremote."""
     _check(k1, k2)
     code = "K1=%r\nK2=%r\nLMON=%r\n" % (k1.hex(), k2.hex(), lmon) + _WRITE_RECORDS
-    r = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, "exec", code],
-                       capture_output=True, text=True, timeout=60)
+    _run("provisioning the board on %s" % port, [sys.executable, "-m", "mpremote", "connect", port, "exec", code],
+         None, 60)
+
+
+def _run(what, cmd, stdin, timeout_s):
+    """Run the writer; ProvisionError with the last line it said unless it says "provisioned"."""
+    try:
+        r = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ProvisionError("%s failed: no end after %d s" % (what, timeout_s)) from None
     if r.returncode != 0 or "provisioned" not in r.stdout:
-        raise ProvisionError("provisioning the board on %s failed: %s" % (port, (r.stdout + r.stderr).strip()[-300:]))
+        said = (r.stdout + r.stderr).strip().splitlines() or ["no message"]
+        raise ProvisionError("%s failed: %s" % (what, said[-1].strip()))
 
 
 def provision_store(store, k1, k2, lmon=None):

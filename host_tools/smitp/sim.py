@@ -18,6 +18,7 @@ repairing the routes that fail.
 import multiprocessing
 import os
 import random
+import signal
 import tempfile
 import time
 
@@ -33,6 +34,7 @@ from smitp.network import Network, RealClock, VirtualClock, in_process_meter, se
 
 READ_REGISTERS = (R.ENERGY_IMPORT, R.STATUS_WORD)
 BOARD_SECTION_MAX = 50  # meters in a real-time section: about 16 s of wall clock per meter
+MAX_METERS = 100000  # 200 sections: minutes of work on a few cores
 _READ_ANSWER = 1 + 4 + 8  # READ.RESP of READ_REGISTERS
 
 
@@ -106,13 +108,21 @@ def min_airtime_s(disc, read_request=1 + 2 * len(READ_REGISTERS), read_answer=_R
     return total
 
 
+def check_fleet(n_meters, boards=0, fail_repeaters=0):
+    """ValueError naming the option unless run() can take these figures."""
+    if not 1 <= n_meters <= MAX_METERS:
+        raise ValueError("--meters: 1..%d, not %d" % (MAX_METERS, n_meters))
+    if not 0 <= boards <= min(n_meters, BOARD_SECTION_MAX):
+        raise ValueError("--boards: 0..%d (and at most --meters), not %d" % (BOARD_SECTION_MAX, boards))
+    if boards and n_meters > BOARD_SECTION_MAX:
+        raise ValueError("--boards: the fleet then runs in real time, so --meters at most %d, not %d"
+                         % (BOARD_SECTION_MAX, n_meters))
+    if not 0 <= fail_repeaters <= n_meters:
+        raise ValueError("--fail-repeaters: 0..--meters (%d), not %d" % (n_meters, fail_repeaters))
+
+
 def _pick_boards(topo, k, seed):
     meters = [n["name"] for n in topo["nodes"] if n["role"] == "meter"]
-    if len(meters) > BOARD_SECTION_MAX:
-        raise ValueError("with --boards the first section runs in real time: keep it within %d meters, not %d"
-                         % (BOARD_SECTION_MAX, len(meters)))
-    if k > len(meters):
-        raise ValueError("--boards %d: the section has only %d meters" % (k, len(meters)))
     return set(random.Random(seed).sample(meters, k))
 
 
@@ -210,6 +220,11 @@ def _fail(net, topo, root, disc, conc, names, count, seed):
     }
 
 
+def _ignore_interrupt():
+    """In a worker: Ctrl-C is the parent's to handle (it ends the pool), not each worker's to report."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _job(args):
     topo, seed, fail = args
     return run_section(topo, seed, fail)
@@ -218,6 +233,7 @@ def _job(args):
 def run(n_meters, seed=0, boards=0, fail_repeaters=0, progress=None, workers=None,
         section_meters=T.SECTION_METERS):
     """The whole fleet; returns the report (per-section figures under "details")."""
+    check_fleet(n_meters, boards, fail_repeaters)
     wall0 = time.monotonic()
     sections = T.lv_sections(n_meters, seed, section_meters)
     results = [None] * len(sections)
@@ -238,7 +254,7 @@ def run(n_meters, seed=0, boards=0, fail_repeaters=0, progress=None, workers=Non
         workers = workers or min(len(rest), os.cpu_count() or 1)
         jobs = [(sections[i], seed, fails[i]) for i in rest]
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers) as pool:
+        with ctx.Pool(workers, initializer=_ignore_interrupt) as pool:
             for i, res in zip(rest, pool.imap(_job, jobs)):
                 results[i] = res
                 done += res["meters"]

@@ -121,32 +121,62 @@ def show_value(reg_id, raw):
     return "%s %s" % (value, unit) if unit else str(value)
 
 
+def quoted(text):
+    """Text a person gave, as an error message quotes it: short, on one line."""
+    return repr(text if len(text) <= 24 else text[:20] + "...")
+
+
+def parse_int(text):
+    """'42', '0x2A', '0b101010' or '042' -> 42; ValueError naming the text."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    try:
+        return int(text, 10)  # leading zeros
+    except ValueError:
+        raise ValueError("%s is not an integer" % quoted(text)) from None
+
+
+def _int_bytes(text, size, signed):
+    value = parse_int(text)
+    bits = 8 * size - signed
+    lo, hi = (-(1 << bits), (1 << bits) - 1) if signed else (0, (1 << bits) - 1)
+    if not lo <= value <= hi:
+        raise ValueError("%d is outside %d..%d (%d bytes)" % (value, lo, hi, size))
+    return value.to_bytes(size, "big", signed=signed)
+
+
 def encode_value(reg_id, text):
-    """Text from the command line -> raw register bytes (ints, text or hex)."""
+    """Text from the command line -> raw register bytes (ints, text or hex);
+    ValueError says what is wrong with the text."""
     row = R.lookup(reg_id)
     if row is None:
         raise ValueError("register 0x%04X is not in the register table" % reg_id)
     size, enc = row[R.R_SIZE], row[R.R_ENC]
-    if enc in (R.ENC_UINT, R.ENC_TIME, R.ENC_BITS):
-        value = int(text, 0)
-        if not 0 <= value < 1 << (8 * size):
-            raise ValueError("%d does not fit %d bytes" % (value, size))
-        return value.to_bytes(size, "big")
+    if enc in (R.ENC_UINT, R.ENC_TIME, R.ENC_BITS, R.ENC_INT):
+        return _int_bytes(text, size, enc == R.ENC_INT)
     if enc in (R.ENC_STRUCT, R.ENC_TABLE) and "," in text:
         # comma-separated field values, in layout order
-        fields = [int(f, 0) for f in text.split(",")]
+        fields = [parse_int(f.strip()) for f in text.split(",")]
         try:
             return struct.pack(R.LAYOUTS[reg_id][0], *fields)
         except struct.error as e:
-            raise ValueError("register 0x%04X takes %d fields: %s" % (reg_id, len(layout_fields(reg_id)), e))
+            raise ValueError("register 0x%04X takes %d comma-separated fields (%s): %s"
+                             % (reg_id, len(layout_fields(reg_id)), ", ".join(f[0] for f in layout_fields(reg_id)),
+                                e)) from None
     if enc == R.ENC_ASCII:
-        raw = text.encode("ascii")
-        if len(raw) > size:
-            raise ValueError("text longer than %d bytes" % size)
-        return raw + bytes(size - len(raw))
-    raw = bytes.fromhex(text)
+        if not text.isascii():
+            raise ValueError("register 0x%04X takes ASCII text" % reg_id)
+        if len(text) > size:
+            raise ValueError("register 0x%04X takes at most %d characters" % (reg_id, size))
+        return text.encode("ascii") + bytes(size - len(text))
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError("register 0x%04X takes %d bytes in hex, not %s" % (reg_id, size, quoted(text))) from None
     if len(raw) != size:
-        raise ValueError("register 0x%04X takes %d bytes" % (reg_id, size))
+        raise ValueError("register 0x%04X takes %d bytes (%d hex digits), not %d" % (reg_id, size, 2 * size, len(raw)))
     return raw
 
 
@@ -156,12 +186,12 @@ def register_name(reg_id):
 
 
 def parse_register(text):
-    """'0x003F', '63' or a name such as 'status word' -> id."""
+    """'0x003F', '63' or a name such as 'status word' -> the id of a register of the table."""
     try:
-        return int(text, 0)
+        reg = int(text, 0)
     except ValueError:
-        pass
-    for row in R.TABLE:
-        if row[R.R_NAME].lower() == text.replace("_", " ").lower():
-            return row[R.R_ID]
-    raise ValueError("unknown register %r" % text)
+        name = text.replace("_", " ").lower()
+        reg = next((row[R.R_ID] for row in R.TABLE if row[R.R_NAME].lower() == name), None)
+    if reg is None or R.lookup(reg) is None:
+        raise ValueError("no register %s in the register table (docs/data-model.md)" % quoted(text))
+    return reg
