@@ -7,7 +7,6 @@ definition of the layout; independent checks of that layout live in the tests.
 """
 
 import struct
-import time
 
 from meter import attrs as A
 from meter import mac
@@ -16,8 +15,8 @@ from meter import security as sec
 from meter import timers as T
 from meter.errors import DecodeError, SmitpError
 from smitp.aca import aca_text, parse_aca  # noqa: F401 (part of this module's interface)
+from smitp import secure
 from smitp.medium import PHY_OVERHEAD_BITS
-from smitp.secure import LmonMismatch
 
 # Master timing (project choice: the standard's timer formulas are not public).
 # Airtime as the medium model computes it (4800 bit/s and its PHY overhead).
@@ -72,10 +71,12 @@ class Concentrator:
         self.last_answer = None
         self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "frames_heard": 0, "bad_frames": 0}
 
-    def request(self, aca, data, route=(), max_response=mac.DISCIPLINES[mac.DISC_RA7][1], ecc=0):
+    def request(self, aca, data, route=(), max_response=mac.DISCIPLINES[mac.DISC_RA7][1], ecc=0, tries=None,
+                accept=None):
         """Send LLC data to the meter `aca` through `route` (repeater ACAs, nearest first);
-        return the answer's LLC data (its ECC in self.answer_ecc). Retries on
-        silence with the same bytes; raises NoAnswer."""
+        return the answer's LLC data (its ECC in self.answer_ecc). Sends the same bytes
+        `tries` times at most (default: 1 + retries) while the line stays silent; raises NoAnswer.
+        accept(LLC data, ECC): is this answer ours? (else a late one to something else: dropped)"""
         disc = mac.discipline_for(max_response)
         air = mac.aca_to_air(aca)
         rp = b"".join(mac.aca_to_air(r) for r in route)
@@ -83,17 +84,17 @@ class Concentrator:
         frame = bytes(self._out[:n])
         timeout = response_timeout(len(route), n, max_response)
         self.stats["requests"] += 1
-        for attempt in range(self.retries + 1):
+        for attempt in range(self.retries + 1 if tries is None else tries):
             if attempt:
                 self.stats["retries"] += 1
             self.port.send(frame)
-            answer = self._wait_answer(air, len(route), timeout)
+            answer = self._wait_answer(air, len(route), timeout, accept)
             if answer is not None:
                 return answer
         self.stats["timeouts"] += 1
         raise NoAnswer("no answer from %s via [%s]" % (aca_text(aca), ", ".join(aca_text(r) for r in route)))
 
-    def _wait_answer(self, air, repeaters, timeout):
+    def _wait_answer(self, air, repeaters, timeout, accept=None):
         port, f = self.port, self._frame
         end = port.now() + timeout
         while True:
@@ -111,25 +112,42 @@ class Concentrator:
                 continue
             # The answer: uplink, from the meter, sent by the node next to us.
             if f.uplink and f.position == 1 and f.repeaters == repeaters and mac.same_addr(payload, f.addr, air):
+                data = bytes(payload[f.data:f.data + f.data_len])
+                if accept is not None and not accept(data, f.ecc):
+                    self.stats["late_answers"] = self.stats.get("late_answers", 0) + 1
+                    continue
                 self.answer_ecc = f.ecc
-                return bytes(payload[f.data:f.data + f.data_len])
+                return data
 
-    def secure_request(self, aca, attr, apdu, route=(), max_response=0, ecc=sec.ECC_CTR_READ):
-        """The authenticated variant of ATTR with APDU; returns the answer's
-        (plain ATTR, DATA), verified. One resynchronisation on NACK-10."""
+    def pause(self, seconds):
+        """Let `seconds` of the port's time pass, dropping what is heard (a back-off)."""
+        end = self.port.now() + seconds
+        while self.port.now() < end:
+            self.port.recv(end - self.port.now())
+
+    def _meter(self, aca):
         if self.keyring is None or aca not in self.keyring:
             raise ConcentratorError("no keys for meter %s" % aca_text(aca))
-        meter = self.keyring[aca]
-        for _attempt in range(2):
-            lsdu = meter.protect(attr, apdu, ecc, int(time.time()))
-            self.last_request_lsdu = lsdu
-            data = self.request(aca, lsdu, route, max_response + sec.AUTH_OVERHEAD, ecc)
-            self.last_answer = data
-            try:
-                return meter.unprotect(data, self.answer_ecc)
-            except LmonMismatch:
-                self.stats["resyncs"] = self.stats.get("resyncs", 0) + 1
-        raise ConcentratorError("meter %s keeps refusing authentication" % aca_text(aca))
+        return self.keyring[aca]
+
+    def _secure(self, aca, route, run):
+        # run(meter, link) under the rules of smitp.secure.
+        return secure.counted(self.stats, self._meter(aca), run, _PlcLink(self, aca, route))
+
+    def secure_request(self, aca, attr, apdu, route=(), max_response=0, ecc=sec.ECC_CTR_READ):
+        """The authenticated variant of ATTR with APDU under the rules of smitp.secure (a request
+        left unsettled goes first; one with effect never runs twice); returns the answer's
+        (plain ATTR, DATA), verified. max_response: the longest plain answer."""
+        return self._secure(aca, route, lambda m, link: secure.exchange(m, link, attr, apdu, ecc, max_response))
+
+    def challenge(self, aca, route=()):
+        """CHL.REQ / CHL.RESP: the meter's LMON, verified and adopted."""
+        return self._secure(aca, route, secure.sync)
+
+    def change_keys(self, aca, k1, k2, route=()):
+        """The key change procedure (smitp.secure.change_keys); afterwards the key ring's session
+        uses the new pair. Returns how it went (a short text)."""
+        return self._secure(aca, route, lambda m, link: secure.change_keys(m, link, k1, k2))
 
     def read(self, aca, reg_ids, route=(), auth=False, ecc=sec.ECC_CTR_READ):
         """READ.REQ of one or more registers (authenticated with `auth`);
@@ -150,9 +168,10 @@ class Concentrator:
             pos += size
         return out
 
-    def write(self, aca, values, route=(), auth=False, ecc=sec.ECC_CTR_WRITE):
-        """WRITE.REQ of {reg_id: raw bytes} (authenticated with `auth`);
-        returns on ACK, raises Nack."""
+    def write(self, aca, values, route=(), auth=False, ecc=sec.ECC_ECB_WRITE):
+        """WRITE.REQ of {reg_id: raw bytes} (authenticated with `auth`: by default AES-ECB with
+        the write key, the only way the meter's policy lets a write through); returns on ACK,
+        raises Nack."""
         body = b""
         for r, raw in values.items():
             if len(raw) != register_size(r):
@@ -172,11 +191,10 @@ class Concentrator:
     def service(self, aca, attr, data, route=(), auth=False, ecc=None, write=False):
         """One exchange of a table service: the answer's LLC data, ATTR first
         (the plain ATTR when authenticated). Raises Nack on a refusal. With
-        `auth` the request goes with the write key (`write`) or the read key."""
+        `auth` the request goes with the write key and ECB (`write`) or the
+        read key and CTR, unless `ecc` says otherwise."""
         if auth:
-            if ecc is None:
-                ecc = sec.ECC_CTR_WRITE if write else sec.ECC_CTR_READ
-            attr_back, body = self.secure_request(aca, attr, data, route, TABLE_ANSWER_AUTH, ecc)
+            attr_back, body = self.secure_request(aca, attr, data, route, TABLE_ANSWER_AUTH, _ecc(ecc, write))
             ans = bytes([attr_back]) + body
         else:
             ans = self.request(aca, bytes([attr]) + bytes(data), route, max_response=TABLE_ANSWER)
@@ -265,7 +283,7 @@ class Concentrator:
     def write_table(self, aca, table, first, records, route=(), auth=False, ecc=None):
         """WRITETAB: whole records from record `first` on, in as many messages as they need."""
         size = register_size(table)
-        room = (TABLE_ANSWER_AUTH if auth else TABLE_ANSWER) - 1 - 4
+        room = (secure.max_data(_ecc(ecc, True)) if auth else TABLE_ANSWER - 1) - 4
         per = room // size
         if len(records) % size:
             raise ConcentratorError("records of table 0x%04X are %d bytes" % (table, size))
@@ -308,6 +326,34 @@ class Concentrator:
             if not more:
                 self.dataspont(aca, acknowledged, route, auth, ecc)  # acknowledge the last ones
                 return out, acknowledged
+
+
+class _PlcLink(secure.Link):
+    """smitp.secure's transport to one meter through one route; keeps the last protected
+    request and its answer as they went on the line."""
+
+    NoAnswer = NoAnswer
+
+    def __init__(self, conc, aca, route):
+        self.conc, self.aca, self.route = conc, aca, route
+
+    def exchange(self, lsdu, ecc, answer_len, tries=None, accept=None):
+        c = self.conc
+        if lsdu[0] != A.CHL_REQ:
+            c.last_request_lsdu = lsdu
+        data = c.request(self.aca, lsdu, self.route, answer_len, ecc, tries, accept)
+        if lsdu[0] != A.CHL_REQ:
+            c.last_answer = data
+        return c.answer_ecc, data
+
+    def pause(self, seconds):
+        self.conc.pause(seconds)
+
+
+def _ecc(ecc, write):
+    """The ECC of an authenticated service: as given, else ECB with the write key for one with
+    effect (the meter refuses it otherwise), CTR with the read key for a read."""
+    return ecc if ecc is not None else secure.ecc_for("auto", write)
 
 
 def _raise_nack(ans):

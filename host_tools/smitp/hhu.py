@@ -23,6 +23,7 @@ from meter import registers as R
 from meter import security as sec
 from meter import timers as T
 from meter.errors import SmitpError
+from smitp import secure
 from smitp.aca import aca_text
 
 SIGN_ON_TIMEOUT_S = 2.0  # identification after the request (tr is at most 1.5 s)
@@ -242,22 +243,23 @@ class HandHeldUnit:
         return ident, values, msg
 
     # ---- mode F
-    def exchange(self, dsap, ecc, lsdu):
-        """One mode F request; returns the answer's (ECC, LLC data). Resends the
-        same bytes once if nothing comes."""
+    def exchange(self, dsap, ecc, lsdu, tries=None, accept=None):
+        """One mode F request; returns the answer's (ECC, LLC data). Sends the same
+        bytes `tries` times at most (default: 1 + RETRIES) while nothing comes.
+        accept(LLC data, ECC): is this answer ours? (else a late one: dropped)"""
         n = F.encode(self._out, dsap, ecc, lsdu, from_meter=False)
         frame = bytes(self._out[:n])
-        for attempt in range(RETRIES + 1):
+        for attempt in range(RETRIES + 1 if tries is None else tries):
             if attempt:
                 self.stats["retries"] += 1
             self.line.write(frame)
-            answer = self._answer(dsap)
+            answer = self._answer(dsap, accept)
             if answer is not None:
                 self.stats["frames"] += 1
                 return answer
         raise NoAnswer("no mode F answer (the session may have ended or the port locked)")
 
-    def _answer(self, dsap):
+    def _answer(self, dsap, accept=None):
         r = self._reader
         end = time.monotonic() + ANSWER_TIMEOUT_S
         while time.monotonic() < end:
@@ -268,7 +270,9 @@ class HandHeldUnit:
                 f = r.next_frame()
                 while f is not None:
                     if f[2] & F.CTL_METER and f[3] >> 4 == dsap:
-                        return f[3] & 0x0F, bytes(f[4:4 + f[1] - 2])
+                        got = (f[3] & 0x0F, bytes(f[4:4 + f[1] - 2]))
+                        if accept is None or accept(got[1], got[0]):
+                            return got
                     f = r.next_frame()
         return None
 
@@ -285,7 +289,8 @@ class HandHeldUnit:
         _raise_nack(ans)
         return ans
 
-    def _security(self):
+    def _security(self, dsap=1):
+        """The meter's session and a link on `dsap`, under the rules of smitp.secure."""
         if self.keyring is None:
             raise HhuError("authenticated requests need --keys FILE")
         aca = self.meter_aca()
@@ -293,32 +298,23 @@ class HandHeldUnit:
             raise HhuError("the key file has no entry for meter %s" % aca_text(aca))
         meter = self.keyring[aca]
         if not self._synced:  # learn the LMON without a failed attempt: the lockout counts those
-            _ecc, ans = self.exchange(1, 0, bytes((A.CHL_REQ,)) + meter.challenge())
-            if ans[0] == A.NACK_A:
-                _raise_nack(ans)
-            meter.accept_challenge(ans)
+            secure.counted(self.stats, meter, secure.sync, _OpticalLink(self, 1))
             self._synced = True
-        return meter
+        return meter, _OpticalLink(self, dsap)
 
     def secure_request(self, dsap, attr, apdu, ecc):
         """The authenticated variant of attr with apdu; the verified (ATTR, DATA)."""
-        from smitp.secure import LmonMismatch
+        meter, link = self._security(dsap)
+        attr_plain, data = secure.counted(self.stats, meter, secure.exchange, link, attr, apdu, ecc, sec.LSDU_MAX)
+        if attr_plain == A.NACK_A:
+            raise Nack(data[0] if data else 0, 0)
+        return attr_plain, data
 
-        meter = self._security()
-        for _attempt in range(2):
-            lsdu = meter.protect(attr, apdu, ecc, int(time.time()))
-            ans_ecc, ans = self.exchange(dsap, ecc, lsdu)
-            if ans[0] == A.NACK_A:
-                _raise_nack(ans)
-            try:
-                attr_plain, data = meter.unprotect(ans, ans_ecc)
-            except LmonMismatch:
-                self.stats["resyncs"] += 1
-                continue
-            if attr_plain == A.NACK_A:
-                raise Nack(data[0] if data else 0, 0)
-            return attr_plain, data
-        raise HhuError("the meter keeps refusing authentication")
+    def change_keys(self, k1, k2):
+        """The key change procedure (smitp.secure.change_keys) through the application DSAP;
+        afterwards the session uses the new pair. Returns how it went (a short text)."""
+        meter, link = self._security(1)
+        return secure.counted(self.stats, meter, secure.change_keys, link, k1, k2)
 
     def _service(self, dsap, attr, apdu, auth, ecc):
         if auth:
@@ -342,25 +338,23 @@ class HandHeldUnit:
         self._step(len(regs), len(regs), "done")
         return out
 
-    def write(self, values, auth=False, ecc=sec.ECC_CTR_WRITE, dsap=1):
-        """WRITE.REQ of {id: raw bytes}; returns on ACK, raises Nack."""
+    def write(self, values, auth=False, ecc=sec.ECC_ECB_WRITE, dsap=1):
+        """WRITE.REQ of {id: raw bytes}; returns on ACK, raises Nack. Authenticated: AES-ECB
+        with the write key by default, the only way the meter's policy lets it through."""
         body = b"".join(r.to_bytes(2, "big") + bytes(v) for r, v in values.items())
         ans = self._service(dsap, A.WRITE_REQ, body, auth, ecc)
         if ans[:1] != bytes((A.ACK_A,)):
             raise HhuError("unexpected answer %s" % ans.hex())
 
-    def command(self, apdu, auth=False, ecc=sec.ECC_CTR_WRITE):
+    def command(self, apdu, auth=False, ecc=sec.ECC_ECB_WRITE):
         """COMMAND (ATTR 18) with the APDU given; returns the answer's LLC data."""
         return self._service(1, A.COMMAND, apdu, auth, ecc)
 
     def provision(self, k1=None, k2=None, max_baud=None, address=None):
-        """Local provisioning (DSAP 0x03): new keys and optical parameters in one
-        authenticated, encrypted write-key request."""
+        """Local provisioning: new keys by the key change procedure (as over the PLC), the
+        optical parameters in one write-key request on DSAP 0x03 (AES-ECB). Returns how the
+        key change went, or None."""
         values = {}
-        if k1 is not None:
-            if len(k1) != 16 or len(k2) != 16:
-                raise HhuError("K1 and K2 must be 16 bytes")
-            values[F.ITEM_KEYS] = bytes(k1) + bytes(k2)
         if max_baud is not None:
             values[F.ITEM_OPT_BAUD] = bytes((max_baud,))
         if address is not None:
@@ -368,9 +362,23 @@ class HandHeldUnit:
             if len(raw) > 16:
                 raise HhuError("the device address has at most 16 characters")
             values[F.ITEM_OPT_ADDRESS] = raw + bytes(16 - len(raw))
-        if not values:
+        if not values and k1 is None:
             raise HhuError("nothing to provision")
-        self.write(values, auth=True, ecc=sec.ECC_CTR_WRITE, dsap=3)
+        if values:
+            self.write(values, auth=True, dsap=3)
+        return None if k1 is None else self.change_keys(k1, k2)
+
+
+class _OpticalLink(secure.Link):
+    """smitp.secure's transport: mode F frames on one DSAP."""
+
+    NoAnswer = NoAnswer
+
+    def __init__(self, unit, dsap):
+        self.unit, self.dsap = unit, dsap
+
+    def exchange(self, lsdu, ecc, answer_len, tries=None, accept=None):
+        return self.unit.exchange(self.dsap, ecc, lsdu, tries, accept)
 
 
 def _size(reg_id):
@@ -454,30 +462,32 @@ def add_arguments(sp):
         p.add_argument("--register", required=True, action="append" if name == "read" else None,
                        help="register id (0x003F) or name" + ("; repeat for several" if name == "read" else ""))
         p.add_argument("--auth", action="store_true", help="authenticated service (needs --keys)")
-        p.add_argument("--encrypt", choices=("ctr", "none"), default="ctr",
-                       help="with --auth: encrypt with AES-CTR (default) or only authenticate")
-    sub.choices["write"].add_argument("--value", required=True, help="value: integer, text or hex")
     p = action("command", "send a COMMAND (ATTR 18) in mode F")
     p.add_argument("--data", default="", help="the command's APDU after the ATTR, in hex")
-    p.add_argument("--auth", action="store_true", help="authenticated, encrypted with the write key (needs --keys)")
-    p = action("provision", "local provisioning in mode F: new keys and optical port parameters "
-                            "(authenticated with the current keys of --keys)")
-    p.add_argument("--new-keys", help="key file with the meter's new k1/k2")
+    p.add_argument("--auth", action="store_true", help="authenticated, with the write key (needs --keys)")
+    for name in ("read", "write", "command"):
+        sub.choices[name].add_argument("--encrypt", choices=secure.ENCRYPT_CHOICES, default="auto",
+                                       help=secure.ENCRYPT_HELP)
+    sub.choices["write"].add_argument("--value", required=True, help="value: integer, text or hex")
+    p = action("provision", "local provisioning in mode F: new keys (the key change procedure) and optical "
+                            "port parameters, authenticated with the current keys of --keys")
+    p.add_argument("--new-keys", help="key file with the meter's new k1/k2; once the meter uses them they "
+                                      "replace the meter's entry in the --keys file")
     p.add_argument("--max-baud", type=int, choices=I.BAUDS, help="highest rate the identification offers")
     p.add_argument("--address", help="IEC 62056-21 device address (empty: none)")
 
 
 def _ring(path):
-    from smitp.secure import KeyRing
+    import json
+
+    from smitp.aca import parse_aca
 
     if not path:
         return None, None
-    import json
-
-    with open(path) as f:
+    ring = secure.KeyRing.load(path)
+    with open(path, encoding="utf-8") as f:
         data = json.load(f)
-    ring = KeyRing.from_dict(data)
-    return ring, {a.upper(): (bytes.fromhex(e["k1"]), bytes.fromhex(e["k2"])) for a, e in data.items()}
+    return ring, {aca_text(parse_aca(a)): (bytes.fromhex(e["k1"]), bytes.fromhex(e["k2"])) for a, e in data.items()}
 
 
 @contextlib.contextmanager
@@ -514,14 +524,22 @@ def _print_registers(values):
 
 
 def run_command(args, progress=None):
-    """Run `smitp hhu`; returns (report for --json, function printing it as text)."""
+    """Run `smitp hhu`; returns (report for --json, function printing it as text). With a real
+    meter (--port) the LMON state goes back into the --keys file, whatever happened."""
+    ring, raw_keys = _ring(args.keys)
+    try:
+        return _run(args, progress, ring, raw_keys)
+    finally:
+        if args.port and ring is not None:
+            ring.save(args.keys)
+
+
+def _run(args, progress, ring, raw_keys):
     from smitp.values import encode_value, parse_register
 
     action = args.action or "info"
-    ring, raw_keys = _ring(args.keys)
     z = None if args.baud is None else I.BAUDS.index(args.baud)
-    ecc_of = lambda write: sec.make_ecc(sec.MODE_CTR if getattr(args, "encrypt", "ctr") == "ctr"  # noqa: E731
-                                        else sec.MODE_NONE, sec.KEY_WRITE if write else sec.KEY_READ)
+    ecc_of = lambda write: secure.ecc_for(getattr(args, "encrypt", "auto"), write)  # noqa: E731
     with _line_for(args, raw_keys) as line:
         unit = HandHeldUnit(line, ring, progress)
         if action == "readout":
@@ -555,7 +573,7 @@ def run_command(args, progress=None):
                 report.update({"register": "0x%04X" % reg, "written": raw.hex().upper(), "result": "ACK"})
                 text = lambda rep: print("0x%04X written: ACK" % reg)  # noqa: E731
             elif action == "command":
-                ans = unit.command(bytes.fromhex(args.data), auth=args.auth, ecc=sec.ECC_CTR_WRITE)
+                ans = unit.command(bytes.fromhex(args.data), auth=args.auth, ecc=ecc_of(True))
                 report.update({"answer": ans.hex().upper(), "attr": A.NAMES.get(ans[0], str(ans[0]))})
                 text = lambda rep: print("answer %s: %s" % (rep["attr"], rep["answer"]))  # noqa: E731
             else:  # provision
@@ -567,7 +585,10 @@ def run_command(args, progress=None):
                         raise ValueError("the new key file has no entry for meter %s" % report["aca"])
                     k1, k2 = entry
                 max_baud = None if args.max_baud is None else I.BAUDS.index(args.max_baud)
-                unit.provision(k1, k2, max_baud, args.address)
+                outcome = unit.provision(k1, k2, max_baud, args.address)
+                if k1 is not None:  # the meter uses the new pair: so does the key file
+                    ring.save(args.keys, keys={report["aca"]: (k1, k2)}, counters=False)
+                    report["key_change"] = outcome
                 done = (["keys"] if k1 else []) + (["max_baud"] if max_baud is not None else []) + (
                     ["address"] if args.address is not None else [])
                 report["provisioned"] = done

@@ -115,7 +115,9 @@ def test_local_provisioning_of_keys_and_optical_parameters_survives_a_power_cut(
     new_k1, new_k2 = os.urandom(16), os.urandom(16)
     with pytest.raises(hhu.Nack):  # DSAP 0x03 answers nothing plain
         unit._plain(3, bytes((A.WRITE_REQ, 0, F.ITEM_OPT_BAUD, 3)))
-    unit.provision(new_k1, new_k2, max_baud=3, address="OPT1")
+    assert unit.provision(new_k1, new_k2, max_baud=3, address="OPT1") == "activated"  # the key change procedure
+    assert unit.read([R.KEY_CHANGES])[R.KEY_CHANGES] == b"\x00\x01"
+    assert unit.read([R.LMON], auth=True)[R.LMON]  # the session uses the new pair at once
     unit.sign_off()
     board.power_cut()
     board.start()
@@ -174,9 +176,10 @@ def test_wrong_rate_garbage_breaks_and_half_sign_ons_never_stick(unit, board):
 
 def test_failed_authentications_lock_the_port_for_a_while(unit, board):
     unit.sign_on("F")
-    meter = unit._security()  # challenge: the LMON is known, nothing failed yet
+    meter, _link = unit._security()  # challenge: the LMON is known, nothing failed yet
     for _ in range(T.OPT_LOCK_AFTER):
-        lsdu = bytearray(meter.protect(A.READ_REQ, R.SERIAL.to_bytes(2, "big"), sec.ECC_CTR_READ, 0))
+        lsdu = bytearray(sec.seal(sec.Keys(K1, K2), bytes.fromhex(ACA), A.READ_REQ + 100, R.SERIAL.to_bytes(2, "big"),
+                                  meter.cmon, sec.ECC_CTR_READ, 0))
         lsdu[-1] ^= 0x01  # a forged TMAC
         _ecc, ans = unit.exchange(1, sec.ECC_CTR_READ, bytes(lsdu))
         assert ans[0] == sec.ATTR_NACK_A_AUTH and ans[1] == sec.NACK_AUTH
@@ -238,8 +241,14 @@ def test_cli_hhu_emulated(tmp_path, capsys):
                  "--register", "status word", "--auth"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["aca"] == ACA and rep["registers"]["0x0015"]["value"] >= 1
-    assert main(["hhu", "--emulated", "write", "--register", "clock", "--value", "1"]) == 2
+    assert main(["hhu", "--emulated", "write", "--register", "clock", "--value", "1"]) == 1
     assert "NACK 2 (access denied)" in capsys.readouterr().err
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps({ACA: {"k1": bytes(range(32, 48)).hex(), "k2": bytes(range(48, 64)).hex()}}))
+    assert main(["hhu", "--emulated", "--keys", str(keys), "--json", "provision", "--new-keys", str(new)]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["provisioned"] == ["keys"] and rep["key_change"] == "activated"
+    assert json.loads(keys.read_text())[ACA]["k1"] == bytes(range(32, 48)).hex()  # the key file follows
     assert main(["hhu", "--emulated", "--baud", "4800"]) == 0
     assert "0x0011  absolute communication address   A8040A1E8901" in capsys.readouterr().out
     assert main(["hhu", "readout"]) == 2

@@ -7,11 +7,13 @@ import json
 
 import pytest
 
+from meter import attrs as A
+from meter import keychange as KC
 from meter import security as sec
 from meter.lmon import KeyStore, LmonCounter, ResponseCache
 from meter.storage import Store
 from smitp import secure
-from smitp.secure import KeyRing, LmonMismatch, MeterSecurity, SecureError
+from smitp.secure import KeyRing, LmonBehind, LmonMismatch, MeterSecurity, OutcomeUnknown, SecureError
 
 K1 = bytes(range(16))
 K2 = bytes.fromhex("AA55" * 8)
@@ -54,7 +56,7 @@ def test_resync_from_nack_10_vector():
     s = session(5)
     s.protect(READ, bytes.fromhex("003F"), sec.ECC_CTR_READ, DT)
     assert s.resync_from(C_AIR) == 5  # C covers the Etm* of A
-    assert s.lmon == 5 and s.pending is None
+    assert s.lmon == 5 and s.pending == A_AIR  # LMON = MON - 1: never taken, A goes again as it is
 
 
 def test_unprotect_turns_nack_10_into_lmon_mismatch():
@@ -98,11 +100,10 @@ def test_challenge_is_fresh_and_answers_once():
 
 def test_authenticated_nack_other_than_10_is_an_answer():
     s = session(5)
-    sent = s.protect(4, bytes.fromhex("00200000"), sec.ECC_CTR_WRITE, DT)
-    keys = sec.Keys(K1, K2)
-    nack = sec.seal(keys, ACA, sec.ATTR_NACK_A_AUTH, b"\x02", 6, sec.ECC_CTR_WRITE, DT, sec.etm(sent))
+    sent = s.protect(4, bytes.fromhex("00200000"), sec.ECC_ECB_WRITE, DT)
+    nack = sec.seal_auth_nack(sec.Keys(K1, K2), ACA, 6, sec.etm(sent), 2)  # the NACK-10 shape, MON = 6
     assert s.unprotect(nack) == (255, b"\x02")
-    assert s.lmon == 6
+    assert s.lmon == 6 and s.pending is None
 
 
 # ---- rejections ----------------------------------------------------------------------------
@@ -180,30 +181,64 @@ def test_bad_construction():
 
 
 class Meter:
-    """The meter's receive order for authenticated requests (meter.lmon), in miniature."""
+    """The meter's receive order for authenticated requests (meter.lmon), in miniature, with the
+    policy of docs/security.md: ECB DATA padded both ways, writes only under ECB with K1, and
+    the key change (meter.keychange)."""
 
     def __init__(self, store, reserve=4):
         self.store, self.reserve = store, reserve
         self.boot()
         self.executed = 0
+        self.runs = {}  # plain ATTR -> times served
 
     def boot(self):
-        self.keys = KeyStore(self.store).keys()
+        self.keystore = KeyStore(self.store)
+        self.keys = self.keystore.keys()
         self.lmon = LmonCounter(self.store, self.reserve)
         self.cache = ResponseCache(self.store)
 
     def receive(self, lsdu, ecc):
+        if lsdu[0] == A.CHL_REQ:
+            return sec.seal_challenge_resp(self.keys, ACA, self.lmon.value, sec.challenge_of(lsdu[1:]))
         cached = self.cache.lookup(lsdu, ecc)
         if cached is not None:
             return bytes(cached)
         mon = self.lmon.candidate()
-        try:
-            data, _dt = sec.open_(self.keys, ACA, lsdu, mon, ecc)
-        except sec.AuthError:
+        staged = self.keystore.pending()
+        for keys in ([staged[2]] if staged and lsdu[0] == sec.auth_attr(A.KEY_CHANGE) else []) + [self.keys]:
+            try:
+                data, _dt = sec.open_(keys, ACA, lsdu, mon, ecc)
+                break
+            except sec.AuthError:
+                continue
+        else:
             return sec.seal_auth_nack(self.keys, ACA, self.lmon.value, sec.etm(lsdu))
         assert self.lmon.commit()
+        ecb = sec.ecc_mode(ecc) == sec.MODE_ECB
+        if ecb:
+            data = data[:sec.ecb_unpad(bytearray(b"x" + data), 1 + len(data)) - 1]
+        attr = sec.plain_attr(lsdu[0])
         self.executed += 1
-        answer = sec.seal(self.keys, ACA, 103, data + bytes(6), self.lmon.value, ecc, 0)
+        self.runs[attr] = self.runs.get(attr, 0) + 1
+        if attr == READ:
+            plain = bytes((A.READ_RESP,)) + data + bytes(6)
+        elif ecc != sec.ECC_ECB_WRITE:
+            answer = sec.seal_auth_nack(self.keys, ACA, self.lmon.value, sec.etm(lsdu), A.NACK_ACCESS_DENIED)
+            self.cache.put(lsdu, answer, ecc)
+            return answer
+        else:
+            plain = bytes((A.ACK_A,))
+        answer_keys = self.keys
+        if attr == A.KEY_CHANGE and data[0] == KC.STAGE:
+            self.keystore.stage(*KC.open_stage(self.keys.write, data, 0, len(data)))
+        elif attr == A.KEY_CHANGE and staged and keys is staged[2]:
+            self.keystore.activate()
+            self.keys = answer_keys = self.keystore.keys()
+        buf = bytearray(sec.LSDU_MAX)
+        buf[0] = sec.auth_attr(plain[0])
+        buf[1:len(plain)] = plain[1:]
+        n = sec.ecb_pad(buf, len(plain)) if ecb else len(plain)
+        answer = bytes(buf[:sec.seal_into(answer_keys, ACA, buf, n, self.lmon.value, ecc, 0)])
         self.cache.put(lsdu, answer, ecc)
         return answer
 
@@ -321,3 +356,288 @@ def test_w1_ctr_bitflip_keeps_the_tmac_without_the_key():
             forged[3 + i // 8] ^= 1 << (i % 8)
     data, dt = sec.open_(sec.Keys(K1, K2), ACA, bytes(forged), 6, sec.ECC_CTR_READ)
     assert data == b"\x00\x40" and dt != DT
+
+
+# ---- the rules over a link (smitp.secure.exchange, sync, change_keys) ------------------------
+
+WRITE = A.WRITE_REQ
+CLOSE = bytes((1,))  # any COMMAND APDU: the miniature meter only counts it
+
+
+class Silent(SecureError):
+    pass
+
+
+class Line(secure.Link):
+    """A link to the miniature meter with a script, one step per sending: "ok", "drop" (the
+    answer is jammed), "tamper" (an attacker alters the request, keeping its last 8 bytes, so
+    that the meter's NACK-10 still verifies), "lost" (the request never arrives)."""
+
+    NoAnswer = Silent
+
+    def __init__(self, meter, script=()):
+        self.meter, self.script, self.sent, self.paused = meter, list(script), [], 0.0
+
+    def exchange(self, lsdu, ecc, answer_len, tries=None, accept=None):
+        for _ in range(tries or 2):
+            self.sent.append((lsdu, ecc))
+            step = self.script.pop(0) if self.script else "ok"
+            if step == "lost":
+                continue
+            got = lsdu
+            if step == "tamper":
+                got = bytearray(lsdu)
+                got[1] ^= 0x01
+                got = bytes(got)
+            ans = self.meter.receive(got, ecc)
+            ans_ecc = sec.ECC_CHALLENGE if ans[0] in (sec.ATTR_NACK_A_AUTH, sec.ATTR_CHL_RESP) else ecc
+            if step != "drop" and (accept is None or accept(ans, ans_ecc)):
+                return ans_ecc, ans
+        raise Silent("silent")
+
+    def pause(self, seconds):
+        self.paused += seconds
+
+
+def fresh_meter(lmon=0):
+    store = Store()
+    KeyStore(store).provision(K1, K2)
+    if lmon:
+        LmonCounter(store).set(lmon)
+    return Meter(store)
+
+
+def mon_of(lsdu, ecc, keysets=((K1, K2),), top=100):
+    """The MON a captured request was sealed under: the one its TMAC verifies with (checked
+    with the codec alone, not with the session that sealed it)."""
+    for keys in keysets:
+        for mon in range(top):
+            try:
+                sec.open_(sec.Keys(*keys), ACA, lsdu, mon, ecc)
+                return mon
+            except sec.AuthError:
+                continue
+    raise AssertionError("no MON verifies")
+
+
+def assert_one_request_per_mon(sent, keysets=((K1, K2),)):
+    by_mon = {}
+    for lsdu, ecc in sent:
+        if lsdu[0] != A.CHL_REQ:
+            by_mon.setdefault(mon_of(lsdu, ecc, keysets), set()).add(lsdu)
+    assert all(len(v) == 1 for v in by_mon.values()), by_mon
+    return by_mon
+
+
+def test_ecb_requests_and_answers_are_padded():
+    meter, s = fresh_meter(), session(0)
+    line = Line(meter)
+    assert secure.exchange(s, line, WRITE, b"\x00\x20" + bytes(16), sec.ECC_ECB_WRITE, 1) == (A.ACK_A, b"")
+    lsdu, ecc = line.sent[-1]
+    assert ecc == 6 and len(lsdu) == 1 + 32 + 16  # 18 bytes of DATA padded to 32
+    assert secure.exchange(s, line, READ, b"\x00\x3f", sec.ECC_ECB_READ, 9)[1] == b"\x00\x3f" + bytes(6)
+    assert secure.sealed_len(1, 6) == 33 and secure.max_data(6) == 95 and secure.max_data(5) == 111
+    with pytest.raises(SecureError):
+        s.protect(WRITE, bytes(96), sec.ECC_ECB_WRITE, DT)  # 96 bytes need 112 padded: too long
+    assert s.pending is None
+
+
+def test_effect_requests_default_to_ecb_and_reads_to_ctr():
+    assert secure.ecc_for("auto", True) == sec.ECC_ECB_WRITE and secure.ecc_for("auto", False) == sec.ECC_CTR_READ
+    assert secure.ecc_for("ctr", True) == sec.ECC_CTR_WRITE and secure.ecc_for("none", False) == sec.ECC_NONE
+    assert secure.ecc_for("ecb", False) == sec.ECC_ECB_READ
+
+
+def test_a_first_write_learns_the_lmon_by_challenge():
+    meter, s = fresh_meter(lmon=40), session(0)  # the file's LMON is stale
+    line = Line(meter)
+    secure.exchange(s, line, A.COMMAND, CLOSE, sec.ECC_ECB_WRITE, 1)
+    assert line.sent[0][0][0] == A.CHL_REQ and s.lmon == 41 and meter.runs[A.COMMAND] == 1
+    assert s.stats["challenges"] == 1 and s.stats["resyncs"] == 0
+
+
+def test_a_request_without_answer_goes_first_next_time():
+    meter, s = fresh_meter(), session(0)
+    s.synced = True
+    line = Line(meter, ["drop", "drop"])
+    with pytest.raises(Silent) as e:
+        secure.exchange(s, line, WRITE, b"\x00\x20" + bytes(16), sec.ECC_ECB_WRITE, 1)
+    assert "stays pending" in str(e.value)
+    write = s.pending
+    assert meter.runs == {WRITE: 1} and line.sent == [(write, 6), (write, 6)]  # the retry: the same bytes
+    with pytest.raises(SecureError):
+        s.protect(READ, b"\x00\x3f", sec.ECC_CTR_READ, DT)  # nothing new while it is pending
+    assert secure.exchange(s, line, READ, b"\x00\x3f", sec.ECC_CTR_READ, 9)[0] == A.READ_RESP
+    assert line.sent[2] == (write, 6)  # first the write, as it went: its cached answer came back
+    assert meter.runs == {WRITE: 1, READ: 1} and s.lmon == 2 and s.pending is None
+    assert_one_request_per_mon(line.sent)
+
+
+def test_a_retry_of_the_pending_request_takes_its_answer():
+    meter, s = fresh_meter(), session(0)
+    s.synced = True
+    line = Line(meter, ["drop", "drop"])
+    with pytest.raises(Silent):
+        secure.exchange(s, line, A.COMMAND, CLOSE, sec.ECC_ECB_WRITE, 1)
+    assert secure.exchange(s, line, A.COMMAND, CLOSE, sec.ECC_ECB_WRITE, 1) == (A.ACK_A, b"")
+    assert meter.runs == {A.COMMAND: 1} and len({lsdu for lsdu, _ in line.sent}) == 1
+
+
+def test_a_forged_nack_after_a_jammed_answer_never_runs_a_command_twice():
+    meter, s = fresh_meter(), session(0)
+    s.synced = True
+    # ran, answer jammed; the retry altered on the way (a verified NACK-10, LMON = its MON); the
+    # request once more for the cached answer, jammed again
+    line = Line(meter, ["drop", "tamper", "drop", "drop"])
+    with pytest.raises(OutcomeUnknown) as e:
+        secure.exchange(s, line, A.COMMAND, CLOSE, sec.ECC_ECB_WRITE, 1)
+    assert "outcome unknown" in str(e.value) and "COMMAND" in str(e.value) and "\n" not in str(e.value)
+    assert meter.runs == {A.COMMAND: 1} and s.pending is None and s.lmon == 1
+    assert len({lsdu for lsdu, _ in line.sent}) == 1  # never sealed again
+    secure.exchange(s, line, READ, b"\x00\x3f", sec.ECC_CTR_READ, 9)  # the session goes on
+    assert meter.runs == {A.COMMAND: 1, READ: 1}
+    assert_one_request_per_mon(line.sent)
+
+
+def test_a_forged_nack_is_settled_by_the_cached_answer():
+    meter, s = fresh_meter(), session(0)
+    s.synced = True
+    line = Line(meter, ["drop", "tamper", "ok"])
+    assert secure.exchange(s, line, A.COMMAND, CLOSE, sec.ECC_ECB_WRITE, 1) == (A.ACK_A, b"")
+    assert meter.runs == {A.COMMAND: 1} and len({lsdu for lsdu, _ in line.sent}) == 1
+
+
+def test_a_request_the_meter_never_took_goes_again_as_it_is():
+    meter, s = fresh_meter(), session(0)
+    s.synced = True
+    line = Line(meter, ["tamper"])  # NACK-10 with LMON = its MON - 1
+    assert secure.exchange(s, line, A.COMMAND, CLOSE, sec.ECC_ECB_WRITE, 1) == (A.ACK_A, b"")
+    assert len({lsdu for lsdu, _ in line.sent}) == 1 and meter.runs == {A.COMMAND: 1}
+    line.script = ["tamper"] * 6
+    with pytest.raises(SecureError) as e:
+        secure.exchange(s, line, A.COMMAND, CLOSE, sec.ECC_ECB_WRITE, 1)
+    assert "keeps refusing" in str(e.value) and s.pending is not None
+
+
+def test_a_read_whose_mon_the_meter_used_is_sealed_again():
+    meter, s = fresh_meter(), session(0)
+    line = Line(meter, ["drop", "tamper"])  # read ran, answer jammed; NACK-10 with LMON = its MON
+    assert secure.exchange(s, line, READ, b"\x00\x3f", sec.ECC_CTR_READ, 9)[0] == A.READ_RESP
+    assert meter.runs == {READ: 2} and s.lmon == 2
+    assert_one_request_per_mon(line.sent)
+
+
+def test_a_meter_behind_the_session_is_refused():
+    meter, s = fresh_meter(), session(50)  # the concentrator is ahead: MONs up to 50 may be sealed
+    line = Line(meter)
+    with pytest.raises(LmonBehind) as e:
+        secure.exchange(s, line, READ, b"\x00\x3f", sec.ECC_CTR_READ, 9)
+    assert "behind" in str(e.value) and s.lmon == 0 and meter.executed == 0
+    with pytest.raises(LmonBehind):  # MON 51 stays pending: it goes first, as it is, and fails alike
+        secure.exchange(s, line, READ, b"\x00\x20", sec.ECC_CTR_READ, 9)
+    assert len({lsdu for lsdu, _ in line.sent}) == 1 and meter.executed == 0
+
+
+def test_plain_nacks_settle_nothing():
+    s = session(0)
+    sent = s.protect(READ, b"\x00\x3f", sec.ECC_CTR_READ, DT)
+
+    class Exhausted(Line):
+        def exchange(self, lsdu, ecc, answer_len, tries=None, accept=None):
+            return 0, bytes((A.NACK_A, A.NACK_LMON_EXHAUSTED, 0, 0))
+
+    with pytest.raises(secure.Refused) as e:
+        secure.exchange(s, Exhausted(None), READ, b"\x00\x3f", sec.ECC_CTR_READ, 9)
+    assert e.value.code == 11 and "LMON" in str(e.value) and s.pending == sent
+
+
+def test_challenge_backs_off_when_the_meter_is_silent():
+    meter, s = fresh_meter(lmon=7), session(0)
+    line = Line(meter, ["lost", "lost"])
+    assert secure.sync(s, line) == 7
+    assert line.paused == 2 * secure.BACKOFF_S and len({lsdu for lsdu, _ in line.sent}) == 1  # same N
+    line.script = ["lost"] * 3
+    with pytest.raises(Silent):
+        secure.sync(s, line)
+
+
+def test_state_survives_in_the_key_file(tmp_path):
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"a8040a1e8984": {"k1": K1.hex(), "k2": K2.hex(), "note": "kept"}}))
+    ring = KeyRing.load(path)
+    s = ring[ACA]
+    meter = fresh_meter()
+    line = Line(meter, ["ok", "drop", "drop"])  # the challenge, then the command twice
+    with pytest.raises(Silent):
+        secure.exchange(s, line, A.COMMAND, CLOSE, sec.ECC_ECB_WRITE, 1)
+    ring.save(path)
+    saved = json.loads(path.read_text())
+    assert list(saved) == ["a8040a1e8984"] and saved["a8040a1e8984"]["note"] == "kept"
+    assert saved["a8040a1e8984"]["sealed"] == 1 and saved["a8040a1e8984"]["pending"]["mon"] == 1
+    assert (path.stat().st_mode & 0o777) == 0o600
+    text = path.read_text().lower()
+    assert text.count(K1.hex()) == 1 and text.count(K2.hex()) == 1  # the keys, once each
+    ring = KeyRing.load(path)  # the next run: the same command goes out as it went
+    again = ring[ACA]
+    assert again.pending == s.pending and again.sealed == 1
+    assert secure.exchange(again, Line(meter), A.COMMAND, CLOSE, sec.ECC_ECB_WRITE, 1) == (A.ACK_A, b"")
+    assert meter.runs == {A.COMMAND: 1}
+    ring.save(path)
+    last = KeyRing.load(path)[ACA]
+    assert last.pending is None and last.sealed == 1 and last.lmon == 1
+    with pytest.raises(LmonBehind):  # a file whose LMON went back never reuses a MON
+        MeterSecurity(ACA, K1, K2, 0, 1).protect(READ, b"\x00\x3f", sec.ECC_CTR_READ, DT)
+
+
+def test_key_change_stage_then_activate():
+    meter, s = fresh_meter(), session(0)
+    n1, n2 = bytes([7]) * 16, bytes([8]) * 16
+    line = Line(meter)
+    assert secure.change_keys(s, line, n1, n2) == "activated"
+    assert meter.keystore.keys() is meter.keys and s.stats["key_changes"] == 1
+    assert secure.exchange(s, line, READ, b"\x00\x3f", sec.ECC_CTR_READ, 9)[0] == A.READ_RESP
+    old = session(s.lmon)
+    with pytest.raises(sec.AuthError):  # the old pair no longer opens anything
+        secure.exchange(old, line, READ, b"\x00\x3f", sec.ECC_CTR_READ, 9)
+    assert_one_request_per_mon(line.sent, ((K1, K2), (n1, n2)))
+    with pytest.raises(secure.KeyChangeError):
+        secure.change_keys(session(0, k2=n2), line, bytes([9]) * 16, n2)  # both keys must change
+
+
+def test_key_change_with_a_lost_activate_answer_is_settled_by_challenge():
+    meter, s = fresh_meter(), session(0)
+    n1, n2 = bytes([7]) * 16, bytes([8]) * 16
+    line = Line(meter, ["ok", "ok", "drop", "drop"])  # challenge, stage, activate (jammed twice)
+    assert secure.change_keys(s, line, n1, n2) == "activated, answer lost"
+    assert not s.changing and secure.exchange(s, line, READ, b"\x00\x3f", sec.ECC_CTR_READ, 9)[0] == A.READ_RESP
+    meter2, s2 = fresh_meter(), session(0)
+    line2 = Line(meter2, ["ok", "ok", "lost", "lost", "ok"])  # the activate never arrives
+    assert secure.change_keys(s2, line2, n1, n2) == "activated"  # resent as it was, after the challenge
+    meter3, s3 = fresh_meter(), session(0)
+    line3 = Line(meter3, ["ok", "ok", "lost", "lost"] + ["lost"] * 3)  # nothing answers any more
+    with pytest.raises(OutcomeUnknown):
+        secure.change_keys(s3, line3, n1, n2)
+    assert s3.changing and s3.state()["pending"]["new_keys"]
+    assert secure.change_keys(s3, Line(meter3), n1, n2) == "activated"  # run again: the same activate
+    assert meter3.keys is meter3.keystore.keys() and s3.stats["key_changes"] == 1
+
+
+def test_key_change_already_done_is_recognised():
+    meter, s = fresh_meter(), session(0)
+    n1, n2 = bytes([7]) * 16, bytes([8]) * 16
+    secure.change_keys(s, Line(meter), n1, n2)
+    stale = session(0)  # a run that never learnt the outcome
+    assert secure.change_keys(stale, Line(meter), n1, n2) == "already in force"
+    assert stale.lmon == s.lmon
+
+
+def test_answers_that_do_not_verify_are_not_taken():
+    meter, s = fresh_meter(), session(0)
+    s.protect(READ, b"\x00\x3f", sec.ECC_CTR_READ, DT)
+    stale = sec.seal(sec.Keys(K1, K2), ACA, 103, bytes(10), 0, sec.ECC_CTR_READ, 0)  # an answer under MON 0
+    assert not s.answers(stale, sec.ECC_CTR_READ) and s.lmon == 0 and s.pending is not None
+    assert s.answers(meter.receive(s.pending, sec.ECC_CTR_READ), sec.ECC_CTR_READ)
+    wrong = session(0, k2=bytes(16))  # answers come, none verifies: the keys, not the line
+    with pytest.raises(sec.AuthError) as e:
+        secure.exchange(wrong, Line(fresh_meter()), READ, b"\x00\x3f", sec.ECC_CTR_READ, 9)
+    assert "did not verify" in str(e.value) and wrong.pending is not None
