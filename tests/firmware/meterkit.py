@@ -40,6 +40,7 @@ class Sim:
             self.load(watts)
         else:
             self.sample = sample
+        _bound_boundaries(self.meter)
         self.meter.advance(self.t_ms, self.sample)  # power-up
 
     def now(self):
@@ -61,9 +62,13 @@ class Sim:
     def run(self, seconds, step=60):
         """Advance `seconds` in steps of `step` (the engines cut at boundaries)."""
         end = self.t_ms + seconds * 1000
-        while self.t_ms < end:
+        # A counted loop: the engines may move this clock (a clock set), which
+        # must not keep the run going for ever.
+        for _ in range((seconds + step - 1) // step):
             self.t_ms = min(end, self.t_ms + step * 1000)
             self.meter.advance(self.t_ms, self.sample)
+        if seconds > 0 and self.t_ms != end:
+            raise AssertionError("the meter moved the clock during run(): at %d, not %d" % (self.t_ms, end))
 
     def run_until(self, t, step=60):
         self.run(t - self.now(), step)
@@ -103,8 +108,7 @@ class Sim:
         _t, _first, count, per = struct.unpack_from(">HIHB", ans, 1)
         size = R.BY_ID[table][R.R_SIZE]
         out = []
-        block = 0
-        while True:
+        for block in range(count + 1):  # each block but the last holds a record at least
             ans = self.request(A.READTAB_REQ, struct.pack(">HH", table, block), grant, room)
             if ans[0] != A.READTAB_RESP:
                 raise AssertionError("READTAB refused: %s" % ans.hex())
@@ -113,7 +117,8 @@ class Sim:
                 out.append(ans[6 + i * size:6 + (i + 1) * size])
             if not ans[5] & 0x80:
                 break
-            block += 1
+        else:
+            raise AssertionError("READTAB still says more after %d blocks of %d records" % (count + 1, count))
         if len(out) != count:
             raise AssertionError("selected %d records, read %d" % (count, len(out)))
         return out
@@ -124,6 +129,30 @@ class Sim:
     def events(self, code=None):
         evs = [self.unpack(R.EVENT_LOG, r) for r in self.records(R.EVENT_LOG)]
         return [e for e in evs if code is None or e[1] == code]
+
+
+def _bound_boundaries(meter):
+    """Make a boundary loop fail instead of hang. Every boundary is planned
+    after the second it fell due, so one advance() crosses at most one a
+    second of the time it spans (+ 2: its first second, and one planned in
+    the past). A tariff switch or billing date planned at the time it is
+    handled would make advance() loop for ever."""
+    advance, boundary = meter.advance, meter._boundary
+    left = [0]
+
+    def bounded_advance(now_ms, s):
+        t_ms = meter.t_ms if meter.t_ms is not None else now_ms
+        left[0] = max(0, now_ms - t_ms) // 1000 + 2
+        advance(now_ms, s)
+
+    def bounded_boundary(t):
+        left[0] -= 1
+        if left[0] < 0:
+            raise AssertionError("boundary at %d handled again and again: one is planned at or before its time" % t)
+        boundary(t)
+
+    meter.advance = bounded_advance
+    meter._boundary = bounded_boundary
 
 
 def reboot(sim, off_s):

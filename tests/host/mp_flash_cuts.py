@@ -31,6 +31,11 @@ from fwtest import Rng  # noqa: E402
 
 WATTS = 1000  # per phase: 3 kW
 STEP = 60
+CUT_AFTER_OPS = 20  # block operations (programs, erases) until a cut: this many
+CUT_SPREAD = 400  # ... plus a random count below this
+# The energy record alone is written every ENERGY_PERSIST_S, so the cut
+# comes within this many steps; more means the meter stopped writing.
+MAX_STEPS_TO_CUT = (CUT_AFTER_OPS + CUT_SPREAD) * ENERGY_PERSIST_S // STEP + 1
 MOUNT = "/fl"
 
 
@@ -123,12 +128,17 @@ def cuts(n_cuts, seed, path):
     worst_loss = 0
     steps = 0
     while done < n_cuts:
-        flash.left = 20 + rng.below(400)  # block operations until the cut
-        while not flash.dead:
+        flash.left = CUT_AFTER_OPS + rng.below(CUT_SPREAD)
+        for _ in range(MAX_STEPS_TO_CUT):
+            if flash.dead:
+                break
             lp = sim.meter.tables[R.LOAD_PROFILE]
             before_end, before_energy = lp.end, sim.reg(R.ENERGY_IMPORT)
             sim.run(STEP, STEP)
             steps += 1
+        else:
+            raise AssertionError("cut %d: %d block operations left after %d steps: the meter stopped writing"
+                                 % (done + 1, flash.left, MAX_STEPS_TO_CUT))
         done += 1
         t = sim.t_ms // 1000
         flash = mount(path)  # the next power-up, over what the flash kept
