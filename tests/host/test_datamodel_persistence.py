@@ -32,7 +32,7 @@ ACA = parse_aca("A8040A1E8901")
 
 def run_mp(*args):
     r = subprocess.run([micropython_path(), SCRIPT] + [str(a) for a in args], capture_output=True, text=True,
-                       timeout=300)
+                       timeout=90)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 

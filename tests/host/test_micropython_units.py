@@ -26,7 +26,7 @@ def test_firmware_unit_tests_pass_under_micropython():
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=90,
     )
     out = r.stdout + r.stderr
     assert r.returncode == 0, "micropython run_mp.py exited %d:\n%s" % (r.returncode, out)
