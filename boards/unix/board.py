@@ -48,8 +48,9 @@ class FdUart(io.IOBase):
     def readinto(self, buf):
         return self._f.readinto(buf)
 
-    def write(self, buf):
-        return self._f.write(buf)
+    def write(self, buf, n=-1):
+        """Write buf, or buf[0:n] without slicing it (as MicroPython streams do)."""
+        return self._f.write(buf) if n < 0 else self._f.write(buf, n)
 
     def ioctl(self, req, arg):
         # Unix select/asyncio wait on the real fd when asked for it.

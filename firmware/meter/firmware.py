@@ -5,6 +5,7 @@ import asyncio
 import gc
 
 from meter import firmware_id
+from meter import phy
 from meter import registers as R
 from meter import st7580
 from meter import timers as T
@@ -74,7 +75,10 @@ async def supervised(name, diag, make):
 
 
 class ModemPort:
-    """Owns the modem UART and pins: feeds the ST7580 driver, serves the node."""
+    """Owns the modem UART and pins: feeds the board's modem driver (the
+    contract of meter/phy.py), serves the node. An answer is written once,
+    by the node, into the driver's transmit slot, and goes to the UART from
+    there: a plain request or a frame to repeat allocates nothing."""
 
     def __init__(self, board, node, model, beats=None):
         self.board = board
@@ -82,20 +86,24 @@ class ModemPort:
         self.node = node
         self.model = model
         self.uart = board.modem_uart()
-        self.reader = asyncio.StreamReader(self.uart)
-        self.drv = st7580.ST7580()
+        self.reader = None  # the stream run() waits on
+        make = getattr(board, "modem_driver", None)
+        self.drv = make() if make is not None else st7580.driver()
         self.buf = bytearray(300)
         self.mv = memoryview(self.buf)
         self.ready = False
         self._reset_at = 0
-        # link quality of the last indication (meter.netmgmt Q_*): the ST7580 gives the SNR
-        self.quality = [None, 0, None, None]
+
+    def _write(self, buf, n):
+        self.uart.write(buf, n)  # buf[0:n] without a slice (Board contract: MicroPython streams)
 
     def _flush(self):
-        out = self.drv.data_to_send()
-        if out:
-            self.uart.write(out)
-        self.board.treq.value(self.drv.treq)
+        drv = self.drv
+        n = drv.to_send()
+        while n:
+            self._write(drv.out, n)
+            n = drv.to_send()
+        self.board.treq.value(drv.treq)
 
     async def _pulse_reset(self):
         self.board.resetn.value(0)
@@ -103,34 +111,44 @@ class ModemPort:
         self.board.resetn.value(1)
         self._reset_at = ticks_ms()
 
-    def _events(self):
+    def _events(self, now):
         drv = self.drv
-        ev = drv.next_event()
-        while ev is not None:
-            kind = ev[0]
-            if kind == st7580.EV_PHY_DATA:
-                payload = ev[1]
-                self.quality[1] = ev[2]
-                n = self.node.on_phy(payload, len(payload), ticks_ms(), self.quality)
+        kind = drv.next_kind()
+        while kind:
+            if kind == phy.DATA:
+                n = self.node.on_phy(drv.rx, drv.rx_len, now, drv.quality, self._space())
                 if n and self.ready:
-                    drv.phy_data(self.node.outv[0:n])
-            elif kind == st7580.EV_RESET:
+                    drv.send(n)  # False when the queue is full: the driver counts it
+            elif kind == phy.RESET:
                 if self.ready:
                     self.model.status |= 1 << R.SW_MODEM_RESET
-                    log("modem reset, cause", ev[1])
+                    log("modem reset, cause", drv.ev_code)
                 self.ready = False
-                drv.configure()
-            elif kind == st7580.EV_CONFIRM:
-                if not self.ready and drv.idle:
-                    self.ready = True
-                    log("modem configured")
-            elif kind == st7580.EV_ERROR or kind == st7580.EV_TIMEOUT:
-                log("modem request 0x%02x failed:" % ev[1], ev[2] if len(ev) > 2 else "timeout")
-                if not self.ready and drv.idle:
-                    drv.configure()
-            ev = drv.next_event()
+            elif kind == phy.READY:
+                self.ready = True
+                log("modem configured")
+            elif kind == phy.FAILED:
+                code = drv.ev_code
+                log("modem request 0x%02x failed:" % drv.ev_cmd, "no answer" if code == phy.NO_ANSWER else code)
+            kind = drv.next_kind()
+
+    def _space(self):
+        # Where the node writes a frame: in the driver's transmit slot when it can go.
+        return self.drv.tx_space() if self.ready else None
+
+    def step(self, n, now):
+        """One turn after a wait: n bytes read into buf (0: none) at now."""
+        drv = self.drv
+        if n > 0:
+            drv.receive(self.buf, now, n)
+        drv.poll(now)
+        self._events(now)
+        self._poll_node(now)
+        self._flush()
 
     async def run(self):
+        if self.reader is None:
+            self.reader = asyncio.StreamReader(self.uart)
         await self._pulse_reset()
         while True:
             now = ticks_ms()
@@ -148,21 +166,15 @@ class ModemPort:
                 raise SystemExit("modem UART closed")
             if self.beats is not None:
                 self.beats.beat("modem")
-            now = ticks_ms()
-            if n > 0:
-                self.drv.receive(self.mv[0:n], now)
-            self.drv.poll(now)
-            self._events()
-            self._poll_node(now)
-            self._flush()
+            self.step(n, ticks_ms())
 
     def _poll_node(self, now):
         # Frames the node sends later: RC slot answers, REQADDR results.
-        n = self.node.poll(now)
+        n = self.node.poll(now, self._space())
         while n:
             if self.ready:
-                self.drv.phy_data(self.node.outv[0:n])
-            n = self.node.poll(now)
+                self.drv.send(n)
+            n = self.node.poll(now, self._space())
 
 
 async def metering_task(board, model, feed, beats):

@@ -12,9 +12,11 @@
 #           (0 concentrator, 1..n repeaters, n + 1 the remote node)
 # - CRC-32  zlib CRC-32 over LT .. end of LLC data, little-endian (project choice)
 # Decoding never slices: it fills a preallocated Frame with offsets into the
-# caller's buffer.
+# caller's buffer. Encoding writes in place, in the caller's buffer (a modem
+# driver's transmit slot); nothing here allocates once imported.
+from array import array
+
 from meter.compat import const
-from meter.crypto import crc32
 from meter.errors import DecodeError
 from meter import llc
 
@@ -61,6 +63,35 @@ DISC_S = const(0x0)
 DISC_RA7 = const(0x8)  # the largest RA response (140 bytes)
 
 BROADCAST = b"\xff\xff\xff\xff\xff\x03"  # on-air order; byte 5 = 0x03 marks SCA form
+
+
+# CRC-32 (zlib) by table, in two 16-bit halves: binascii.crc32 would need a
+# slice of the frame, and its result is a heap int on 32-bit ports.
+_CRC_T = array("H", bytes(1024))  # 256 low halves, then 256 high halves
+for _i in range(256):
+    _c = _i
+    for _k in range(8):
+        _c = (_c >> 1) ^ 0xEDB88320 if _c & 1 else _c >> 1
+    _CRC_T[_i] = _c & 0xFFFF
+    _CRC_T[_i + 256] = _c >> 16
+del _i, _c, _k
+_CRC_OUT = bytearray(4)
+
+
+def crc_into(buf, start, end, out, at):
+    """Write the CRC-32 of buf[start:end] at out[at:at + 4], little-endian."""
+    t = _CRC_T
+    lo = hi = 0xFFFF
+    for i in range(start, end):
+        x = (lo ^ buf[i]) & 0xFF
+        lo = ((hi & 0xFF) << 8 | lo >> 8) ^ t[x]
+        hi = hi >> 8 ^ t[x + 256]
+    lo ^= 0xFFFF
+    hi ^= 0xFFFF
+    out[at] = lo & 0xFF
+    out[at + 1] = lo >> 8
+    out[at + 2] = hi & 0xFF
+    out[at + 3] = hi >> 8
 
 
 def aca_to_air(aca):
@@ -118,8 +149,9 @@ def decode(frame, buf, n):
     if lt + 1 + CRC_LEN != n:
         raise DecodeError("LT", "LT %d does not match a %d-byte frame" % (lt, n))
     body = n - CRC_LEN
-    got = buf[body] | (buf[body + 1] << 8) | (buf[body + 2] << 16) | (buf[body + 3] << 24)
-    if crc32(memoryview(buf)[0:body]) != got:
+    c = _CRC_OUT
+    crc_into(buf, 0, body, c, 0)
+    if c[0] != buf[body] or c[1] != buf[body + 1] or c[2] != buf[body + 2] or c[3] != buf[body + 3]:
         raise DecodeError("CRC", "frame CRC-32 mismatch")
     if buf[_OFF_ADDR + 5] == 0x03 and not same_addr(buf, _OFF_ADDR, BROADCAST):
         raise DecodeError("ADDRESS", "logical (SCA) addressing is not supported")
@@ -153,36 +185,58 @@ def decode(frame, buf, n):
 def _finish(out, end):
     """Write LT and the CRC-32 of out[0:end]; return the frame length."""
     out[0] = end - 1
-    c = crc32(memoryview(out)[0:end])
-    out[end] = c & 0xFF
-    out[end + 1] = (c >> 8) & 0xFF
-    out[end + 2] = (c >> 16) & 0xFF
-    out[end + 3] = (c >> 24) & 0xFF
+    crc_into(out, 0, end, out, end)
     return end + CRC_LEN
 
 
-def encode(out, addr, route, discipline, uplink, position, poll, dsap, ecc, data):
-    """Build a frame into bytearray `out`; return its length.
-
-    addr: on-air ADDRESS (6 bytes); route: on-air repeater ACAs concatenated
-    (len a multiple of 6, nearest the concentrator first); data: the LLC data
-    (a buffer of exactly its length, e.g. a memoryview slice).
-    """
-    data_len = len(data)
-    if data_len < 1 or data_len > MAX_LLC_DATA:
-        raise DecodeError("LLC data", "length %d out of 1..%d" % (data_len, MAX_LLC_DATA))
-    reps = len(route) // ADDR_LEN
-    if reps * ADDR_LEN != len(route) or reps > MAX_REPEATERS:
-        raise DecodeError("RP", "route of %d bytes is not 0..8 addresses" % len(route))
-    out[_OFF_ADDR:_OFF_ADDR + ADDR_LEN] = addr
+def _head(out, addr, route, rp, reps, discipline, uplink, position, poll, dsap, ecc):
+    """Everything before the LLC data, the route copied from route[rp:rp + reps * 6];
+    returns where the LLC data goes."""
+    for i in range(ADDR_LEN):
+        out[_OFF_ADDR + i] = addr[i]
     out[_OFF_CTL] = (discipline << 4) | (((reps - 1) << 1) if reps else _NOR)
     hop = _OFF_RP + reps * ADDR_LEN
-    out[_OFF_RP:hop] = route
+    for i in range(hop - _OFF_RP):
+        out[_OFF_RP + i] = route[rp + i]
     out[hop] = (_UPLINK if uplink else 0) | position
     out[hop + 1] = llc.control(poll)
     out[hop + 2] = llc.lsap(dsap, ecc)
-    out[hop + 3:hop + 3 + data_len] = data
-    return _finish(out, hop + 3 + data_len)
+    return hop + 3
+
+
+def _check_data(n):
+    if n < 1 or n > MAX_LLC_DATA:
+        raise DecodeError("LLC data", "length %d out of 1..%d" % (n, MAX_LLC_DATA))
+
+
+def encode(out, addr, route, discipline, uplink, position, poll, dsap, ecc, data, size=-1):
+    """Build a frame into `out` (bytearray or memoryview); return its length.
+
+    addr: on-air ADDRESS (6 bytes); route: on-air repeater ACAs concatenated
+    (len a multiple of 6, nearest the concentrator first); data: the LLC data,
+    data[0:size] (all of data when size < 0).
+    """
+    data_len = len(data) if size < 0 else size
+    _check_data(data_len)
+    reps = len(route) // ADDR_LEN
+    if reps * ADDR_LEN != len(route) or reps > MAX_REPEATERS:
+        raise DecodeError("RP", "route of %d bytes is not 0..8 addresses" % len(route))
+    d = _head(out, addr, route, 0, reps, discipline, uplink, position, poll, dsap, ecc)
+    for i in range(data_len):
+        out[d + i] = data[i]
+    return _finish(out, d + data_len)
+
+
+def answer(out, frame, addr, ecc, data, size):
+    """The answer to the decoded `frame` into `out`: from addr, back along
+    the frame's repeaters, class S, same DSAP, LLC data data[0:size]; return
+    its length. The one copy of an answer on its way to the modem."""
+    _check_data(size)
+    reps = frame.repeaters
+    d = _head(out, addr, frame.buf, frame.rp, reps, DISC_S, True, reps + 1, False, frame.dsap, ecc)
+    for i in range(size):
+        out[d + i] = data[i]
+    return _finish(out, d + size)
 
 
 def relay(frame, out):

@@ -26,6 +26,7 @@ from meter.compat import const, ticks_add, ticks_diff
 from meter import attrs as A
 from meter import mac
 from meter import timers as T
+from meter.phy import Q_SIGNAL, Q_SNR, Q_IMPEDANCE, Q_IN_PHASE  # noqa: F401 - the quality list's indices
 from meter.llc import DSAP_NM
 from meter.storage import Store
 
@@ -35,12 +36,6 @@ RECORD_LEN = const(12)  # DATA of one ADDRESS.RESP
 DEFAULT_TCT = const(0xFF)  # public default: not silenced
 PING_MAX_ECHO = const(16)  # project choice: PING.RESP fits RA1 (20 bytes)
 UNKNOWN = const(0xFF)  # a link-quality value the modem did not give
-
-# quality argument of MeterNode.on_phy: a sequence indexed by these
-Q_SIGNAL = const(0)  # received level, dBuV
-Q_SNR = const(1)  # signal-to-noise ratio, dB
-Q_IMPEDANCE = const(2)  # estimated line impedance, ohm
-Q_IN_PHASE = const(3)  # True/False: same mains phase as the sender; None unknown
 
 # STATUS.RESP flags
 ST_REGISTERED = const(0x01)
@@ -115,7 +110,6 @@ class NetMgmt:
             r = (r * 31 + b) & 0xFFFF
         self._rnd = r or 0xACE1
         self._apdu = bytearray(mac.MAX_LLC_DATA)
-        self._apduv = memoryview(self._apdu)
         # one answer waiting for its RC slot
         self._later = bytearray(mac.MAX_FRAME)
         self._later_n = 0
@@ -220,10 +214,7 @@ class NetMgmt:
         return self._encode_answer(f, out, size)
 
     def _encode_answer(self, f, out, size):
-        reps = f.repeaters
-        route = memoryview(f.buf)[f.rp:f.rp + reps * mac.ADDR_LEN]
-        return mac.encode(out, self.air, route, mac.DISC_S, True, reps + 1, False, DSAP_NM, f.ecc,
-                          self._apduv[0:size])
+        return mac.answer(out, f, self.air, f.ecc, self._apdu, size)
 
     def _address_resp(self, quality):
         r = self._apdu
@@ -289,8 +280,7 @@ class NetMgmt:
         r[0] = A.ADDRESS_REQ
         r[1:5] = memoryview(f.buf)[f.data + 1:f.data + 5]
         self.stats["relayed"] += 1
-        return mac.encode(out, mac.BROADCAST, b"", _DISC_RC_RELAY, False, 0, False, DSAP_NM, 0,
-                          self._apduv[0:5])
+        return mac.encode(out, mac.BROADCAST, b"", _DISC_RC_RELAY, False, 0, False, DSAP_NM, 0, r, 5)
 
     def collect(self, f):
         """An uplink frame not for this node to repeat: keep it if it is an
@@ -330,7 +320,7 @@ class NetMgmt:
         route = memoryview(self._relay_route)[0:reps * mac.ADDR_LEN]
         self.stats["answered"] += 1
         return mac.encode(out, self.air, route, mac.DISC_S, True, reps + 1, False, DSAP_NM,
-                          self._relay_ecc, self._apduv[0:size])
+                          self._relay_ecc, r, size)
 
     # ---- timers
     def poll(self, now, out):

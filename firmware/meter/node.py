@@ -32,6 +32,8 @@ class MeterNode:
         self.nm = NetMgmt(self.aca, self.air, store, seed, self.stats)
         self._now = 0  # ms (ticks) and link quality of the frame being handled
         self._quality = None
+        self._ans_ecc = 0  # ECC and buffer of the last answer of _serve_lsdu
+        self._ans_buf = self.app.resp
 
     def _my_repeater_position(self, f):
         """1-based position of this node in the repeater list, or 0."""
@@ -48,16 +50,18 @@ class MeterNode:
         self.diag.fault(where, exc)
         return 0
 
-    def on_phy(self, buf, n, now_ms=0, quality=None):
+    def on_phy(self, buf, n, now_ms=0, quality=None, out=None):
         """Handle buf[0:n] received at now_ms (ticks); return the length of the
-        frame to send now in self.out (0: none). quality: the modem's link
-        figures for this frame (meter.netmgmt Q_*), or None. Never raises."""
+        frame to send now, written in `out` (a modem driver's tx_space(); None:
+        self.out), 0: none. quality: the modem's link figures for this frame
+        (meter.phy Q_*), or None. Never raises; allocates nothing for a plain
+        request or a frame to repeat."""
         try:
-            return self._on_phy(buf, n, now_ms, quality)
+            return self._on_phy(buf, n, now_ms, quality, self.out if out is None else out)
         except Exception as e:  # noqa: BLE001 - the guard: count, log, drop the frame
             return self._fault("frame", e)
 
-    def _on_phy(self, buf, n, now_ms, quality):
+    def _on_phy(self, buf, n, now_ms, quality, out):
         self._now = now_ms
         self._quality = quality
         st = self.stats
@@ -74,7 +78,7 @@ class MeterNode:
             nxt = f.position - 1 if f.uplink else f.position + 1
             if nxt == me:
                 st["repeated"] += 1
-                return mac.relay(f, self.out)
+                return mac.relay(f, out)
             st["ignored"] += 1
             return 0
         if f.uplink and self.nm.collect(f):  # an answer to our own REQADDR broadcast
@@ -86,12 +90,12 @@ class MeterNode:
         if not broadcast and not mac.same_addr(buf, f.addr, self.air):
             st["ignored"] += 1
             return 0
-        return self._serve(f, broadcast)
+        return self._serve(f, broadcast, out)
 
-    def _serve(self, f, broadcast):
+    def _serve(self, f, broadcast, out):
         st = self.stats
         if f.dsap == DSAP_NM and f.data_len >= 1:
-            n = self.nm.serve(f, broadcast, self._now, self._quality, self.out)
+            n = self.nm.serve(f, broadcast, self._now, self._quality, out)
             if n:
                 st["served"] += 1
             return n
@@ -101,36 +105,39 @@ class MeterNode:
         cls, max_resp, _slots = mac.DISCIPLINES[f.discipline]
         reply = not broadcast and cls != mac.CLASS_S
         limit = max_resp if reply else mac.MAX_LLC_DATA
-        size, ecc, answer = self.serve_lsdu(f.buf, f.data, f.data_len, f.ecc, limit, self._now)
+        size = self._serve_lsdu(f.buf, f.data, f.data_len, f.ecc, limit, self._now)
         if not reply or size == 0:
             return 0
         st["served"] += 1
-        reps = f.repeaters
-        # The answer goes back along the same repeaters; it is class S.
-        route = memoryview(f.buf)[f.rp:f.rp + reps * mac.ADDR_LEN]
-        return mac.encode(
-            self.out, self.air, route, mac.DISC_S, True, reps + 1, False, f.dsap, ecc,
-            memoryview(answer)[0:size],
-        )
+        return mac.answer(out, f, self.air, self._ans_ecc, self._ans_buf, size)
 
     def serve_lsdu(self, buf, off, n, ecc, limit, now_ms=None):
         """Serve one application LSDU buf[off:off+n] that came with `ecc`, from
         any port (PLC, optical mode F): the same services, keys and LMON rules.
         Returns (answer length, answer ECC, buffer holding the answer); the
         buffer is reused by the next call. Never raises: a fault gives no answer."""
+        size = self._serve_lsdu(buf, off, n, ecc, limit, now_ms)
+        return size, self._ans_ecc, self._ans_buf
+
+    def _serve_lsdu(self, buf, off, n, ecc, limit, now_ms):
+        # serve_lsdu without the tuple: the answer's ECC and buffer in _ans_ecc, _ans_buf
+        self._ans_ecc = ecc
+        self._ans_buf = self.app.resp
         try:
             if self.secure is not None and self.secure.handles(buf[off]):
-                size, ecc = self.secure.handle(buf, off, n, ecc, limit, now_ms)
-                return size, ecc, self.secure.resp
-            size = self.app.handle(buf, off, n, limit) if ecc == 0 else self.app.refuse()
-            return size, ecc, self.app.resp
+                size, self._ans_ecc = self.secure.handle(buf, off, n, ecc, limit, now_ms)
+                self._ans_buf = self.secure.resp
+                return size
+            return self.app.handle(buf, off, n, limit) if ecc == 0 else self.app.refuse()
         except Exception as e:  # noqa: BLE001 - the guard, as in on_phy
-            return self._fault("service", e), 0, self.app.resp
+            self._ans_ecc = 0
+            self._ans_buf = self.app.resp
+            return self._fault("service", e)
 
-    def poll(self, now_ms):
-        """Length of a delayed frame (RC slot answer, REQADDR) due at now_ms, in
-        self.out (0: none). Call until it returns 0."""
-        return self.nm.poll(now_ms, self.out)
+    def poll(self, now_ms, out=None):
+        """Length of a delayed frame (RC slot answer, REQADDR) due at now_ms,
+        written in `out` (None: self.out); 0: none. Call until it returns 0."""
+        return self.nm.poll(now_ms, self.out if out is None else out)
 
     def next_timeout(self, now_ms):
         """Milliseconds until poll() has a frame (0: now), or -1 if none is pending."""

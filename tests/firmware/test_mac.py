@@ -119,3 +119,35 @@ def test_truncated_prefixes_and_random_input():
             mac.decode(f, b, len(b))
         except DecodeError:
             pass
+
+
+def test_crc_into_is_zlib_crc32():
+    from meter.crypto import crc32_table
+
+    rng = Rng(5)
+    out = bytearray(6)
+    for n in (0, 1, 15, 16, 187, 191):
+        data = b"\xaa" + rng.bytes(n)
+        mac.crc_into(data, 1, n + 1, out, 1)
+        c = crc32_table(data[1:])
+        assert bytes(out[1:5]) == bytes([c & 0xFF, (c >> 8) & 0xFF, (c >> 16) & 0xFF, c >> 24]), n
+
+
+def test_answer_goes_back_along_the_route():
+    f = mac.Frame()
+    b = unhex(VECTORS[2][1])  # the read as m3 hears it from m2
+    mac.decode(f, b, len(b))
+    out = bytearray(200)
+    view = memoryview(out)[5:]  # a modem driver's transmit slot: the frame at an offset
+    data = b"\x03" + bytes(8) + b"not sent"
+    n = mac.answer(view, f, mac.aca_to_air(M3), 0, data, 9)
+    assert bytes(out[5:5 + n]) == unhex(VECTORS[3][1])  # "answer from m3"
+    with raises(DecodeError):
+        mac.answer(view, f, mac.aca_to_air(M3), 0, data, 0)
+
+
+def test_encode_takes_part_of_a_buffer():
+    out = bytearray(mac.MAX_FRAME)
+    name, hx, addr, route, disc, up, pos, data = VECTORS[0]
+    n = mac.encode(out, mac.aca_to_air(unhex(addr)), b"", disc, up, pos, False, 0, 0, unhex(data) + b"xx", 3)
+    assert bytes(out[:n]) == unhex(hx)

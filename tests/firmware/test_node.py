@@ -116,6 +116,25 @@ def test_broadcast_and_class_s_get_no_answer():
     assert node.on_phy(out, n) == 0
 
 
+def test_answer_and_relay_written_where_the_caller_says():
+    # As the modem task does: the request in the driver's receive buffer (a
+    # view longer than the frame), the answer in its transmit slot.
+    req = request(M1, b"\x02\x00\x3f")
+    node = make(M1)
+    n = node.on_phy(req, len(req))
+    want = bytes(node.out[:n])
+    slot = bytearray(260)
+    space = memoryview(slot)[4:254]
+    node = make(M1)
+    assert node.on_phy(memoryview(req + b"tail"), len(req), 0, None, space) == n
+    assert bytes(slot[4:4 + n]) == want and node.out == bytearray(len(node.out))
+    rep = request(M3, b"\x02\x00\x3f", route=(M1,))
+    n = node.on_phy(rep, len(rep), 0, None, space)
+    f = mac.Frame()
+    mac.decode(f, space, n)
+    assert f.position == 1 and node.stats["repeated"] == 1
+
+
 def test_garbage_never_raises_and_node_keeps_serving():
     node = make(M1)
     rng = Rng(3)

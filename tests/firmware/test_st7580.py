@@ -1,13 +1,17 @@
-# ST7580 local-port driver: codec vectors, receiver, link state machine.
+# ST7580 local-port driver: codec vectors, receiver (meter/st7580_codec.py),
+# link state machine, the meter.phy driver contract (meter/st7580.py).
 # Runs under CPython (pytest) and the MicroPython unix port (run_mp.py).
+from meter import phy
 from meter.compat import ticks_add
 from meter.errors import DecodeError
-from meter.st7580 import (
-    ST7580, FrameReceiver, checksum, encode_frame, decode_frame,
-    EV_RESET, EV_PHY_DATA, EV_CONFIRM, EV_ERROR, EV_TIMEOUT,
+from meter.st7580_codec import (
+    FrameReceiver, checksum, encode_frame, decode_frame,
     MSG_FRAME, MSG_DUP, MSG_BAD, MSG_DROP, MSG_ACK, MSG_NAK, MSG_STATUS, MSG_JUNK, MSG_NONE,
+)
+from meter.st7580 import (
+    ST7580, driver, EV_RESET, EV_PHY_DATA, EV_CONFIRM, EV_ERROR, EV_TIMEOUT, EV_READY,
     CMD_PHY_DATA_REQ, CMD_MIB_WRITE_REQ, CMD_PING_REQ, ERR_BUSY, ERR_SYNTAX, ERR_GENERAL,
-    PHY_CONFIG, PHY_MAX_PAYLOAD,
+    PHY_CONFIG, PHY_MAX_PAYLOAD, MOD_BPSK_CODED,
 )
 from fwtest import raises, unhex, Rng
 
@@ -446,6 +450,36 @@ def test_busy_is_bounded():
     assert events(d) == [(EV_ERROR, CMD_PING_REQ, ERR_BUSY)]
 
 
+def busy_statuses(d, count, now, backoff_ms):
+    """`count` busy statuses in a row, each T_REQ handshake after the back-off; the time after them."""
+    for _ in range(count):
+        assert step(d, now) == (b"", 0) and d.state == "STATUS"
+        assert step(d, now, b"\x3f\x06") == (b"", 1)  # busy: nothing written, T_REQ released
+        now += backoff_ms
+    return now
+
+
+def test_busy_max_busy_statuses_then_the_request_is_delivered():
+    for busy_max in (0, 1, 3):
+        d = ST7580(backoff_ms=50, busy_max=busy_max)
+        assert d.phy_data(b"\xab")
+        now = busy_statuses(d, busy_max, T0, 50)
+        assert events(d) == [] and d.stats["busy"] == busy_max
+        f, evs = exchange(d, now, fr(0x25, unhex("54 54 00 F2 9E")))
+        assert f == fr(0x24, b"\x44\xab"), busy_max
+        assert evs == [(EV_CONFIRM, CMD_PHY_DATA_REQ, unhex("54 54 00 F2 9E"))] and d.idle, busy_max
+
+
+def test_one_busy_status_over_busy_max_fails_the_request():
+    for busy_max in (0, 1, 3):
+        d = ST7580(backoff_ms=50, busy_max=busy_max)
+        assert d.phy_data(b"\xab")
+        now = busy_statuses(d, busy_max + 1, T0, 50)
+        assert events(d) == [(EV_ERROR, CMD_PHY_DATA_REQ, ERR_BUSY)], busy_max
+        assert d.idle and d.treq == 1 and d.stats["busy"] == busy_max + 1
+        assert step(d, now + 1000) == (b"", 1) and d.stats["tx_frames"] == 0  # no further attempt
+
+
 def test_confirm_timeout():
     d = ST7580(confirm_ms=4000)
     d.phy_data(b"\x01")
@@ -595,3 +629,146 @@ def test_receive_path_does_not_allocate():
         micropython.heap_unlock()
     assert pos == len(ind) and pos2 == len(other) and rx.kind == MSG_FRAME
     assert d.data_to_send() == b"\x06" and d.stats["rx_dup"] == 2
+
+
+# ---- the meter.phy contract: next_kind, to_send, tx_space/send, driver()
+def test_event_kinds_are_the_contract_kinds():
+    assert (EV_PHY_DATA, EV_READY, EV_RESET, EV_ERROR) == (phy.DATA, phy.READY, phy.RESET, phy.FAILED)
+    assert EV_CONFIRM >= phy.DRIVER and EV_TIMEOUT >= phy.DRIVER
+
+
+def test_next_kind_fields():
+    d = ST7580(tsr_ms=200)
+    d.receive(fr(0x26, unhex("1C F6 00 00 01 02 03")) + fr(0x3E, b"\x25"), T0)
+    assert d.data_to_send() == b"\x06\x06"
+    assert d.next_kind() == phy.DATA
+    assert bytes(d.rx[0:d.rx_len]) == b"\x01\x02\x03" and d.quality[phy.Q_SNR] == -10
+    assert d.ev_mod == MOD_BPSK_CODED and d.quality[phy.Q_SIGNAL] is None
+    assert d.next_kind() == phy.RESET and d.ev_code == 0x25
+    assert d.next_kind() == phy.NONE
+    d.mib_read(0x0A)
+    frame, evs = exchange(d, T0 + 10, fr(0x0D, b"\x00\x42"))
+    assert evs == [(EV_CONFIRM, 0x0C, b"\x00\x42")]
+    d.mib_read(0x0A)
+    handshake(d, T0 + 100)
+    step(d, T0 + 101, b"\x06")
+    step(d, T0 + 102, fr(0x0D, b"\x01\x43"))
+    assert d.next_kind() == EV_CONFIRM and d.ev_cmd == 0x0C and bytes(d.rx[0:d.rx_len]) == b"\x01\x43"
+    d.request(CMD_PING_REQ)
+    step(d, T0 + 200)
+    step(d, T0 + 400)
+    step(d, T0 + 410)
+    step(d, T0 + 610)
+    assert d.next_kind() == phy.FAILED and (d.ev_cmd, d.ev_code) == (CMD_PING_REQ, phy.NO_ANSWER)
+
+
+def test_host_forms_match_the_contract_form():
+    a, b = ST7580(), ST7580()
+    data = fr(0x26, unhex("1C 14 00 00 AB")) + bytes([0x15]) + fr(0x26, b"\x1c")
+    a.receive(data, T0)
+    b.receive(data, T0)
+    assert a.data_to_send() == b"\x06\x06"
+    n = b.to_send()
+    assert bytes(b.out[0:n]) == b"\x06\x06" and b.to_send() == 0
+    assert events(a) == [(EV_PHY_DATA, b"\xab", 20, 4)]
+    assert b.next_kind() == phy.DATA and bytes(b.rx[0:b.rx_len]) == b"\xab" and b.next_kind() == phy.NONE
+
+
+def test_to_send_gives_the_acks_then_the_frame():
+    d = ST7580()
+    d.request(CMD_PING_REQ, b"\x05")
+    step(d, T0)
+    d.receive(fr(0x26, b"\x1c\x14\x00\x00x") + b"\x3f\x00", T0 + 1)
+    n = d.to_send()
+    assert bytes(d.out[0:n]) == b"\x06"
+    n = d.to_send()
+    assert bytes(d.out[0:n]) == fr(0x2C, b"\x05") and d.treq == 1
+    assert d.to_send() == 0
+
+
+def test_receive_takes_part_of_a_buffer():
+    d = ST7580()
+    buf = bytearray(64)
+    f = fr(0x26, b"\x1c\x14\x00\x00ok")
+    buf[0:len(f)] = f
+    buf[len(f)] = 0x15  # beyond n: not read
+    d.receive(buf, T0, len(f))
+    assert d.data_to_send() == b"\x06" and d.stats["rx_junk"] == 0
+    assert events(d) == [(EV_PHY_DATA, b"ok", 20, 4)]
+
+
+def test_frame_built_in_the_transmit_slot():
+    d = ST7580(queue=2)
+    space = d.tx_space()
+    assert len(space) == PHY_MAX_PAYLOAD
+    space[0:3] = b"abc"
+    assert d.send(3)
+    assert d.phy_data(b"de")  # the copying form takes the next slot
+    assert d.tx_space() is None and not d.send(1) and d.stats["overflow"] == 1
+    assert handshake(d, T0) == fr(0x24, b"\x44abc")
+    assert d.tx_space() is not None  # the request in flight keeps its slot, one waits
+    space = d.tx_space()
+    space[0] = 0x77
+    assert d.send(1) and d.tx_space() is None
+    step(d, T0 + 1, b"\x06")
+    step(d, T0 + 2, fr(0x25, bytes(5)))
+    assert handshake(d, T0 + 20) == fr(0x24, b"\x44de")
+    with raises(ValueError):
+        d.send(PHY_MAX_PAYLOAD + 1)
+
+
+def test_event_lost_when_its_buffer_is_reused():
+    # Three receive buffers: a fourth frame in the same chunk overwrites the first.
+    d = ST7580()
+    frames = b"".join(fr(0x26, bytes([0x1C, 0x14, 0, 0, i])) for i in range(4))
+    d.receive(frames, T0)
+    assert [e[1] for e in events(d)] == [b"\x01", b"\x02", b"\x03"]
+    assert d.stats["lost"] == 1 and d.data_to_send() == b"\x06" * 4
+
+
+def configure_exchanges(d, now, answers):
+    """Serve the queued requests with the given answer frames; the events."""
+    evs = []
+    for a in answers:
+        frame, got = exchange(d, now, a)
+        assert frame[2] == CMD_MIB_WRITE_REQ
+        evs += got
+        now += 20
+    return evs
+
+
+def test_driver_configures_after_reset_then_ready():
+    d = driver()
+    assert d.managed and not d.ready
+    step(d, T0, fr(0x3E, b"\x3c"))
+    assert events(d) == [(EV_RESET, 0x3C)] and not d.ready
+    assert configure_exchanges(d, T0 + 10, [fr(0x09), fr(0x09)]) == [(EV_READY,)]
+    assert d.ready and d.idle
+    assert d.phy_data(b"\x01")
+    frame, evs = exchange(d, T0 + 100, fr(0x25, bytes(5)))
+    assert frame == fr(0x24, b"\x44\x01") and evs == []  # confirms stay inside
+    step(d, T0 + 200, fr(0x3E, b"\x00"))
+    assert events(d) == [(EV_RESET, 0)] and not d.ready and not d.idle
+
+
+def test_driver_configures_again_after_a_failure():
+    d = driver()
+    step(d, T0, fr(0x3E, b"\x3c"))
+    events(d)
+    evs = configure_exchanges(d, T0 + 10, [fr(0x0B, b"\x03"), fr(0x09)])
+    assert evs == [(EV_ERROR, CMD_MIB_WRITE_REQ, 0x03)] and not d.ready
+    assert configure_exchanges(d, T0 + 100, [fr(0x09), fr(0x09)]) == [(EV_READY,)] and d.ready
+
+
+def test_driver_reset_during_configuration_starts_over():
+    d = driver()
+    step(d, T0, fr(0x3E, b"\x3c"))
+    events(d)
+    handshake(d, T0 + 10)
+    step(d, T0 + 11, b"\x06")
+    step(d, T0 + 12, fr(0x3E, b"\x3c"))  # the modem resets before confirming
+    assert events(d) == [(EV_ERROR, CMD_MIB_WRITE_REQ, ERR_GENERAL), (EV_RESET, 0x3C)]
+    # the old round's second write still goes out, but only the new round makes it ready
+    evs = configure_exchanges(d, T0 + 30, [fr(0x09), fr(0x09)])
+    assert evs == [] and not d.ready
+    assert configure_exchanges(d, T0 + 100, [fr(0x09)]) == [(EV_READY,)] and d.ready and d.idle
