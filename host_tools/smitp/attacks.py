@@ -1,79 +1,798 @@
-"""Attacks the demo tries against each meter, and what the meter did about them.
+"""Attacks the demo tries against each meter, and what the meter answered
+(the list and the expected answers: docs/security.md, "Attacks the demo tries").
 
-Each verdict comes from the meter's answer on the line: "rejected" when it
-answered an authenticated NACK (PAR1 10 for a failed check, the access code for
-a refused write), "accepted" when it served the request, "no answer" when it
-stayed silent.
+The attacker sits on the line next to the concentrator: it hears what the
+concentrator hears, sends frames of its own, and through a Tap suppresses the
+concentrator's frames or jams the answers the concentrator would hear. The
+genuine side (the concentrator, or a key holder sealing a request it will then
+lose to the attacker) uses the meter's keys; the attacker's frames never do.
+
+Each attack is a small function (conc, target) -> Outcome. Verdicts:
+  rejected    the meter refused as its rules say, and nothing changed
+  accepted    the attack had its effect
+  no answer   silence where the rules ask for an answer, or the meter is down
+  faulted     the meter's guard caught an exception (diagnostics register)
+  unexpected  another answer than the rules', without effect
+  error       the attack could not be carried out (the reason follows)
 """
 
-import os
+import random
+import struct
 import time
 
 from meter import attrs as A
+from meter import mac
 from meter import registers as R
 from meter import security as sec
-from smitp.concentrator import Nack, NoAnswer
+from meter import tables as TB
+from meter import timers as T
+from meter.budget import TokenBucket
+from meter.crypto import crc32
+from meter.errors import SmitpError
+from meter.lmon import LMON_MAX
+from smitp.concentrator import BITRATE, ELABORATION_S, NoAnswer, response_timeout
+from smitp.medium import PHY_OVERHEAD_BITS
 
-ATTACKS = ("replay", "stale_lmon", "bit_flip", "forged_tmac", "write_with_read_key")
+REJECTED = "rejected"
+ACCEPTED = "accepted"
+NO_ANSWER = "no answer"
+FAULTED = "faulted"
+UNEXPECTED = "unexpected"
+ERROR = "error"
+
+READ_ECC = sec.ECC_CTR_READ  # reads may go in CTR
+WRITE_ECC = sec.ECC_ECB_WRITE  # requests with effect only in ECB (docs/security.md, W1)
+FLOOD_REQUESTS = 100
+HANDLING_S = 0.05  # an emulated board's own time to take a frame in and relay it, per hop
+BROADCAST_WRITES = T.WRITE_BURST + 1  # more than a budget shared with authenticated writes could take
+LABEL = b"FEEDER 7 POS 3".ljust(16, b"\0")  # the intercepted label write: known plaintext
+ATTACKER_KEY = bytes(range(0xA0, 0xB0))
+OLD_KEY_REGISTER = 0x0300  # K1 was once a writable register; keys now change by procedure only
+_NACKS = (A.NACK_A, sec.ATTR_NACK_A_AUTH, sec.ATTR_NACK_B_AUTH)
+_READ_AUTH = sec.auth_attr(A.READ_REQ)
 
 
-def _apdu(*regs):
-    return b"".join(r.to_bytes(2, "big") for r in regs)
+# ---- what the meter answered ----------------------------------------------------------------
+def describe(lsdu):
+    """One meter answer (an LSDU as on air, ATTR in clear) in words."""
+    if not lsdu:
+        return "no answer"
+    if lsdu[0] in _NACKS:
+        code = lsdu[1] if len(lsdu) > 1 else -1
+        return "NACK %d, PAR1 %d (%s)" % (lsdu[0], code, A.NACK_NAMES.get(code, "?"))
+    return "%s (ATTR %d)" % (_name(lsdu[0]), lsdu[0])
 
 
-def _verdict(answer):
-    if not answer:
-        return "no answer", "silent"
-    if answer[0] in (sec.ATTR_NACK_A_AUTH, A.NACK_A):
-        code = answer[1] if len(answer) > 1 else -1
-        return "rejected", "NACK %d, PAR1 %d (%s)" % (answer[0], code, A.NACK_NAMES.get(code, "?"))
-    return "accepted", "answered ATTR %d" % answer[0]
-
-
-def _send(conc, aca, route, lsdu, ecc):
+def _name(attr):
+    if attr in A.NAMES:
+        return A.NAMES[attr]
     try:
-        return conc.request(aca, lsdu, route, 140, ecc)
-    except NoAnswer:
+        return A.NAMES[sec.plain_attr(attr)] + " AUTH"
+    except (KeyError, ValueError):
+        return "?"
+
+
+def is_nack(lsdu, codes=None):
+    return bool(lsdu) and lsdu[0] in _NACKS and len(lsdu) > 1 and (codes is None or lsdu[1] in codes)
+
+
+class Outcome:
+    """The verdict of one attack, the answers it drew (step by step, equal
+    answers to the same step counted once) and a note on what changed."""
+
+    def __init__(self, verdict=REJECTED, note=""):
+        self.verdict = verdict
+        self.note = note
+        self.steps = []  # [label, answer LSDU, count]
+
+    def saw(self, label, answer):
+        answer = bytes(answer or b"")
+        for step in self.steps:
+            if step[0] == label and describe(step[1]) == describe(answer):
+                step[2] += 1
+                return answer
+        self.steps.append([label, answer, 1])
+        return answer
+
+    def worst(self, verdict):
+        """Keep the worst verdict seen (an effect outranks a fault, a fault silence ...)."""
+        order = (REJECTED, UNEXPECTED, NO_ANSWER, FAULTED, ACCEPTED, ERROR)
+        if order.index(verdict) > order.index(self.verdict):
+            self.verdict = verdict
+        return self
+
+    def text(self):
+        parts = ["%s: %s%s" % (label, describe(ans), " x%d" % n if n > 1 else "") for label, ans, n in self.steps]
+        return "; ".join(parts + ([self.note] if self.note else []))
+
+    def answers(self):
+        """The answers as data: [{step, attr, par1, answer, count}]."""
+        out = []
+        for label, ans, n in self.steps:
+            nack = is_nack(ans)
+            out.append({"step": label, "attr": ans[0] if ans else None, "par1": ans[1] if nack else None,
+                        "answer": describe(ans), "count": n})
+        return out
+
+
+def expect(out, label, answer, codes, attr=None):
+    """Record an answer that should be a NACK with a PAR1 in `codes` (and
+    ATTR `attr` when given), and judge it."""
+    out.saw(label, answer)
+    if not answer:
+        return out.worst(NO_ANSWER)
+    if not is_nack(answer):
+        return out.worst(ACCEPTED)
+    if answer[1] not in codes or (attr is not None and answer[0] != attr):
+        return out.worst(UNEXPECTED)
+    return out
+
+
+# ---- the meter under attack -----------------------------------------------------------------
+class Target:
+    """One meter: where it is, the concentrator's session with it, its keys
+    (the genuine side's), and how to cut its power (None: not possible)."""
+
+    def __init__(self, conc, aca, route=(), keys=None, power_cycle=None):
+        self.conc = conc
+        self.aca = bytes(aca)
+        self.route = tuple(route)
+        self.keys = sec.Keys(keys[0], keys[1]) if keys else None
+        self.power_cycle = power_cycle
+        self.port = conc.port  # the line itself, under any tap
+        # The meter's NACK-10 rate as the attacker pictures it, one answer short
+        # for the concentrator's own resynchronisations.
+        self._nacks = TokenBucket(T.AUTH_NACK_BURST - 1, T.AUTH_NACK_REFILL_MS)
+
+    @property
+    def session(self):
+        return self.conc.keyring[self.aca]
+
+    def now(self):
+        return self.port.now()
+
+    def nack_token(self):
+        """Wait until the meter will answer a NACK-10 rather than stay silent."""
+        while not self._nacks.take(int(self.now() * 1000)):
+            idle(self, T.AUTH_NACK_REFILL_MS / 4000.0)
+
+    def rested(self):
+        """After a power cut the meter's rate limit starts afresh."""
+        self._nacks = TokenBucket(T.AUTH_NACK_BURST - 1, T.AUTH_NACK_REFILL_MS)
+
+
+# ---- the line: frames, forging --------------------------------------------------------------
+def frame(t, lsdu, ecc=0, broadcast=False, max_response=mac.DISCIPLINES[mac.DISC_RA7][1]):
+    """The MAC frame that carries `lsdu` to the meter (or to all, along its route)."""
+    out = bytearray(mac.MAX_FRAME)
+    addr = mac.BROADCAST if broadcast else mac.aca_to_air(t.aca)
+    route = b"".join(mac.aca_to_air(r) for r in t.route)
+    disc = mac.DISC_S if broadcast else mac.discipline_for(max_response)
+    n = mac.encode(out, addr, route, disc, False, 0, False, 0, ecc, bytes(lsdu))
+    return bytes(out[:n])
+
+
+def lsdu_of(payload):
+    """(LSDU, ECC) a frame carries."""
+    f = mac.Frame()
+    mac.decode(f, payload, len(payload))
+    return bytes(payload[f.data:f.data + f.data_len]), f.ecc
+
+
+def reframe(payload, lsdu):
+    """The same frame (address, route, discipline, ECC) carrying another LSDU."""
+    f = mac.Frame()
+    mac.decode(f, payload, len(payload))
+    out = bytearray(mac.MAX_FRAME)
+    route = payload[f.rp:f.rp + f.repeaters * mac.ADDR_LEN]
+    n = mac.encode(out, payload[f.addr:f.addr + mac.ADDR_LEN], route, f.discipline, f.uplink, f.position,
+                   f.poll, f.dsap, f.ecc, lsdu)
+    return bytes(out[:n])
+
+
+def answer_in(t, payload):
+    """The LSDU of `payload` if it is the meter's answer reaching us, else None."""
+    f = mac.Frame()
+    try:
+        mac.decode(f, payload, len(payload))
+    except SmitpError:
+        return None
+    mine = mac.same_addr(payload, f.addr, mac.aca_to_air(t.aca))
+    if f.uplink and f.position == 1 and f.repeaters == len(t.route) and mine:
+        return bytes(payload[f.data:f.data + f.data_len])
+    return None
+
+
+def flip(lsdu, index, mask=0x01):
+    """The LSDU with bits `mask` of byte `index` flipped."""
+    out = bytearray(lsdu)
+    out[index] ^= mask
+    return bytes(out)
+
+
+def _crc_lin(v):
+    # The linear part of CRC-32: crc(a ^ b) = crc(a) ^ lin(b) for inputs of one length.
+    return crc32(bytes(v)) ^ crc32(bytes(len(v)))
+
+
+def crc_correction(delta, free):
+    """4 bytes that, XORed at offset `free` of a CRC-32 input together with
+    `delta`, leave its CRC-32 unchanged, whatever the input. CRC-32 is affine
+    over GF(2): solve lin(bits) = lin(delta) over the 32 bits at `free`."""
+    n = len(delta)
+    rows = []  # reduced basis: (image, bits of `free` that make it), leading bits distinct
+    for i in range(32):
+        e = bytearray(n)
+        e[free + i // 8] = 1 << (i % 8)
+        v, bits = _crc_lin(e), 1 << i
+        for rv, rb in rows:
+            if v ^ rv < v:
+                v, bits = v ^ rv, bits ^ rb
+        if v:
+            rows.append((v, bits))
+            rows.sort(reverse=True)
+    t, bits = _crc_lin(delta), 0
+    for rv, rb in rows:
+        if t ^ rv < t:
+            t, bits = t ^ rv, bits ^ rb
+    if t:
+        raise ValueError("no correction at offset %d" % free)
+    return bits.to_bytes(4, "little")
+
+
+def ctr_rewrite(lsdu, old_data, new_data):
+    """An intercepted CTR request whose DATA was `old_data` (known plaintext)
+    turned into one carrying `new_data`, same length, without the key: flip
+    the ciphertext where they differ, and 4 DATE-TIME bytes so that
+    CRC-32(ACA | DATA | DATE-TIME) and so the TMAC stay valid."""
+    if len(old_data) != len(new_data):
+        raise ValueError("the rewrite keeps the length")
+    crc_len = 6 + len(lsdu) - 1 - sec.TMAC_LEN  # ACA, then the LSDU after ATTR up to the TMAC
+    delta = bytearray(crc_len)
+    for i, (a, b) in enumerate(zip(old_data, new_data)):
+        delta[6 + i] = a ^ b
+    free = 6 + len(old_data)  # the DATE-TIME, which the meter does not check
+    delta[free:free + 4] = crc_correction(delta, free)
+    out = bytearray(lsdu)
+    for k in range(6, crc_len):
+        out[k - 5] ^= delta[k]
+    return bytes(out)
+
+
+def mon_of(t, lsdu, ecc, first, count=8):
+    """The MON a sealed request was made under (checked with the keys), or None."""
+    for mon in range(first, first + count):
+        try:
+            sec.open_msg(t.keys, t.aca, lsdu, mon, ecc)
+            return mon
+        except SmitpError:
+            continue
+    return None
+
+
+# ---- sending, listening ---------------------------------------------------------------------
+def idle(t, seconds):
+    """Let the line run for `seconds`, dropping what we hear."""
+    end = t.now() + seconds
+    while t.now() < end:
+        t.port.recv(end - t.now())
+
+
+def drain(t):
+    """Drop what was heard before: the next answer is the one we listen for."""
+    while t.port.recv(0) is not None:
+        pass
+
+
+def window(t, request_len, answer_len=mac.DISCIPLINES[mac.DISC_RA7][1]):
+    """How long the concentrator waits for such an answer."""
+    return response_timeout(len(t.route), request_len, answer_len)
+
+
+def pace(t, frame_len):
+    """Time a frame needs to travel the route, each hop on air and handled,
+    when no answer comes back: the next frame may follow without colliding."""
+    hop = (PHY_OVERHEAD_BITS + 8 * frame_len) / BITRATE + ELABORATION_S + HANDLING_S
+    return (len(t.route) + 1) * hop
+
+
+def listen(t, seconds):
+    """The meter's first answer within `seconds`, or b""."""
+    end = t.now() + seconds
+    while True:
+        left = end - t.now()
+        payload = t.port.recv(left) if left > 0 else None
+        if payload is None:
+            return b""
+        ans = answer_in(t, payload)
+        if ans is not None:
+            return ans
+
+
+def exchange(t, lsdu, ecc=0, seconds=None):
+    """Send `lsdu` to the meter once (no retry: an attacker does not insist); its answer or b""."""
+    drain(t)
+    f = frame(t, lsdu, ecc)
+    t.port.send(f)
+    return listen(t, window(t, len(f)) if seconds is None else seconds)
+
+
+def broadcast(t, lsdu, ecc=0):
+    """Send `lsdu` to every meter along the route; any answer from the meter, or b""."""
+    drain(t)
+    f = frame(t, lsdu, ecc, broadcast=True)
+    t.port.send(f)
+    return listen(t, pace(t, len(f)))
+
+
+class Tap:
+    """The attacker between the concentrator and the line, for a `with` block:
+    each frame the concentrator sends goes through on_send (returns the frame
+    to put on the line, another one, or None to suppress it); while `jam` is
+    set the concentrator hears nothing. Keeps what was offered, sent and heard."""
+
+    def __init__(self, t):
+        self.conc = t.conc
+        self.port = t.conc.port  # the line, or a tap already in place
+        self.on_send = None
+        self.jam = False
+        self.offered = []
+        self.sent = []
+        self.heard = []
+
+    def __enter__(self):
+        self.conc.port = self
+        return self
+
+    def __exit__(self, *exc):
+        self.conc.port = self.port
+
+    def now(self):
+        return self.port.now()
+
+    def send(self, payload):
+        payload = bytes(payload)
+        self.offered.append(payload)
+        out = self.on_send(payload) if self.on_send else payload
+        if out is not None:
+            self.sent.append(out)
+            self.port.send(out)
+
+    def recv(self, timeout_s):
+        end = self.port.now() + timeout_s
+        while True:
+            payload = self.port.recv(max(0.0, end - self.port.now()))
+            if payload is None or not self.jam:
+                if payload is not None:
+                    self.heard.append(payload)
+                return payload
+
+    def requests(self):
+        """The distinct LSDUs the concentrator tried to send, in order."""
+        seen = []
+        for payload in self.offered:
+            lsdu = lsdu_of(payload)[0]
+            if lsdu not in seen:
+                seen.append(lsdu)
+        return seen
+
+    def answer(self, t):
+        """The last answer of the meter the concentrator heard, or b""."""
+        for payload in reversed(self.heard):
+            ans = answer_in(t, payload)
+            if ans is not None:
+                return ans
         return b""
 
 
-def attack(conc, aca, route=()):
-    """Run every attack against one meter; returns ({attack: verdict}, {attack: detail})."""
-    meter = conc.keyring[aca]
-    ecc = sec.ECC_CTR_READ
-    # A captured, accepted request; then another one, so the capture is stale.
-    conc.read(aca, [R.STATUS_WORD], route, auth=True)
-    captured = conc.last_request_lsdu  # as it went on the line
-    conc.read(aca, [R.STATUS_WORD], route, auth=True)
+def through_concentrator(t, call):
+    """Run a concentrator service under a tap: (its error or None, the meter's
+    last answer it heard, the tap)."""
+    with Tap(t) as tap:
+        try:
+            call()
+            err = None
+        except SmitpError as e:
+            err = e
+    return err, tap.answer(t), tap
+
+
+# ---- genuine traffic ------------------------------------------------------------------------
+def _item(reg, raw):
+    return struct.pack(">H", reg) + bytes(raw)
+
+
+def _regs(*regs):
+    return b"".join(struct.pack(">H", r) for r in regs)
+
+
+def seal(t, attr, apdu, ecc, mon=None):
+    """A request as the key holder seals it, under the concentrator's next MON by default."""
+    mon = t.session.cmon if mon is None else mon
+    return sec.seal_msg(t.keys, t.aca, sec.auth_attr(attr), apdu, mon, ecc, int(time.time()))
+
+
+def resync(t):
+    """The concentrator and the meter agree on LMON again (an attack may have
+    moved it): one authenticated read, patient with the NACK-10 rate."""
+    for _attempt in range(3):
+        t.nack_token()
+        try:
+            return t.conc.read(t.aca, [R.LMON], t.route, auth=True)
+        except NoAnswer:
+            continue
+    raise NoAnswer("meter does not answer authenticated reads")
+
+
+def plain_read(t, reg):
+    """A plain register value, or None when the meter does not answer."""
+    try:
+        return t.conc.read(t.aca, [reg], t.route)[reg]
+    except NoAnswer:
+        return None
+
+
+def faults(t):
+    """Frames the meter's guard caught so far (diagnostics register), or None."""
+    raw = plain_read(t, R.DIAGNOSTICS)
+    return None if raw is None else struct.unpack(">IHH", raw)[0]
+
+
+def billing_closures(t):
+    raw = plain_read(t, R.BILLING_COUNTER)
+    return None if raw is None else int.from_bytes(raw, "big")
+
+
+# ---- the attacks ----------------------------------------------------------------------------
+def replay(conc, t):
+    """An accepted request, captured, sent again once a later one went through."""
+    with Tap(t) as tap:
+        conc.read(t.aca, [R.STATUS_WORD], t.route, auth=True)
+    conc.read(t.aca, [R.STATUS_WORD], t.route, auth=True)
+    t.nack_token()
+    return expect(Outcome(), "replayed read", exchange(t, tap.requests()[-1], READ_ECC), (sec.NACK_AUTH,))
+
+
+def stale_lmon(conc, t):
+    """A request sealed under an LMON the meter already used."""
+    t.nack_token()
+    req = seal(t, A.READ_REQ, _regs(R.CLOCK), READ_ECC, mon=t.session.lmon)
+    return expect(Outcome(), "read under the last LMON", exchange(t, req, READ_ECC), (sec.NACK_AUTH,))
+
+
+def bit_flip(conc, t):
+    """One flipped ciphertext bit (the register id), nothing else changed."""
+    t.nack_token()
+    req = flip(seal(t, A.READ_REQ, _regs(R.ENERGY_IMPORT), READ_ECC), 2)
+    return expect(Outcome(), "read with a flipped bit", exchange(t, req, READ_ECC), (sec.NACK_AUTH,))
+
+
+def forged_tmac(conc, t):
+    """A request whose TMAC the attacker made up."""
+    t.nack_token()
+    req = seal(t, A.READ_REQ, _regs(R.ENERGY_EXPORT), READ_ECC)
+    req = req[:-sec.TMAC_LEN] + random.Random(t.aca).randbytes(sec.TMAC_LEN)
+    return expect(Outcome(), "read with a forged TMAC", exchange(t, req, READ_ECC), (sec.NACK_AUTH,))
+
+
+def write_with_read_key(conc, t):
+    """A genuine write, in ECB, but under the read key: read rights only."""
+    when = struct.pack(">I", int(time.time()))
+    _err, ans, _tap = through_concentrator(
+        t, lambda: conc.write(t.aca, {R.CLOCK: when}, t.route, auth=True, ecc=sec.ECC_ECB_READ))
+    return expect(Outcome(), "clock write under K2", ans, (A.NACK_ACCESS_DENIED,))
+
+
+def crash_lsdus(rng):
+    """(step, LSDU, ECC, the answer the rules give: (ATTR, PAR1)) of frames
+    that used to stop a meter: answer ATTRs, authenticated ATTRs nobody
+    serves, an ECB request whose encrypted region is not block-aligned."""
+    unsupported = (A.NACK_A, A.NACK_UNSUPPORTED)
+    for attr, size in ((sec.ATTR_NACK_A_AUTH, 18), (sec.ATTR_NACK_B_AUTH, 18), (sec.ATTR_CHL_RESP, 19)):
+        yield "ATTR %d, %d bytes" % (attr, size), bytes((attr,)) + rng.randbytes(size - 1), 0, unsupported
+    for attr in list(range(190, 239)) + list(range(240, 247)):
+        step = "ATTR 190-238" if attr < 239 else "ATTR 240-246"
+        yield step, bytes((attr,)) + rng.randbytes(sec.AUTH_OVERHEAD), 0, unsupported
+    misaligned = bytes((_READ_AUTH,)) + rng.randbytes(18)  # an 18-byte encrypted region
+    yield "ECB, 18 encrypted bytes", misaligned, sec.ECC_ECB_READ, (sec.ATTR_NACK_A_AUTH, sec.NACK_AUTH)
+
+
+def crash_frames(conc, t):
+    """Each frame broadcast (no answer allowed) and unicast (its NACK), then a plain READ."""
+    out = Outcome()
+    before = faults(t)
+    for step, lsdu, ecc, (attr, code) in crash_lsdus(random.Random(t.aca)):
+        heard = broadcast(t, lsdu, ecc)
+        if heard:  # no answer to a broadcast, whatever it carries
+            out.saw("broadcast " + step, heard).worst(UNEXPECTED if is_nack(heard) else ACCEPTED)
+        if code == sec.NACK_AUTH:
+            t.nack_token()
+        expect(out, "unicast " + step, exchange(t, lsdu, ecc), (code,), attr)
+    serial = plain_read(t, R.SERIAL)
+    out.saw("plain READ after them", bytes((A.READ_RESP,)) if serial else b"")
+    if serial is None:
+        return out.worst(NO_ANSWER)
+    after = faults(t)
+    caught = after - before if None not in (before, after) else 0
+    out.note = "broadcasts: no answer; faults caught: %d" % caught
+    return out.worst(FAULTED) if caught else out
+
+
+def _rewrite(conc, t, new_data, step):
+    """A CTR label write (known plaintext) the attacker intercepts, suppresses,
+    and delivers rewritten to `new_data` with the TMAC still valid."""
+    resync(t)
+    old_data = _item(R.POINT_LABEL, LABEL)
+    genuine = seal(t, A.WRITE_REQ, old_data, sec.ECC_CTR_WRITE)
+    forged = ctr_rewrite(genuine, old_data, new_data)
+    if mon_of(t, forged, sec.ECC_CTR_WRITE, t.session.cmon, 1) is None:
+        return Outcome(ERROR, "the rewritten request does not verify: the CRC correction failed")
+    out = expect(Outcome(), step, exchange(t, forged, sec.ECC_CTR_WRITE),
+                 (A.NACK_ACCESS_DENIED, A.NACK_UNKNOWN_REGISTER), sec.ATTR_NACK_A_AUTH)
+    out.note = "the rewritten request's TMAC is valid (CRC-32 restored in 4 DATE-TIME bytes)"
+    return out
+
+
+def ctr_rewrite_clock(conc, t):
+    """The label write becomes three clock writes (same 18 bytes)."""
+    when = struct.pack(">I", int(time.time()) + 3600)
+    return _rewrite(conc, t, _item(R.CLOCK, when) * 3, "label write rewritten to a clock write")
+
+
+def ctr_rewrite_key(conc, t):
+    """The label write becomes a write of the attacker's key to the old K1 register."""
+    return _rewrite(conc, t, _item(OLD_KEY_REGISTER, ATTACKER_KEY), "label write rewritten to a key write")
+
+
+def _reuse(t, requests, first, ecc):
+    """Two different requests sealed under one MON: (MON, first, second), or None."""
+    mons = {}
+    for lsdu in requests:
+        if not sec.is_authenticated(lsdu[0]):
+            continue
+        mon = mon_of(t, lsdu, ecc, first)
+        if mon in mons and mon is not None:
+            return mon, mons[mon], lsdu
+        mons[mon] = lsdu
+    return None
+
+
+def _times(tap, lsdu):
+    n = sum(1 for payload in tap.offered if lsdu_of(payload)[0] == lsdu)
+    return "once" if n == 1 else "%d times" % n
+
+
+def recover(first, known, second):
+    """What an eavesdropper reads of `second` when both requests went under one
+    CTR keystream and the start of `first`'s DATA is `known`."""
+    stream = bytes(x ^ y for x, y in zip(first[1:1 + len(known)], known))
+    return bytes(x ^ y for x, y in zip(second[1:1 + len(known)], stream))
+
+
+def keystream_reuse(conc, t):
+    """A request that gets no answer (suppressed, or its answer jammed), then
+    another one: does the concentrator seal the second under the same MON?"""
+    out = Outcome()
+    known = _regs(R.STATUS_WORD)
+    for how in ("request suppressed", "answer jammed"):
+        resync(t)
+        first = t.session.cmon
+        with Tap(t) as tap:
+            tap.on_send = (lambda f: None) if how == "request suppressed" else None
+            tap.jam = how == "answer jammed"
+            try:
+                conc.read(t.aca, [R.STATUS_WORD], t.route, auth=True, ecc=READ_ECC)
+            except NoAnswer:
+                pass
+            tap.on_send, tap.jam = None, False
+            t.nack_token()
+            try:
+                conc.read(t.aca, [R.ENERGY_IMPORT], t.route, auth=True, ecc=READ_ECC)
+            except SmitpError:
+                pass
+        out.saw(how + ", then another read", tap.answer(t))
+        sealed = [lsdu for lsdu in tap.requests() if sec.is_authenticated(lsdu[0])]
+        found = _reuse(t, sealed, first, READ_ECC)
+        if found:
+            mon, a, b = found
+            out.note += "%s: two requests under MON %d, the second's DATA %s read from the first's. " % (
+                how, mon, recover(a, known, b).hex())
+            out.worst(ACCEPTED)
+        else:
+            mons = ", ".join("MON %s (sent %s)" % (mon_of(t, r, READ_ECC, first), _times(tap, r)) for r in sealed)
+            out.note += "%s: %s. " % (how, mons)
+    out.note = out.note.strip()
+    return out
+
+
+def nack10_double_execution(conc, t):
+    """close-billing whose answer is jammed; the concentrator's retry is
+    replaced by a modified copy with the same last 8 bytes, whose NACK-10
+    the concentrator takes for the answer to its own request."""
+    resync(t)
+    before = billing_closures(t)
+    t.nack_token()
+    state = {"genuine": None, "copy": None}
+
+    def on_send(payload):
+        if lsdu_of(payload)[0][0] != sec.auth_attr(A.COMMAND):  # a challenge first, say: let it be
+            return payload
+        if state["genuine"] is None:
+            state["genuine"] = payload
+            tap.jam = True  # the meter acts; its answer never arrives
+            return payload
+        if payload == state["genuine"] and state["copy"] is None:
+            lsdu = lsdu_of(payload)[0]
+            state["copy"] = reframe(payload, flip(lsdu, 1))  # last 8 bytes (Etm*) unchanged
+            tap.jam = False
+            return state["copy"]
+        return payload
+
+    with Tap(t) as tap:
+        tap.on_send = on_send
+        try:
+            conc.command(t.aca, TB.CMD_CLOSE_BILLING, b"", t.route, auth=True, ecc=WRITE_ECC)
+        except SmitpError:
+            pass
+    if state["copy"] is None:
+        return Outcome(ERROR, "the concentrator did not retry the command")
+    out = expect(Outcome(), "modified copy", _first_answer(t, tap.heard), (sec.NACK_AUTH,))
+    after = billing_closures(t)
+    if after is None or before is None:
+        return out.worst(NO_ANSWER)
+    closures = after - before
+    out.note = "the concentrator sealed %d request(s); billing closures: %d" % (len(tap.requests()), closures)
+    return out.worst(ACCEPTED if closures > 1 else REJECTED)
+
+
+def _first_answer(t, heard):
+    for payload in heard:
+        ans = answer_in(t, payload)
+        if ans is not None:
+            return ans
+    return b""
+
+
+def replay_after_power_cut(conc, t):
+    """Three accepted writes, a power cut, then the first replayed (NACK-10)
+    and the last replayed byte for byte (its cached answer, no second effect)."""
+    if t.power_cycle is None:
+        return Outcome(ERROR, "this meter's power cannot be cut")
+    resync(t)
+    sent = []
+    for call in (lambda: conc.write(t.aca, {R.POINT_LABEL: b"REPLAY A".ljust(16, b"\0")}, t.route, True, WRITE_ECC),
+                 lambda: conc.write(t.aca, {R.POINT_LABEL: b"REPLAY B".ljust(16, b"\0")}, t.route, True, WRITE_ECC),
+                 lambda: conc.command(t.aca, TB.CMD_CLOSE_BILLING, b"", t.route, auth=True, ecc=WRITE_ECC)):
+        err, ans, tap = through_concentrator(t, call)
+        if err is not None:
+            return Outcome(ERROR, "a genuine write failed: %s" % err)
+        sent.append((tap.requests()[-1], ans))
+    closures = billing_closures(t)
+    t.power_cycle()
+    t.rested()
+    out = Outcome()
+    expect(out, "first write replayed", exchange(t, sent[0][0], WRITE_ECC), (sec.NACK_AUTH,))
+    again = out.saw("last write replayed", exchange(t, sent[2][0], WRITE_ECC))
+    if again != sent[2][1]:
+        out.worst(NO_ANSWER if not again else UNEXPECTED)
+    label = plain_read(t, R.POINT_LABEL)
+    now_closed = billing_closures(t)
+    if label is None or now_closed is None:
+        return out.worst(NO_ANSWER)
+    out.note = "cached answer %s; label %r; billing closures after the replays: %+d" % (
+        "returned" if again == sent[2][1] else "not returned", label.rstrip(b"\0").decode(), now_closed - closures)
+    if now_closed != closures or not label.startswith(b"REPLAY B"):
+        out.worst(ACCEPTED)
+    return out
+
+
+def broadcast_write_flood(conc, t):
+    """Plain broadcast label writes, more than one budget shared with the
+    authenticated writes would take; then an authenticated write."""
+    lsdu = bytes((A.WRITE_REQ,)) + _item(R.POINT_LABEL, b"FLOOD".ljust(16, b"\0"))
+    for _i in range(BROADCAST_WRITES):
+        broadcast(t, lsdu)
+    out = Outcome()
+    expect(out, "plain write after %d broadcasts" % BROADCAST_WRITES, exchange(t, lsdu), (A.NACK_BUSY,), A.NACK_A)
+    resync(t)
+    label = {R.POINT_LABEL: b"AUTHENTICATED".ljust(16, b"\0")}
+    _err, ans, _ = through_concentrator(t, lambda: conc.write(t.aca, label, t.route, auth=True, ecc=WRITE_ECC))
+    out.saw("authenticated write", ans)
+    if is_nack(ans, (A.NACK_BUSY,)):
+        return out.worst(ACCEPTED)
+    return out if ans[:1] == bytes((A.ACK_A_AUTH,)) else out.worst(UNEXPECTED if ans else NO_ANSWER)
+
+
+def nack10_flood(conc, t):
+    """FLOOD_REQUESTS forged requests, each answered at most by a NACK-10 the
+    rate allows; then a valid request must be served at once."""
+    resync(t)
+    rng = random.Random(t.aca)
+    out = Outcome()
+    seconds = None  # learnt from the first answer: the flood goes at the meter's pace
+    start = t.now()
+    answered = 0
+    for _i in range(FLOOD_REQUESTS):
+        sent_at = t.now()
+        ans = out.saw("forged request", exchange(t, bytes((_READ_AUTH,)) + _regs(R.STATUS_WORD) + rng.randbytes(16),
+                                                 READ_ECC, seconds))
+        if ans:
+            answered += is_nack(ans, (sec.NACK_AUTH,))
+            seconds = seconds or (t.now() - sent_at) * 1.25 + HANDLING_S
+    elapsed = t.now() - start
+    # A full burst, one per refill period, and one for a refill falling due
+    # just after the flood began (the meter's clock and ours are not aligned).
+    allowed = T.AUTH_NACK_BURST + int(elapsed * 1000) // T.AUTH_NACK_REFILL_MS + 2
+    err, ans, _ = through_concentrator(t, lambda: conc.read(t.aca, [R.STATUS_WORD], t.route, auth=True))
+    out.saw("valid request right after", ans)
+    out.note = "%d forged requests in %.1f s drew %d NACK-10 (the rate allows %d)" % (
+        FLOOD_REQUESTS, elapsed, answered, allowed)
+    if answered > allowed:
+        out.worst(ACCEPTED)
+    return out if err is None and ans else out.worst(NO_ANSWER)
+
+
+def lmon_exhausted(conc, t):
+    """A meter whose LMON is at 2**64 - 1: an authenticated request, then a plain read."""
+    out = Outcome()
+    req = seal(t, A.READ_REQ, _regs(R.STATUS_WORD), READ_ECC, mon=LMON_MAX)
+    expect(out, "authenticated read", exchange(t, req, READ_ECC), (A.NACK_LMON_EXHAUSTED,), A.NACK_A)
+    status = plain_read(t, R.STATUS_WORD)
+    out.saw("plain read", bytes((A.READ_RESP,)) if status is not None else b"")
+    return out if status is not None else out.worst(NO_ANSWER)
+
+
+# Against every meter, in this order: the write budget and the NACK-10 rate
+# spent last, so that the attacks before them meet a meter at rest.
+PER_METER = (
+    ("replay", replay),
+    ("stale_lmon", stale_lmon),
+    ("bit_flip", bit_flip),
+    ("forged_tmac", forged_tmac),
+    ("write_with_read_key", write_with_read_key),
+    ("crash_frames", crash_frames),
+    ("ctr_rewrite_clock", ctr_rewrite_clock),
+    ("ctr_rewrite_key", ctr_rewrite_key),
+    ("keystream_reuse", keystream_reuse),
+    ("nack10_double_execution", nack10_double_execution),
+    ("replay_after_power_cut", replay_after_power_cut),
+    ("broadcast_write_flood", broadcast_write_flood),
+    ("nack10_flood", nack10_flood),
+)
+# Against a meter provisioned for it (its LMON at the top of the range).
+EXHAUSTED_METER = (("lmon_exhausted", lmon_exhausted),)
+ATTACKS = tuple(name for name, _fn in PER_METER + EXHAUSTED_METER)
+
+
+def attack(conc, target, attacks=PER_METER, progress=None):
+    """Run `attacks` against one meter; returns {attack name: Outcome}."""
     found = {}
-    found["replay"] = _verdict(_send(conc, aca, route, captured, ecc))
+    for i, (name, fn) in enumerate(attacks):
+        if progress:
+            progress(i, len(attacks), name)
+        try:
+            found[name] = fn(conc, target)
+        except (SmitpError, ValueError) as e:  # a meter that stops answering, a refused sealing
+            found[name] = Outcome(ERROR, "%s: %s" % (type(e).__name__, e))
+    if progress:
+        progress(len(attacks), len(attacks), "")
+    return found
 
-    saved = meter.lmon  # a request sealed under an LMON the meter already used
-    meter.lmon = saved - 1
-    stale = meter.protect(A.READ_REQ, _apdu(R.CLOCK), ecc, int(time.time()))
-    meter.lmon = saved
-    found["stale_lmon"] = _verdict(_send(conc, aca, route, stale, ecc))
 
-    flipped = bytearray(meter.protect(A.READ_REQ, _apdu(R.ENERGY_IMPORT), ecc, int(time.time())))
-    flipped[2] ^= 0x01  # one bit of the ciphertext (the register id)
-    found["bit_flip"] = _verdict(_send(conc, aca, route, bytes(flipped), ecc))
-
-    forged = meter.protect(A.READ_REQ, _apdu(R.ENERGY_EXPORT), ecc, int(time.time()))
-    forged = forged[:-sec.TMAC_LEN] + os.urandom(sec.TMAC_LEN)
-    found["forged_tmac"] = _verdict(_send(conc, aca, route, forged, ecc))
-
-    try:  # a genuine, authenticated write, but under the read key
-        conc.write(aca, {R.CLOCK: int(time.time()).to_bytes(4, "big")}, route, auth=True, ecc=sec.ECC_CTR_READ)
-        found["write_with_read_key"] = ("accepted", "ACK")
-    except Nack as e:
-        found["write_with_read_key"] = ("rejected", "NACK, PAR1 %d (%s)" % (e.code, A.NACK_NAMES.get(e.code, "?")))
-    return {k: v[0] for k, v in found.items()}, {k: v[1] for k, v in found.items()}
+def verdicts(found):
+    """The three views a report keeps: verdicts, answers in words, answers as data."""
+    return ({k: o.verdict for k, o in found.items()}, {k: o.text() for k, o in found.items()},
+            {k: o.answers() for k, o in found.items()})
 
 
 def summary(per_meter):
-    """One verdict per attack over all meters: "rejected" only if every meter rejected it."""
+    """One verdict per attack over the meters that met it: "rejected" only if every one rejected it."""
     out = {}
     for name in ATTACKS:
-        odd = [aca for aca, v in per_meter.items() if v.get(name) != "rejected"]
-        out[name] = "rejected" if not odd else "%s by %s" % (per_meter[odd[0]].get(name), ", ".join(odd))
+        met = {aca: v[name] for aca, v in per_meter.items() if name in v}
+        odd = [aca for aca, v in met.items() if v != REJECTED]
+        if not met:
+            out[name] = "not tried"
+        else:
+            out[name] = REJECTED if not odd else "%s by %s" % (met[odd[0]], ", ".join(odd))
     return out

@@ -69,15 +69,3 @@ def test_garbage_on_the_line_and_the_uart_does_not_stop_the_meter(feeder):
     net.run_for(0.3)
     assert slot.board.alive(), slot.board.log_text()
     assert conc.read(M1, [R.STATUS_WORD])[R.STATUS_WORD][-1] & 1
-
-
-def test_demo_auth_reports_every_attack_rejected_by_the_meters(capsys):
-    assert main(["demo", "--auth", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["security"] == {name: "rejected" for name in
-                                  ("replay", "stale_lmon", "bit_flip", "forged_tmac", "write_with_read_key")}
-    for m in report["meters"]:
-        assert m["values"]["last message order number"] >= 1
-        assert "PAR1 10" in m["security_detail"]["replay"]
-        assert "PAR1 2" in m["security_detail"]["write_with_read_key"]
-        assert m["lmon_after_attacks"] > m["values"]["last message order number"]  # still serving
