@@ -715,7 +715,7 @@ def build_parser():
 
     sp = add("demo", cmd_demo, "read three emulated meters on a simulated feeder, one through a repeater")
     sp.add_argument("--auth", action="store_true",
-                    help="provision keys, read authenticated and encrypted (AES-CTR), then try five attacks")
+                    help="provision keys, read authenticated and encrypted (AES-CTR), then attack every meter (docs/security.md, section 9)")
 
     from smitp.secure import ENCRYPT_CHOICES, ENCRYPT_HELP
 
