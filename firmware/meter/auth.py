@@ -25,6 +25,7 @@ from meter import timers as T
 from meter.app import write_nack
 from meter.budget import TokenBucket
 from meter.compat import ticks_ms
+from meter.engine import Engine
 from meter.errors import DecodeError
 from meter.mac import MAX_LLC_DATA
 
@@ -192,32 +193,50 @@ class SecureLayer:
         return app.ack(changed=True)
 
 
+class SecurityState(Engine):
+    """Owner of the security registers: LMON, the counters of the first
+    layer made, whether keys are provisioned, the key changes."""
+
+    def __init__(self, model, lmon, keystore, layers):
+        Engine.__init__(self, model)
+        self.lmon = lmon
+        self.keystore = keystore
+        self.layers = layers
+        model.register("security", self)
+
+    def reg_get(self, reg):
+        if reg == R.LMON:
+            return self.lmon.value
+        if reg == R.SECURITY_COUNTERS:
+            st = self.layers[0].stats
+            return ((st["accepted"] & 0xFFFFFFFF) << 32) | (st["auth_failures"] & 0xFFFFFFFF)
+        if reg == R.SECURITY_STATE:
+            return (1 if self.keystore.provisioned else 0) | (4 if self.model.get(R.READING_MODE) else 0)
+        return self.model.stored(reg)
+
+    def keys_changed(self):
+        m = self.model
+        m.set(R.KEY_CHANGES, (m.get(R.KEY_CHANGES) + 1) & 0xFFFF)
+        alarms = m.owner(R.EXT_STATUS)
+        if alarms is not None:  # the metering's alarms: the alarm bit and the event log
+            alarms.keys_changed()
+
+
 def security_factory(aca, store, model, clock):
     """The meter's security state from its store, and a factory that puts a
     SecureLayer over the node's application layer (MeterNode(security=...)).
-    Also exposes LMON and the counters through their registers."""
+    The security registers answer from that state (SecurityState)."""
     from meter.lmon import KeyStore, LmonCounter, ResponseCache
 
     lmon = LmonCounter(store)
     keystore = KeyStore(store)
     cache = ResponseCache(store)
     layers = []
+    state = SecurityState(model, lmon, keystore, layers)
 
     def make(app):
-        layer = SecureLayer(aca, app, lmon, keystore, cache, clock, on_keys_changed)
+        layer = SecureLayer(aca, app, lmon, keystore, cache, clock, state.keys_changed)
         layers.append(layer)
         return layer
 
-    def counters():
-        st = layers[0].stats
-        return ((st["accepted"] & 0xFFFFFFFF) << 32) | (st["auth_failures"] & 0xFFFFFFFF)
-
-    def on_keys_changed():
-        model.set(R.KEY_CHANGES, (model.get(R.KEY_CHANGES) + 1) & 0xFFFF)
-        if model.meter is not None:
-            model.meter.keys_changed()  # the alarm bit and the event log
-
-    model.keystore = keystore  # the security state register says whether keys are provisioned
-    model.provide(R.LMON, lambda: lmon.value)
-    model.provide(R.SECURITY_COUNTERS, counters)
     return make

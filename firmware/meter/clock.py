@@ -70,6 +70,11 @@ def _rule_time(y, month, week, wday, hour):
     return d * DAY + hour * 3600
 
 
+def _bounds(r, y):
+    # DST start and end in year y under rules r (LocalTime.rules)
+    return _rule_time(y, r[0], r[1], r[2], r[3]), _rule_time(y, r[4], r[5], r[6], r[7])
+
+
 class LocalTime:
     """UTC -> local civil time under the DST rules register."""
 
@@ -92,16 +97,13 @@ class LocalTime:
         self.rules = f[2:]
         self.enabled = enabled
 
-    def _bounds(self, y):
-        r = self.rules
-        return _rule_time(y, r[0], r[1], r[2], r[3]), _rule_time(y, r[4], r[5], r[6], r[7])
-
     def dst(self, t):
         """Is daylight saving time in effect at t?"""
-        if not self.enabled or not self.shift or self.rules is None:
+        r = self.rules
+        if not self.enabled or not self.shift or r is None:
             return False
         y = civil_from_days(t // DAY)[0]
-        start, end = self._bounds(y)
+        start, end = _bounds(r, y)
         if start < end:
             return start <= t < end
         return t >= start or t < end  # southern hemisphere
@@ -111,12 +113,13 @@ class LocalTime:
 
     def next_change(self, t):
         """The next DST start or end after t (None without DST)."""
-        if not self.enabled or not self.shift or self.rules is None:
+        r = self.rules
+        if not self.enabled or not self.shift or r is None:
             return None
         y = civil_from_days(t // DAY)[0]
         best = None
         for yy in (y, y + 1):
-            for b in self._bounds(yy):
+            for b in _bounds(r, yy):
                 if b > t and (best is None or b < best):
                     best = b
         return best

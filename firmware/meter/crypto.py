@@ -18,7 +18,8 @@ _MP_ECB = const(1)  # cryptolib mode constant for ECB
 _RB = const(0x87)  # RFC 4493 constant for the subkey doubling
 
 try:
-    from cryptolib import aes as _mp_aes
+    # Not in every build: on the stm32 port cryptolib comes with MICROPY_PY_SSL.
+    from cryptolib import aes as _mp_aes  # pyright: ignore[reportMissingImports]
 except ImportError:  # CPython (or a port built without cryptolib)
     _mp_aes = None
 
@@ -141,8 +142,9 @@ def _double(src):
 def _subkeys(aes):
     l = bytearray(_BLOCK)
     aes._enc(l, l)
-    aes._k1 = _double(l)
-    aes._k2 = _double(aes._k1)
+    k1 = aes._k1 = _double(l)
+    k2 = aes._k2 = _double(k1)
+    return k1, k2
 
 
 def cmac_span(aes, msg, start, end):
@@ -151,8 +153,10 @@ def cmac_span(aes, msg, start, end):
     Returns the Aes object's own 16-byte scratch buffer holding the tag: copy
     what you need before the next call with the same Aes object.
     """
-    if aes._k1 is None:
-        _subkeys(aes)
+    k1 = aes._k1
+    k2 = aes._k2
+    if k1 is None or k2 is None:
+        k1, k2 = _subkeys(aes)
     x = aes._x
     enc = aes._enc
     n = end - start
@@ -173,11 +177,11 @@ def cmac_span(aes, msg, start, end):
         enc(x, x)
         i += _BLOCK
     if complete:
-        k = aes._k1
+        k = k1
         for j in range(_BLOCK):
             x[j] ^= msg[i + j] ^ k[j]
     else:
-        k = aes._k2
+        k = k2
         rem = end - i
         for j in range(rem):
             x[j] ^= msg[i + j] ^ k[j]

@@ -2,20 +2,21 @@
 # writes. Values are encoded straight into the response buffer (no per-read
 # allocation); persistent registers are saved in the Store.
 #
-# Where a value comes from, first match wins: a provider function
-# (provide()), an owner object (attach(): the metering engines answer for
-# energies, measurands, clock, status words ...), the value kept here (settings,
-# counters; "r<id>" records in the Store for persistent ones, R.DEFAULTS at the
-# factory). ENC_TABLE registers read their newest record from `tables`.
+# Every row of the table names its owner (registers.R_OWNER); engines
+# register under their owner name, and a read, a write or a write check of a
+# register goes to its owner (meter/engine.py). The data model keeps the
+# values of the registers it owns itself ("model"), and of those whose owner
+# keeps them here (settings, counters): "r<id>" records in the Store for
+# persistent ones, R.DEFAULTS at the factory. A register whose owner is not
+# registered (a data model without metering) reads its kept value; the clock
+# register is the board's clock (timekeeping.WallClock) until the metering's
+# clock engine takes it over. ENC_TABLE registers read their newest record
+# from `tables`.
 from meter import attrs as A
 from meter import registers as R
-from meter.clock import valid_time
+from meter.timekeeping import WallClock
 
 _INTS = (R.ENC_UINT, R.ENC_TIME, R.ENC_BITS, R.ENC_INT)
-
-
-def _clock_ok(raw):
-    return valid_time(int.from_bytes(raw, "big"))
 
 
 class AccessError(Exception):
@@ -25,17 +26,11 @@ class AccessError(Exception):
 class DataModel:
     def __init__(self, serial, aca, firmware_id, store, clock, set_clock=None):
         self._store = store
-        self._set_clock = set_clock  # callable(seconds) that sets that clock, if it can be set
         self._values = {}
-        self._sources = {R.CLOCK: clock}  # registers whose value is computed when read
-        self._watchers = {}  # reg id -> fn(reg id), called after the concentrator wrote it
-        self._owners = {}  # reg id -> object with reg_get(id) and reg_put(id, raw)
-        self.checks = {R.CLOCK: _clock_ok}  # reg id -> fn(raw): may the concentrator write this value?
+        self._given = {}  # reg id -> fn() giving its value (provide())
+        self._owners = {}  # reg id -> the engine registered under its owner name
         self.tables = {}  # reg id of an ENC_TABLE register -> its ring.Ring / ring.Array
-        self.meter = None  # the metering engines (meter.metering.Metering), when attached
-        self.keystore = None  # the security layer's key store, when there is one
         self.clock = clock
-        self.status = 1 << R.SW_CLOCK_UNSET
         for row in R.TABLE:
             enc = row[R.R_ENC]
             if enc == R.ENC_TABLE:
@@ -50,9 +45,21 @@ class DataModel:
                 saved = store.get("r%04x" % row[R.R_ID])
                 if saved is not None and len(saved) == row[R.R_SIZE]:
                     self._set_raw(row, saved)
+        self.status = 1 << R.SW_CLOCK_UNSET
+        self.wall = WallClock(self, clock, set_clock)  # the board's clock, the clock register's first owner
         self._set(R.SERIAL, serial)
         self._set(R.ACA, aca)
         self._set(R.FIRMWARE_ID, firmware_id)
+
+    # The latched status-word bits (clock unset, storage fault, modem reset)
+    # are the value kept for the status word; its owner adds the live ones.
+    @property
+    def status(self):
+        return self._values[R.STATUS_WORD]
+
+    @status.setter
+    def status(self, bits):
+        self._values[R.STATUS_WORD] = bits
 
     def _set_raw(self, row, raw):
         if row[R.R_ENC] in _INTS:
@@ -84,36 +91,40 @@ class DataModel:
             return False
         return True
 
+    def register(self, name, engine):
+        """Hand engine the registers whose row names `name` as their owner, and
+        its tables; an engine registered later under the same name takes over."""
+        for row in R.TABLE:
+            if row[R.R_OWNER] == name:
+                self._owners[row[R.R_ID]] = engine
+        self.tables.update(engine.tables)
+
+    def owner(self, reg_id):
+        """The engine answering for the register, or None."""
+        return self._owners.get(reg_id)
+
     def provide(self, reg_id, fn):
-        """Let fn() give the register's value whenever it is read."""
-        self._sources[reg_id] = fn
-
-    def on_write(self, reg_id, fn):
-        """Call fn(reg_id) after each write of the register by the concentrator."""
-        self._watchers[reg_id] = fn
-
-    def attach(self, owner, ids):
-        """Let owner.reg_get(id) give, and owner.reg_put(id, raw) take, these registers."""
-        for i in ids:
-            self._owners[i] = owner
-            if i in self._sources and i == R.CLOCK:
-                del self._sources[i]
+        """Let fn() give the register's value whenever it is read (ahead of
+        its owner: the node's diagnostics, a test's fault)."""
+        self._given[reg_id] = fn
 
     def get(self, reg_id):
-        fn = self._sources.get(reg_id)
+        fn = self._given.get(reg_id)
         if fn is not None:
             return fn()
         owner = self._owners.get(reg_id)
         if owner is not None:
             return owner.reg_get(reg_id)
-        if reg_id == R.STATUS_WORD:
-            return self.status
+        return self._values[reg_id]
+
+    def stored(self, reg_id):
+        """The value kept here for the register."""
         return self._values[reg_id]
 
     def check(self, row, buf, off):
         """May the concentrator write the value at buf[off:]?"""
-        fn = self.checks.get(row[R.R_ID])
-        return fn is None or fn(buf[off:off + row[R.R_SIZE]])
+        owner = self._owners.get(row[R.R_ID])
+        return owner is None or owner.reg_check(row[R.R_ID], buf[off:off + row[R.R_SIZE]])
 
     def may_read(self, row, grant):
         """Access check of a read, with the reading mode: in mode 1 a plain
@@ -133,6 +144,17 @@ class DataModel:
 
     def save(self, reg_id):
         self._save(R.BY_ID[reg_id])
+
+    def keep(self, reg_id, raw):
+        """Keep a value the concentrator wrote; NACK_NOT_STORED (and the old
+        value back) when the flash refused a persistent one."""
+        row = R.BY_ID[reg_id]
+        old = self._values[reg_id]
+        self._set_raw(row, raw)
+        if row[R.R_PERSIST] and not self._save(row):
+            self._values[reg_id] = old  # not on flash: not written
+            return A.NACK_NOT_STORED
+        return 0
 
     def read_into(self, row, out, off):
         """Encode the register's value at out[off:]; return the offset after it."""
@@ -157,22 +179,8 @@ class DataModel:
 
     def write_from(self, row, buf, off):
         """Apply a value written by the concentrator (already access-checked)."""
-        size = row[R.R_SIZE]
-        raw = bytes(buf[off:off + size])
+        raw = bytes(buf[off:off + row[R.R_SIZE]])
         owner = self._owners.get(row[R.R_ID])
-        if owner is not None:
-            return owner.reg_put(row[R.R_ID], raw)
-        if row[R.R_ID] == R.CLOCK:
-            if self._set_clock:
-                self._set_clock(int.from_bytes(raw, "big"))
-            self.status &= ~(1 << R.SW_CLOCK_UNSET)
-            return 0
-        old = self._values[row[R.R_ID]]
-        self._set_raw(row, raw)
-        if row[R.R_PERSIST] and not self._save(row):
-            self._values[row[R.R_ID]] = old  # not on flash: not written
-            return A.NACK_NOT_STORED
-        fn = self._watchers.get(row[R.R_ID])
-        if fn is not None:
-            fn(row[R.R_ID])
-        return 0
+        if owner is None:
+            return self.keep(row[R.R_ID], raw)
+        return owner.reg_put(row[R.R_ID], raw)

@@ -23,6 +23,7 @@
 from meter import registers as R
 from meter import timers as T
 from meter.compat import const, ticks_add, ticks_diff
+from meter.engine import Engine
 from meter.screen import (ICON_ALARM, ICON_ALTERNATE, ICON_CLOCK, ICON_MESSAGE, ICONS_ALL, LINE_CHARS, MODE_NAMES,
                           MODE_ALTERNATE, MODE_NORMAL, MODE_TEST, SHOW_ALARM, SHOW_MESSAGE, SHOW_TEST, Screen,
                           _text, format_value)
@@ -137,15 +138,16 @@ def valid_special(raw):
     return raw[0] == 0 or raw[0] in SPECIAL
 
 
-CHECKS = ((R.DISPLAY_MODE, valid_mode), (R.DISPLAY_SCROLL, valid_list), (R.DISPLAY_ALTERNATE, valid_list),
-          (R.DISPLAY_MESSAGE, valid_message), (R.DISPLAY_SPECIAL, valid_special))
+CHECKS = {R.DISPLAY_MODE: valid_mode, R.DISPLAY_SCROLL: valid_list, R.DISPLAY_ALTERNATE: valid_list,
+          R.DISPLAY_MESSAGE: valid_message, R.DISPLAY_SPECIAL: valid_special}
 
 
-class Display:
-    """The display manager of one meter, over its DataModel."""
+class Display(Engine):
+    """The display manager of one meter, over its DataModel; the owner of
+    the display registers."""
 
     def __init__(self, model):
-        self._model = model
+        Engine.__init__(self, model)
         self.screen = Screen()
         self.mode = MODE_NORMAL
         self.notify = None  # called (no argument) when a register write changed what to show
@@ -173,19 +175,17 @@ class Display:
         self._shown_msg = None  # the _Message on screen, if any
         self._alarm = 0
         model.set(R.DISPLAY_MODE, MODE_NORMAL, persist=False)
-        for reg in (R.DISPLAY_MODE, R.DISPLAY_SCROLL, R.DISPLAY_ALTERNATE, R.DISPLAY_TIMING,
-                    R.DISPLAY_MESSAGE, R.DISPLAY_SPECIAL):
-            model.on_write(reg, self._written)
-        # Refuse bad values where the data model checks writes; the manager
-        # copes with them anyway (unknown ids left out, modes and codes ignored).
-        checks = getattr(model, "checks", None)
-        if checks is not None:
-            for reg, fn in CHECKS:
-                checks[reg] = fn
+        model.register("display", self)
 
     # ---- registers
+    def reg_check(self, reg, raw):
+        # Bad values are refused; the manager copes with them anyway
+        # (unknown ids left out, modes and codes ignored).
+        fn = CHECKS.get(reg)
+        return fn is None or fn(raw)
+
     def _read_settings(self):
-        m = self._model
+        m = self.model
         self._scroll = _ids(m.get(R.DISPLAY_SCROLL)) or list(DEFAULT_SCROLL)
         self._alternate = _ids(m.get(R.DISPLAY_ALTERNATE)) or list(DEFAULT_ALTERNATE)
         t = m.get(R.DISPLAY_TIMING)
@@ -194,7 +194,7 @@ class Display:
         self.test_ms = 1000 * (t[2] or T.DISPLAY_TEST_S)
 
     def _load(self, m):
-        st = self._model.get(m.state_reg)
+        st = self.model.get(m.state_reg)
         m.state = st[0]
         m.when = _be(st, 1, 4)
         if m.state == MSG_SHOWING:
@@ -205,7 +205,7 @@ class Display:
 
     def _decode(self, m):
         """Priority and text of the slot's register; False if it holds no message."""
-        raw = self._model.get(m.reg)
+        raw = self.model.get(m.reg)
         if m.reg == R.DISPLAY_MESSAGE:
             m.prio = min(raw[0], PRIO_URGENT)
             m.text = _text(raw[3:])
@@ -218,7 +218,7 @@ class Display:
 
     def _save_state(self, m):
         w = m.when
-        self._model.set(m.state_reg, bytes((m.state, (w >> 24) & 0xFF, (w >> 16) & 0xFF, (w >> 8) & 0xFF, w & 0xFF)))
+        self.model.set(m.state_reg, bytes((m.state, (w >> 24) & 0xFF, (w >> 16) & 0xFF, (w >> 8) & 0xFF, w & 0xFF)))
 
     def _set_state(self, m, state, when):
         m.state = state
@@ -226,14 +226,14 @@ class Display:
         self._save_state(m)
         self._restart = True
 
-    def _written(self, reg):
+    def written(self, reg):
         """A display register was written (over PLC or through the optical port)."""
         if reg == R.DISPLAY_MODE:
-            self._pending_mode = self._model.get(R.DISPLAY_MODE)
+            self._pending_mode = self.model.get(R.DISPLAY_MODE)
         elif reg == R.DISPLAY_MESSAGE or reg == R.DISPLAY_SPECIAL:
             # Handled before the answer goes out: the state is on flash when the ACK is.
             m = self._msgs[0] if reg == R.DISPLAY_MESSAGE else self._msgs[1]
-            raw = self._model.get(reg)
+            raw = self.model.get(reg)
             now = self._wall()
             if self._decode(m):
                 dur = _be(raw, 1, 2)
@@ -250,7 +250,7 @@ class Display:
             self.notify()
 
     def _wall(self):
-        return self._model.get(R.CLOCK)
+        return self.model.get(R.CLOCK)
 
     # ---- input
     def button(self, pressed, now):
@@ -284,7 +284,7 @@ class Display:
 
     def _set_mode(self, mode, now):
         self.mode = mode
-        self._model.set(R.DISPLAY_MODE, mode, persist=False)
+        self.model.set(R.DISPLAY_MODE, mode, persist=False)
         self._alt_index = 0
         if mode == MODE_ALTERNATE:
             self._mode_end = ticks_add(now, self.alt_timeout_ms)
@@ -314,7 +314,7 @@ class Display:
             if self._pending_mode < len(MODE_NAMES):
                 self._set_mode(self._pending_mode, now)
             else:
-                self._model.set(R.DISPLAY_MODE, self.mode, persist=False)
+                self.model.set(R.DISPLAY_MODE, self.mode, persist=False)
             self._pending_mode = -1
         if self._down and not self._long_done and ticks_diff(now, self._down_at) >= T.DISPLAY_LONG_PRESS_MS:
             self._long_press(now)
@@ -324,7 +324,7 @@ class Display:
         for m in self._msgs:
             if m.state == MSG_SHOWING and m.when and wall >= m.when:
                 self._set_state(m, MSG_EXPIRED, wall)
-        status = self._model.get(R.STATUS_WORD)
+        status = self.model.get(R.STATUS_WORD)
         alarm = 0
         for bit, _name in ALARMS:
             alarm |= status & (1 << bit)
@@ -427,7 +427,7 @@ class Display:
         s.icons = icons
 
     def _show_value(self, reg):
-        format_value(self.screen, reg, self._model.get(reg))
+        format_value(self.screen, reg, self.model.get(reg))
 
     def _show_alarm(self):
         a = self._alarm

@@ -7,6 +7,7 @@ import struct
 
 from meter import registers as R
 from meter.compat import const
+from meter.engine import Part, ring
 
 EV_POWER_DOWN = const(1)  # data: 1 = supply lost (measured), 0 = cut without warning (logged at start-up)
 EV_POWER_UP = const(2)  # data: outage duration s (bit 31: start estimated from the last save)
@@ -32,13 +33,35 @@ EV_MAX = const(19)
 _FMT = ">IBI"
 
 
-class EventLog:
-    def __init__(self, model, ring):
-        self.model = model
-        self.ring = ring
-        self._rec = bytearray(ring.size)
+class EventLog(Part):
+    """The event log of the metering, owner of the event registers."""
+
+    def __init__(self, meter):
+        Part.__init__(self, meter)
+        self.ring = ring(meter.store, R.EVENT_LOG, "ev")
+        self.tables = {R.EVENT_LOG: self.ring}
+        self._rec = bytearray(self.ring.size)
         self.pending = False  # a spontaneous event waits for DATASPONT
-        self._check_pending()
+        self.check_pending()
+        meter.model.register("events", self)
+
+    def reg_get(self, reg):
+        if reg == R.EVENT_COUNT:
+            return self.ring.end
+        return self.model.stored(reg)
+
+    def written(self, reg):
+        self.check_pending()  # the masks say anew which events wait
+        self.meter.changed(reg)
+
+    def status(self):
+        return 1 << R.SW_SPONT_PENDING if self.pending else 0
+
+    def reset_table(self, reg):
+        self.ring.reset()
+        self.log(self.meter.now(), EV_LOG_RESET, 0)
+        self.check_pending()
+        self.meter.replan()
 
     def log(self, t, code, data=0):
         """Log an event if the "logged events" register enables its code."""
@@ -71,7 +94,7 @@ class EventLog:
             n += 1
         return -1
 
-    def _check_pending(self):
+    def check_pending(self):
         n = self.model.get(R.SPONT_ACK)
         if self.ring.end - max(n, self.ring.first) > 64:
             self.pending = True  # too many to scan now; the poll will tell
@@ -83,4 +106,4 @@ class EventLog:
         m = self.model
         if n != m.get(R.SPONT_ACK) and n <= self.ring.end:
             m.set(R.SPONT_ACK, n)
-        self._check_pending()
+        self.check_pending()

@@ -9,13 +9,18 @@ from meter import phy
 from meter import registers as R
 from meter import st7580
 from meter import timers as T
-from meter.compat import ticks_diff, ticks_ms, ticks_us
+from meter.compat import const, ticks_diff, ticks_ms, ticks_us
 from meter.auth import security_factory
 from meter.datamodel import DataModel
 from meter.display import Display
 from meter.metering import BoardFeed, Metering
 from meter.node import MeterNode
 from meter.storage import Store
+
+# The Board and PHY-driver contracts, typed for the type checker (meter/contracts.pyi).
+TYPE_CHECKING = const(False)
+if TYPE_CHECKING:
+    from meter.contracts import Board, PhyDriver
 
 
 def log(*parts):
@@ -80,7 +85,7 @@ class ModemPort:
     by the node, into the driver's transmit slot, and goes to the UART from
     there: a plain request or a frame to repeat allocates nothing."""
 
-    def __init__(self, board, node, model, beats=None):
+    def __init__(self, board: "Board", node, model, beats=None):
         self.board = board
         self.beats = beats
         self.node = node
@@ -88,7 +93,7 @@ class ModemPort:
         self.uart = board.modem_uart()
         self.reader = None  # the stream run() waits on
         make = getattr(board, "modem_driver", None)
-        self.drv = make() if make is not None else st7580.driver()
+        self.drv = make() if make is not None else st7580.driver()  # type: PhyDriver
         self.buf = bytearray(300)
         self.mv = memoryview(self.buf)
         self.ready = False
@@ -177,7 +182,7 @@ class ModemPort:
             n = self.node.poll(now, self._space())
 
 
-async def metering_task(board, model, feed, beats):
+async def metering_task(board: "Board", model, feed, beats):
     since_gc = 0
     while True:
         await asyncio.sleep_ms(T.METERING_PERIOD_MS)
@@ -189,11 +194,12 @@ async def metering_task(board, model, feed, beats):
             gc.collect()
 
 
-async def display_task(board, disp, wake):
+async def display_task(board: "Board", disp, wake):
     """Keeps the board's display showing what the display manager decides;
     the panel is updated part by part so that the modem task runs in between.
     wake: set when a display register was written or the button moved."""
-    drv = board.display() if hasattr(board, "display") else None
+    make = getattr(board, "display", None)  # optional members: meter/contracts.pyi
+    drv = make() if make is not None else None
     disp.notify = wake.set
     while True:
         if disp.poll(ticks_ms()) and drv is not None:
@@ -219,36 +225,40 @@ async def button_task(button, disp, wake):
         wake.set()
 
 
-def build(board):
-    """Create the data model and the meter node for this board."""
+def build(board: "Board"):
+    """Create the data model, the meter node and the metering for this board."""
     aca, serial = board.identity()
     store = Store(board.storage_dir)
     model = DataModel(serial, aca, firmware_id(board.name), store, board.unix_time, board.set_unix_time)
-    Metering(model, store, getattr(board, "set_relay", None))  # the engines behind the registers: model.meter
-    return model, MeterNode(aca, model, security_factory(aca, store, model, board.unix_time),
-                            store=store, seed=ticks_us())
+    meter = Metering(model, store, getattr(board, "set_relay", None))  # the engines behind the registers
+    node = MeterNode(aca, model, security_factory(aca, store, model, board.unix_time), store=store, seed=ticks_us())
+    return model, node, meter
 
 
-async def main(board):
-    model, node = build(board)
+async def main(board: "Board"):
+    model, node, meter = build(board)
     diag = node.diag
     log(firmware_id(board.name), "ACA", "".join("%02X" % b for b in node.aca))
-    if getattr(board, "reset_cause", None) is not None and board.reset_cause() == "watchdog":
+    reset_cause = getattr(board, "reset_cause", None)
+    if reset_cause is not None and reset_cause() == "watchdog":
         diag.watchdog_reset()
         log("started after a watchdog reset")
     beats = Heartbeats(("modem", "metering"))
-    if getattr(board, "watchdog", None) is not None:
-        asyncio.create_task(watchdog_task(board.watchdog(T.WATCHDOG_MS), beats))
+    watchdog = getattr(board, "watchdog", None)
+    if watchdog is not None:
+        asyncio.create_task(watchdog_task(watchdog(T.WATCHDOG_MS), beats))
     port = ModemPort(board, node, model, beats)
-    feed = BoardFeed(board, model.meter)
+    feed = BoardFeed(board, meter)
     disp = Display(model)
     wake = asyncio.Event()
     asyncio.create_task(supervised("metering", diag, lambda: metering_task(board, model, feed, beats)))
     asyncio.create_task(supervised("display", diag, lambda: display_task(board, disp, wake)))
-    button = board.button() if hasattr(board, "button") else None
+    make = getattr(board, "button", None)
+    button = make() if make is not None else None
     if button is not None:
         asyncio.create_task(supervised("button", diag, lambda: button_task(button, disp, wake)))
-    if getattr(board, "optical_uart", None) is not None and board.optical_uart() is not None:
+    optical_uart = getattr(board, "optical_uart", None)
+    if optical_uart is not None and optical_uart() is not None:
         from meter import optical
 
         # the optical port (meter/optical.py)
@@ -256,5 +266,5 @@ async def main(board):
     await supervised("modem", diag, port.run)
 
 
-def run(board):
+def run(board: "Board"):
     asyncio.run(main(board))

@@ -214,8 +214,9 @@ class OpticalPort:
     def receive(self, data, now):
         """Bytes from the UART (at `baud`, framed per `seven_e1`)."""
         st = self.state
-        if st == SESSION:
-            self.session.receive(data, now)
+        s = self.session  # set in state SESSION, and only then
+        if s is not None:
+            s.receive(data, now)
             self._pull(now)
             return
         if st == DRAIN or st == LOCKED:
@@ -227,8 +228,9 @@ class OpticalPort:
     def poll(self, now):
         """Run the timers that are due."""
         st = self.state
-        if st == SESSION:
-            self.session.poll(now)
+        s = self.session
+        if s is not None:
+            s.poll(now)
             self._pull(now)
             return
         if self._due is None or ticks_diff(now, self._due) < 0:
@@ -254,8 +256,9 @@ class OpticalPort:
 
     def next_timeout(self, now):
         """Milliseconds until poll() has work (0: now), -1 if only bytes can wake it."""
-        if self.state == SESSION:
-            return self.session.next_timeout(now)
+        s = self.session
+        if s is not None:
+            return s.next_timeout(now)
         if self._due is None:
             return -1
         return max(0, ticks_diff(self._due, now))
@@ -292,6 +295,8 @@ class OpticalPort:
 
     def _pull(self, now):
         s = self.session
+        if s is None:
+            return
         out = s.data_to_send()
         if out:
             self._send(out, now)

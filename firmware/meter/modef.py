@@ -280,19 +280,21 @@ class Services:
             return self.node._fault("optical", e), 0, self._nack, 0
 
     def _serve(self, dsap, buf, off, n, ecc, now):
+        local = self.local
+        config = self.config  # set with local
         if dsap == DSAP_FMODE_1:
             layer = self.node.secure
             before = _counts(layer)
             size, ecc, answer = self.node.serve_lsdu(buf, off, n, ecc, MAX_LLC_DATA, now)
-        elif dsap == DSAP_FMODE_3 and self.local is not None:
-            layer = self.local
+        elif dsap == DSAP_FMODE_3 and local is not None and config is not None:
+            layer = local
             before = _counts(layer)
             if layer.handles(buf[off]):
                 size, ecc = layer.handle(buf, off, n, ecc, MAX_LLC_DATA, now)
                 answer = layer.resp
             else:  # plain: every item needs a key, so this is refused
-                size = self.config.handle(buf, off, n, MAX_LLC_DATA) if ecc == 0 else self.config.refuse()
-                answer = self.config.resp
+                size = config.handle(buf, off, n, MAX_LLC_DATA) if ecc == 0 else config.refuse()
+                answer = config.resp
         else:
             return write_nack(self._nack, A.NACK_UNSUPPORTED), 0, self._nack, 0
         after = _counts(layer)

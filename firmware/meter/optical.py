@@ -25,9 +25,7 @@ def build(node, model, store=None, clock=None):
     def mode_f(lockout):
         return ModeFSession(services, lockout)
 
-    port = I.OpticalPort(lambda: readout_lines(model), mode_f, settings)
-    port.services = services
-    return port
+    return I.OpticalPort(lambda: readout_lines(model), mode_f, settings)
 
 
 class OpticalTask:

@@ -49,8 +49,15 @@ The board picks the driver: Board.modem_driver(), when the board has it,
 returns a new driver object; without it the task uses meter.st7580.driver().
 meter.phybase.DriverBase holds what drivers share: the transmit slots,
 to_send() and the event ring.
+
+The contract is typed in meter/contracts.pyi (PhyDriver), for the type
+checker (tests/typecheck/): the modem task holds its driver as a PhyDriver.
 """
 from meter.compat import const
+
+TYPE_CHECKING = const(False)
+if TYPE_CHECKING:
+    from meter.contracts import Quality
 
 # event kinds
 NONE = const(0)
@@ -70,6 +77,6 @@ Q_IN_PHASE = const(3)  # True/False: same mains phase as the sender; None unknow
 Q_COUNT = const(4)
 
 
-def new_quality():
+def new_quality() -> "Quality":
     """A quality list with nothing known."""
     return [None] * Q_COUNT

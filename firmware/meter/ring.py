@@ -58,10 +58,9 @@ class Ring:
                 end = h + cnt
         self.first = end if first is None else first
         self.end = end
-        self._tail = None
+        self._tail = bytearray(batch * size)  # empty without a tail record
         self._tail_n = 0
         if batch:
-            self._tail = bytearray(batch * size)
             raw = store.get(name + "t")
             if raw is not None and len(raw) >= _HDR:
                 tf = struct.unpack_from(">I", raw, 0)[0]

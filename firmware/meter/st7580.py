@@ -245,7 +245,7 @@ class ST7580(DriverBase):
         if buf >= 0:
             self.rx = self._cnf[buf]
 
-    def next_event(self):
+    def next_event(self) -> "tuple | None":
         """Host form of next_kind(): the next event as a tuple, or None."""
         kind = self.next_kind()
         if kind == phy.NONE:

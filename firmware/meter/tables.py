@@ -29,9 +29,11 @@
 import struct
 
 from meter import attrs as A
-from meter import metering as M
+from meter import billing as BL
+from meter import cutoff as CO
 from meter import registers as R
 from meter import tariff as TF
+from meter import timekeeping as TK
 from meter.clock import valid_time
 from meter.compat import const
 from meter.mac import MAX_LLC_DATA
@@ -48,15 +50,16 @@ CMD_RESET_ALARMS = const(4)
 CMD_SYNC_CLOCK = const(5)  # parameter: the time (4, seconds since 1970 UTC)
 CMD_FREEZE = const(6)  # synchronized measurands; plain requests and broadcasts may send it
 CMD_ACTIVATE_CONTRACT = const(7)
-# code -> (parameter bytes, access needed)
+# code -> (parameter bytes, access needed, the register whose owner carries it
+# out, by which of its methods); unsupported where no owner has it (no metering)
 COMMANDS = {
-    CMD_CLOSE_BILLING: (0, R.ACC_WRITE_KEY),
-    CMD_OPEN_CUTOFF: (0, R.ACC_WRITE_KEY),
-    CMD_CLOSE_CUTOFF: (0, R.ACC_WRITE_KEY),
-    CMD_RESET_ALARMS: (0, R.ACC_WRITE_KEY),
-    CMD_SYNC_CLOCK: (4, R.ACC_WRITE_KEY),
-    CMD_FREEZE: (0, R.ACC_PLAIN),
-    CMD_ACTIVATE_CONTRACT: (0, R.ACC_WRITE_KEY),
+    CMD_CLOSE_BILLING: (0, R.ACC_WRITE_KEY, R.BILLING_DATA, "close"),
+    CMD_OPEN_CUTOFF: (0, R.ACC_WRITE_KEY, R.CUTOFF_STATE, "operate"),
+    CMD_CLOSE_CUTOFF: (0, R.ACC_WRITE_KEY, R.CUTOFF_STATE, "operate"),
+    CMD_RESET_ALARMS: (0, R.ACC_WRITE_KEY, R.EXT_STATUS, "reset"),
+    CMD_SYNC_CLOCK: (4, R.ACC_WRITE_KEY, R.CLOCK, "set_clock"),
+    CMD_FREEZE: (0, R.ACC_PLAIN, R.SYNC_MEASURANDS, "freeze"),
+    CMD_ACTIVATE_CONTRACT: (0, R.ACC_WRITE_KEY, R.CONTRACT_2, "activate"),
 }
 
 _MORE = const(0x80)
@@ -309,7 +312,7 @@ class TableService:
         return self._apply(crow, raw)
 
     def _apply(self, row, raw):
-        # a settings value through the model: checks, persistence, watchers
+        # a settings value through the model: its owner checks and takes it
         app = self.app
         if not self.model.check(row, raw, 0):
             raise Refused(A.NACK_BAD_VALUE, row[R.R_ID])
@@ -342,9 +345,7 @@ class TableService:
             raise Refused(A.NACK_BUSY, reg_id)
         if not tb.write(first, req, off + 4, count):
             raise Refused(A.NACK_NOT_STORED, reg_id)
-        meter = self.model.meter
-        if meter is not None:
-            meter.changed(reg_id)
+        self.model.owner(reg_id).written(reg_id)
         return self.app.ack(True)
 
     def _resettab(self, req, off, n, room, grant):
@@ -360,7 +361,7 @@ class TableService:
             if grant != R.ACC_WRITE_KEY:
                 raise Refused(A.NACK_ACCESS_DENIED, reg_id)
             if row[R.R_ENC] == R.ENC_TABLE:
-                if reg_id not in model.tables or model.meter is None:
+                if reg_id not in model.tables:
                     raise Refused(A.NACK_UNSUPPORTED, reg_id)
             elif row[R.R_WRITE] == R.ACC_NONE or reg_id not in R.DEFAULTS:
                 raise Refused(A.NACK_BAD_VALUE, reg_id)
@@ -370,7 +371,7 @@ class TableService:
             reg_id = _u16(req, p)
             row = R.BY_ID[reg_id]
             if row[R.R_ENC] == R.ENC_TABLE:
-                model.meter.reset_table(reg_id)
+                model.owner(reg_id).reset_table(reg_id)
                 continue
             d = R.DEFAULTS[reg_id]
             if isinstance(d, int):
@@ -383,12 +384,14 @@ class TableService:
     # ---- COMMAND, DATASPONT
     def _command(self, req, off, n, room, grant):
         app = self.app
-        meter = self.model.meter
         if n < 1:
             raise Refused(A.NACK_BAD_LENGTH)
         code = req[off]
         spec = COMMANDS.get(code)
-        if spec is None or meter is None:
+        if spec is None:
+            raise Refused(A.NACK_UNSUPPORTED)
+        run = getattr(self.model.owner(spec[2]), spec[3], None)
+        if run is None:
             raise Refused(A.NACK_UNSUPPORTED)
         if n != 1 + spec[0]:
             raise Refused(A.NACK_BAD_LENGTH)
@@ -401,32 +404,27 @@ class TableService:
                 raise Refused(A.NACK_BUSY)
             app.changed = True
         if code == CMD_CLOSE_BILLING:
-            meter.close_billing(M.BILL_COMMAND)
-        elif code == CMD_OPEN_CUTOFF:
-            meter.cutoff(True, M.WHY_COMMAND)
-        elif code == CMD_CLOSE_CUTOFF:
-            meter.cutoff(False, M.WHY_COMMAND)
-        elif code == CMD_RESET_ALARMS:
-            meter.reset_alarms()
+            run(BL.BILL_COMMAND)
+        elif code == CMD_OPEN_CUTOFF or code == CMD_CLOSE_CUTOFF:
+            run(code == CMD_OPEN_CUTOFF, CO.WHY_COMMAND)
         elif code == CMD_SYNC_CLOCK:
-            meter.set_clock(_u32(req, off + 1), M.CLOCK_SYNC)
-        elif code == CMD_FREEZE:
-            meter.freeze()
+            run(_u32(req, off + 1), TK.CLOCK_SYNC)
         elif code == CMD_ACTIVATE_CONTRACT:
-            if not meter.activate_contract():
+            if not run():
                 raise Refused(A.NACK_BAD_VALUE)
+        else:  # reset alarms, freeze
+            run()
         return self.app.ack(self.app.changed)
 
     def _dataspont(self, req, off, n, room, grant):
         app = self.app
-        meter = self.model.meter
+        ev = self.model.owner(R.EVENT_LOG)  # the event log
         if n != 4:
             raise Refused(A.NACK_BAD_LENGTH)
-        if meter is None:
+        if ev is None:
             raise Refused(A.NACK_UNSUPPORTED)
         if not self.model.may_read(R.BY_ID[R.EVENT_LOG], grant):
             raise Refused(A.NACK_ACCESS_DENIED, R.EVENT_LOG)
-        ev = meter.events
         ack = _u32(req, off)
         if ack != self.model.get(R.SPONT_ACK) and ack <= ev.ring.end:
             if not app.spend():  # moving the acknowledgement is a flash write

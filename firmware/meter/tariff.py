@@ -8,10 +8,14 @@
 #   holidays       year (0 = every year), month, day: the day uses the
 #                  contract's holiday day profile
 # Layouts: registers.LAYOUTS; rules and defaults: docs/data-model.md.
+# Tariffs is the engine that owns the contracts, their tables and the band.
 import struct
 
+from meter import billing as BL
+from meter import events as E
 from meter import registers as R
 from meter.compat import const
+from meter.engine import NEVER, Part, array
 
 _UNUSED = const(0xFFFF)
 DAY_PROFILES = const(8)
@@ -114,3 +118,86 @@ class Tariff:
 def contract_fields(raw):
     """(contract id, power limit W, tariff program, holiday day profile, activation)."""
     return struct.unpack(">IIHBI", raw)
+
+
+_NEXT = ((R.DAY_PROFILES_2, R.DAY_PROFILES_1), (R.WEEK_PROGRAMS_2, R.WEEK_PROGRAMS_1), (R.SEASONS_2, R.SEASONS_1))
+
+
+class Tariffs(Part):
+    """Contracts 1 and 2, their tables, the band and season in force."""
+
+    def __init__(self, meter):
+        Part.__init__(self, meter)
+        tb = self.tables = {}
+        for reg in (R.DAY_PROFILES_1, R.WEEK_PROGRAMS_1, R.SEASONS_1, R.DAY_PROFILES_2, R.WEEK_PROGRAMS_2,
+                    R.SEASONS_2, R.HOLIDAYS):
+            tb[reg] = array(meter.store, reg)
+        self.lookup = Tariff(meter.model, tb[R.DAY_PROFILES_1], tb[R.WEEK_PROGRAMS_1], tb[R.SEASONS_1],
+                             tb[R.HOLIDAYS])
+        self.band = 1
+        self.due = NEVER  # the next band change: switch point, local midnight or DST change
+        self.contract_due = NEVER  # the activation of contract 2
+        meter.model.register("tariffs", self)
+
+    def reg_get(self, reg):
+        if reg == R.CURRENT_BAND:
+            return self.band
+        if reg == R.CURRENT_SEASON:
+            return self.lookup.season
+        return self.model.stored(reg)
+
+    def reg_check(self, reg, raw):
+        return reg not in (R.CONTRACT_1, R.CONTRACT_2) or check_contract(raw, 0)
+
+    def status(self):
+        return 1 << R.SW_CONTRACT_PENDING if self.pending() else 0
+
+    def pending(self):
+        """The activation time of contract 2 (0: none scheduled)."""
+        return contract_fields(self.model.get(R.CONTRACT_2))[4]
+
+    def plan(self, t):
+        act = self.pending()
+        self.contract_due = max(act, t) if act else NEVER
+        self.update(t)
+
+    def update(self, t):
+        """The band in force at t, and when it may change next."""
+        lt = self.meter.clock.lt
+        local = lt.local(t)
+        self.band, mins = self.lookup.band(local)
+        nxt = lt.next_midnight(t)
+        if mins >= 0:
+            nxt = min(nxt, t - local[5] + 60 * mins)
+        dc = lt.next_change(t)
+        if dc is not None and dc < nxt:
+            nxt = dc
+        self.due = nxt
+        self.meter.refresh()
+
+    def switch(self, t):
+        """Contract 2 replaces contract 1 (at its activation time t)."""
+        m = self.model
+        c2 = bytearray(m.get(R.CONTRACT_2))
+        self.contract_due = NEVER
+        if not struct.unpack_from(">I", c2, 11)[0]:
+            return
+        struct.pack_into(">I", c2, 11, t)
+        tb = self.tables
+        for src, dst in _NEXT:
+            tb[dst].load(bytes(tb[src].data))
+            tb[src].reset()
+        m.set(R.CONTRACT_1, bytes(c2))
+        m.set(R.CONTRACT_2, bytes(15))
+        self.log(t, E.EV_CONTRACT, struct.unpack_from(">I", c2, 0)[0])
+        self.alarm(R.XS_CONTRACT_SWITCHED)
+        self.meter.billing.close(BL.BILL_CONTRACT, t)
+        self.update(t)
+
+    def activate(self):
+        """COMMAND 7: switch to contract 2 now; False if none is programmed."""
+        if not self.pending():
+            return False
+        self.switch(self.meter.now())
+        self.meter.refresh()
+        return True

@@ -310,7 +310,7 @@ def in_process_meter(aca, serial, clock, keys=None, seed=0):
         provision_store(store, *keys)
     now = lambda: int(clock.now())  # noqa: E731
     model = DataModel(serial, aca, firmware_id("in-process"), store, now)
-    Metering(model, store)  # the engines behind the registers and tables (model.meter)
+    Metering(model, store)  # the engines behind the registers and tables, registered on the model
     return MeterNode(aca, model, security_factory(aca, store, model, now), store=store, seed=seed)
 
 

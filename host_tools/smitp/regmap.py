@@ -4,8 +4,8 @@
     python -m smitp.regmap --write    rewrite it in docs/data-model.md (keeps each row's notes)
 
 tests/host/test_register_map.py checks the page against the table, so the two
-cannot drift: ids, names, sizes, encodings, units, access and persistence come
-from the code; the notes column is free text.
+cannot drift: ids, names, sizes, encodings, units, access, persistence and
+owners come from the code; the notes column (the last) is free text.
 """
 
 import os
@@ -71,8 +71,8 @@ ENCODINGS = {
     R.ENC_TABLE: "table",
 }
 ACCESS = {R.ACC_NONE: "never", R.ACC_PLAIN: "plain", R.ACC_READ_KEY: "read key", R.ACC_WRITE_KEY: "write key"}
-HEADER = ("| id | area | name | size | encoding | unit | read | write | persistent | notes |\n"
-          "|---|---|---|---|---|---|---|---|---|---|\n")
+HEADER = ("| id | area | name | size | encoding | unit | read | write | persistent | owner | notes |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|\n")
 
 
 def area_of(reg_id):
@@ -136,9 +136,10 @@ def render(notes=None):
     for row in sorted(R.TABLE, key=lambda r: r[R.R_ID]):
         reg_id = row[R.R_ID]
         note = auto_note(row) or notes.get(reg_id, "")  # layouts come from the code, other notes are kept
-        lines.append("| 0x%04X | %s | %s | %d | %s | %s | %s | %s | %s | %s |" % (
+        lines.append("| 0x%04X | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
             reg_id, area_of(reg_id) or "?", row[R.R_NAME], row[R.R_SIZE], ENCODINGS[row[R.R_ENC]], unit_text(row),
-            ACCESS[row[R.R_READ]], ACCESS[row[R.R_WRITE]], "yes" if row[R.R_PERSIST] else "no", note))
+            ACCESS[row[R.R_READ]], ACCESS[row[R.R_WRITE]], "yes" if row[R.R_PERSIST] else "no", row[R.R_OWNER],
+            note))
     return "\n".join(lines) + "\n"
 
 
@@ -165,7 +166,7 @@ def check(text):
         got = rows.get(reg_id)
         if got is None:
             problems.append("0x%04X %s: missing from docs/data-model.md" % (reg_id, cells[2]))
-        elif got[:9] != cells[:9] or (reg_id in R.LAYOUTS and got[9:] != cells[9:]):
+        elif got[:-1] != cells[:-1] or (reg_id in R.LAYOUTS and got[-1] != cells[-1]):
             problems.append("0x%04X: docs say %s, the code %s" % (reg_id, got, cells))
     for reg_id in rows:
         if reg_id not in want:
@@ -177,7 +178,7 @@ def write(path=DOC):
     text = open(path).read()
     notes = {}
     try:
-        notes = {i: c[9] for i, c in parse(text).items() if len(c) > 9 and c[9]}
+        notes = {i: c[-1] for i, c in parse(text).items() if len(c) > 9 and c[-1]}
     except ValueError:
         pass
     table = BEGIN + "\n" + render(notes) + END

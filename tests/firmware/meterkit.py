@@ -137,7 +137,7 @@ def _bound_boundaries(meter):
     second of the time it spans (+ 2: its first second, and one planned in
     the past). A tariff switch or billing date planned at the time it is
     handled would make advance() loop for ever."""
-    advance, boundary = meter.advance, meter._boundary
+    advance, boundary = meter.advance, meter.boundary
     left = [0]
 
     def bounded_advance(now_ms, s):
@@ -152,7 +152,7 @@ def _bound_boundaries(meter):
         boundary(t)
 
     meter.advance = bounded_advance
-    meter._boundary = bounded_boundary
+    meter.boundary = bounded_boundary
 
 
 def reboot(sim, off_s):

@@ -1,8 +1,8 @@
 # The engines' smaller rules, and the board feed of the firmware.
 import struct
 
+from meter import cutoff as CO
 from meter import events as E
-from meter import metering as M
 from meter import registers as R
 from meter.metering import BoardFeed, Sample
 from meterkit import DAY, HOUR, Sim, local_utc
@@ -70,11 +70,11 @@ def test_energy_survives_a_restart_with_its_rests():
     sim = Sim(watts=1)  # 3 W: a Wh every 20 minutes
     sim.run(300)
     sim.meter.save()
-    rests = list(sim.meter._rest)
+    rests = list(sim.meter.energy.rest)
     from meterkit import reboot
 
     again = reboot(sim, 0)
-    assert again.meter._rest == rests and again.reg(R.ENERGY_IMPORT) == sim.reg(R.ENERGY_IMPORT)
+    assert again.meter.energy.rest == rests and again.reg(R.ENERGY_IMPORT) == sim.reg(R.ENERGY_IMPORT)
     assert again.reg(R.POWER_UPS) == 2
 
 
@@ -99,7 +99,7 @@ def test_manual_reconnection_mode():
     sim.load(2100)  # 6.3 kW > 6 kW
     sim.run(10 * 60)
     opens = sim.events(E.EV_CUTOFF_OPEN)
-    assert len(opens) == 1 and opens[0][2] == M.WHY_LOAD and not sim.events(E.EV_CUTOFF_CLOSE)
+    assert len(opens) == 1 and opens[0][2] == CO.WHY_LOAD and not sim.events(E.EV_CUTOFF_CLOSE)
     assert sim.reg(R.LM_TRIPS) == 1
 
 
@@ -119,3 +119,21 @@ def test_local_time_register_and_season():
     lt = struct.unpack(R.LAYOUTS[R.LOCAL_TIME][0], sim.reg(R.LOCAL_TIME))
     assert lt == (2026, 7, 14, 12, 30, 0, 2, 1)
     assert sim.reg(R.CURRENT_SEASON) == 0
+
+
+def test_every_register_answered_by_the_owner_its_row_names():
+    from meter.display import Display
+
+    sim = Sim(keys=True)
+    Display(sim.model)
+    engines = {}
+    for row in R.TABLE:
+        name, reg = row[R.R_OWNER], row[R.R_ID]
+        owner = sim.model.owner(reg)
+        if name in ("model", "node"):  # kept by the data model; given by the node through provide()
+            assert owner is None, hex(reg)
+        else:
+            assert owner is not None and engines.setdefault(name, owner) is owner, hex(reg)
+    assert len(set(id(e) for e in engines.values())) == len(engines)  # one engine per owner name
+    assert sim.model.owner(R.CLOCK) is sim.meter.clock and sim.model.owner(R.POWER_UPS) is sim.meter
+

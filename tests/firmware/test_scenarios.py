@@ -3,8 +3,9 @@
 # READ, COMMAND) exactly as the concentrator sends them.
 import struct
 
+from meter import billing as BL
 from meter import events as E
-from meter import metering as M
+from meter import profiles as P
 from meter import registers as R
 from meter import tables as TB
 from meterkit import DAY, HOUR, Sim, local_utc, reboot
@@ -55,13 +56,13 @@ def test_simulated_week():
     times = [p[0] for p in profile]
     assert times == sorted(times) and times[0] == t0 + 900 and times[-1] == t0 + 7 * DAY
     by_time = {p[0]: p for p in profile}
-    assert by_time[local_utc(2026, 2, 27, 10, 15)][1] & M.PS_POWER
+    assert by_time[local_utc(2026, 2, 27, 10, 15)][1] & P.PS_POWER
     assert by_time[local_utc(2026, 2, 27, 10, 15)][2] == 3000 * 600 // 3600  # 10 of the 15 minutes
-    assert by_time[local_utc(2026, 2, 28, 14, 15)][1] & M.PS_VOLTAGE
-    assert by_time[local_utc(2026, 3, 2, 19, 45)][1] & M.PS_CUTOFF
-    assert by_time[local_utc(2026, 3, 3, 12, 45)][1] & M.PS_CLOCK
-    assert not by_time[local_utc(2026, 3, 3, 12, 15)][1] & M.PS_CLOCK  # a synchronisation only
-    assert by_time[local_utc(2026, 3, 4, 9, 30)][1] & (M.PS_POWER | M.PS_SHORT) == M.PS_POWER | M.PS_SHORT
+    assert by_time[local_utc(2026, 2, 28, 14, 15)][1] & P.PS_VOLTAGE
+    assert by_time[local_utc(2026, 3, 2, 19, 45)][1] & P.PS_CUTOFF
+    assert by_time[local_utc(2026, 3, 3, 12, 45)][1] & P.PS_CLOCK
+    assert not by_time[local_utc(2026, 3, 3, 12, 15)][1] & P.PS_CLOCK  # a synchronisation only
+    assert by_time[local_utc(2026, 3, 4, 9, 30)][1] & (P.PS_POWER | P.PS_SHORT) == P.PS_POWER | P.PS_SHORT
     assert by_time[local_utc(2026, 2, 28, 12)][2] == 750  # 3 kW for 15 minutes
 
     evs = sim.events()
@@ -78,11 +79,11 @@ def test_simulated_week():
     assert opens == [t_lm + 120, t_lm + 300, t_lm + 480, t_lm + 660]
     assert [e[2] for e in sim.events(E.EV_CLOCK_SYNC)] == [10]
     assert len(sim.events(E.EV_CLOCK_SET)) == 1
-    assert sim.events(E.EV_BILLING)[0][0:3] == (closure, E.EV_BILLING, M.BILL_PROGRAMMED)
+    assert sim.events(E.EV_BILLING)[0][0:3] == (closure, E.EV_BILLING, BL.BILL_PROGRAMMED)
     assert sim.reg(R.LM_TRIPS) == 4 and sim.reg(R.CUTOFF_OPERATIONS) == 8
 
     (bill,) = [sim.unpack(R.BILLING_DATA, r) for r in sim.records(R.BILLING_DATA)]
-    assert bill[0:3] == (closure, M.BILL_PROGRAMMED, at_closure)
+    assert bill[0:3] == (closure, BL.BILL_PROGRAMMED, at_closure)
     assert bill[2] == sum(bill[3:7])  # the bands add up to the total
     assert bill[10] == 3000 and bill[11] % 900 == 0  # the maximum demand of the period, at a period end
 
@@ -126,7 +127,7 @@ def test_simulated_year_across_dst_and_a_holiday():
     bills = [sim.unpack(R.BILLING_DATA, r) for r in sim.records(R.BILLING_DATA)]
     assert [b[0] for b in bills] == [local_utc(2026 + m // 12, m % 12 + 1, 1) for m in range(1, 13)]
     for b in bills:
-        assert b[1] == M.BILL_PROGRAMMED and b[2] == 3000 * (b[0] - t0) // 3600
+        assert b[1] == BL.BILL_PROGRAMMED and b[2] == 3000 * (b[0] - t0) // 3600
         assert b[2] == sum(b[3:7])
     lp = sim.meter.tables[R.LOAD_PROFILE]
     assert lp.end == 365 * 96 and 2754 <= len(lp) <= 3060

@@ -150,8 +150,9 @@ def test_failed_multi_register_write_leaves_every_register_as_it_was():
     def broken(raw):
         raise RuntimeError("flash driver")
 
-    sim.model.checks[R.READING_MODE] = lambda raw: True
-    sim.model.on_write(R.READING_MODE, broken)
+    owner = sim.model.owner(R.READING_MODE)
+    owner.reg_check = lambda reg, raw: True
+    owner.written = broken
     before = sim.node.stats["faults"]
     items = items[:-1] + b"\x01"
     req = S.seal_msg(Peer(sim).keys, sim.aca, S.auth_attr(A.WRITE_REQ), items, 1, S.ECC_ECB_WRITE, sim.now())

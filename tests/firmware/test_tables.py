@@ -3,13 +3,14 @@
 import struct
 
 from meter import attrs as A
+from meter import billing as BL
 from meter import events as E
 from meter import keychange as KC
 from meter import mac
-from meter import metering as M
 from meter import registers as R
 from meter import security as S
 from meter import tables as TB
+from meter import timekeeping as TK
 from meterkit import ACA, DAY, HOUR, K1, K2, Sim, local_utc
 
 WK, RK, PL = R.ACC_WRITE_KEY, R.ACC_READ_KEY, R.ACC_PLAIN
@@ -132,7 +133,7 @@ def test_contract_switch_at_its_date():
     assert struct.unpack(">IIHBI", sim.reg(R.CONTRACT_1)) == (77, 9000, 2, 0, when)
     assert sim.reg(R.CONTRACT_2) == bytes(15)
     (bill,) = sim.records(R.BILLING_DATA)
-    assert struct.unpack_from(">IB", bill, 0) == (when, M.BILL_CONTRACT)
+    assert struct.unpack_from(">IB", bill, 0) == (when, BL.BILL_CONTRACT)
     assert sim.events(E.EV_CONTRACT)[0][0:3] == (when, E.EV_CONTRACT, 77)
 
 
@@ -153,7 +154,7 @@ def test_commands_billing_cutoff_alarms_clock():
     t = sim.now()
     assert sim.command(TB.CMD_SYNC_CLOCK, struct.pack(">I", t - 5))[0] == A.ACK_A
     assert sim.now() == t - 5 and sim.reg(R.CLOCK) == t - 5
-    assert struct.unpack(">IIB", sim.reg(R.LAST_CLOCK_CHANGE)) == (t, t - 5, M.CLOCK_SYNC)
+    assert struct.unpack(">IIB", sim.reg(R.LAST_CLOCK_CHANGE)) == (t, t - 5, TK.CLOCK_SYNC)
     assert not sim.reg(R.STATUS_WORD) & (1 << R.SW_CLOCK_UNSET)
     nack(sim.command(TB.CMD_ACTIVATE_CONTRACT), A.NACK_BAD_VALUE)  # no contract 2
     sim.run(60)
