@@ -15,6 +15,7 @@ import sys
 import tempfile
 
 from meter.errors import SmitpError
+from smitp.errors import PeerError, UsageError
 
 U32 = (1 << 32) - 1  # record numbers, times (seconds since 1970)
 U64 = (1 << 64) - 1  # MON, LMON
@@ -341,7 +342,7 @@ def _concentrator(args):
 def _ecc(args, write):
     """ECC of an authenticated request (--encrypt), with the write key for
     writes and commands, the read key for reads."""
-    from smitp.secure import ecc_for
+    from smitp.client import ecc_for
 
     return ecc_for(args.encrypt, write)
 
@@ -356,7 +357,7 @@ def _registers_fit(regs, auth):
     """A READ.REQ of regs and its answer each fit one frame (LLC data)."""
     from meter import mac
     from meter import security as sec
-    from smitp.concentrator import register_size
+    from smitp.client import register_size
 
     extra = sec.AUTH_OVERHEAD if auth else 0
     longest = max(1 + 2 * len(regs), 1 + sum(register_size(r) for r in regs)) + extra
@@ -686,7 +687,7 @@ def cmd_deploy(args):
 
 
 # ---- the parser
-class UsageError(ValueError):
+class CommandLineError(UsageError):
     """A bad command line, as the parser found it."""
 
     def __init__(self, prog, message):
@@ -696,7 +697,7 @@ class UsageError(ValueError):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, reported by main() like every other error
-        raise UsageError(self.prog, message)
+        raise CommandLineError(self.prog, message)
 
 
 def build_parser():
@@ -717,7 +718,7 @@ def build_parser():
     sp.add_argument("--auth", action="store_true",
                     help="provision keys, read authenticated and encrypted (AES-CTR), then attack every meter (docs/security.md, section 9)")
 
-    from smitp.secure import ENCRYPT_CHOICES, ENCRYPT_HELP
+    from smitp.client import ENCRYPT_CHOICES, ENCRYPT_HELP
 
     def add_meter_service(name, fn, help_text):
         """A service of one meter: where it is and how to reach it."""
@@ -829,18 +830,14 @@ def build_parser():
 # ---- errors
 def _runtime_errors():
     """Failures of what a command talked to (exit 1), as opposed to bad input (exit 2)."""
-    from smitp.concentrator import ConcentratorError
     from smitp.demo import DemoError
     from smitp.deploy import DeployError
     from smitp.emulated_board import BoardError
-    from smitp.hhu import HhuError
     from smitp.image import ImageError
     from smitp.provision import ProvisionError
-    from smitp.secure import ExchangeError
     from smitp.serial_modem import ModemError
 
-    return (ConcentratorError, DemoError, DeployError, BoardError, HhuError, ImageError, ProvisionError, ModemError,
-            ExchangeError, TimeoutError)
+    return (PeerError, DemoError, DeployError, BoardError, ImageError, ProvisionError, ModemError, TimeoutError)
 
 
 def _one_line(text):
@@ -867,11 +864,11 @@ def main(argv=None):
         as_json = getattr(args, "json", False)
         if args.command is None:
             parser.print_usage(sys.stderr)
-            raise UsageError(prog, "give a command ('smitp --help' says what each does, "
-                                   "'smitp COMMAND --help' lists its options)")
+            raise CommandLineError(prog, "give a command ('smitp --help' says what each does, "
+                                         "'smitp COMMAND --help' lists its options)")
         prog = "%s %s" % (parser.prog, args.command)
         return args.fn(args)
-    except UsageError as e:
+    except CommandLineError as e:
         return _fail(e.prog, e, 2, as_json)
     except KeyboardInterrupt:
         return _fail(prog, "interrupted", 130, as_json)

@@ -9,6 +9,7 @@ from meter import llc, mac, st7580
 from meter import security as sec
 from meter.crypto import ecb_decrypt
 from meter.errors import DecodeError
+from smitp import client
 from smitp.values import register_name
 
 DSAP_NAMES = {llc.DSAP_APP: "application", llc.DSAP_NM: "network management",
@@ -102,16 +103,12 @@ def decode_al(apdu, ecc=0):
     if ecc:
         return [("AL", "ATTR %d %s, %d bytes protected (give the keys to open them)" % (attr, name, len(body)))]
     if attr == A.READ_REQ:
-        if len(body) % 2:
-            raise DecodeError("READ.REQ", "odd number of register id bytes")
-        regs = [int.from_bytes(body[i:i + 2], "big") for i in range(0, len(body), 2)]
-        what = ", ".join("0x%04X (%s)" % (r, register_name(r)) for r in regs)
+        what = ", ".join("0x%04X (%s)" % (r, register_name(r)) for r in client.read_ids(body))
         return [("AL", "ATTR %d %s: %s" % (attr, name, what))]
     if attr == A.NACK_A:
-        if len(body) < 1:
-            raise DecodeError("NACK", "no PAR1 code")
-        reg = " for register 0x%04X" % int.from_bytes(body[1:3], "big") if len(body) >= 3 else ""
-        return [("AL", "ATTR %d %s: code %d (%s)%s" % (attr, name, body[0], A.NACK_NAMES.get(body[0], "?"), reg))]
+        code, item = client.nack_fields(apdu)
+        reg = "" if item is None else " for register 0x%04X" % item
+        return [("AL", "ATTR %d %s: code %d (%s)%s" % (attr, name, code, A.NACK_NAMES.get(code, "?"), reg))]
     return [("AL", "ATTR %d %s%s" % (attr, name, ": " + body.hex().upper() if body else ""))]
 
 
@@ -122,7 +119,7 @@ def open_al(lsdu, ecc, aca, key, mon):
     decrypted. Other messages are verified with the exchange's MON (--mon)."""
     attr = lsdu[0]
     keys = sec.Keys(key, key)
-    if attr in (sec.ATTR_CHL_RESP, sec.ATTR_NACK_A_AUTH, sec.ATTR_NACK_B_AUTH):
+    if attr == sec.ATTR_CHL_RESP or attr in client.AUTH_NACKS:
         clear = 3 if attr == sec.ATTR_CHL_RESP else 2
         body = bytearray(lsdu[clear:])
         if len(body) != sec.AUTH_OVERHEAD:

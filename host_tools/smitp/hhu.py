@@ -6,7 +6,9 @@ messages (plain, or authenticated with the concentrator's key handling),
 through a real optical probe or an emulated board's optical pty (pyserial in
 both cases). The wire formats are the firmware's own (meter.iec62056,
 meter.modef): one definition on both sides; the mode C readout is also
-checked against an independent IEC 62056-21 client in the tests.
+checked against an independent IEC 62056-21 client in the tests. What the
+mode F requests and answers hold is smitp.client's, the rules of
+authenticated ones smitp.secure's: here, bytes out, bytes in, timeouts.
 """
 
 import contextlib
@@ -22,30 +24,16 @@ from meter import modef as F
 from meter import registers as R
 from meter import security as sec
 from meter import timers as T
-from meter.errors import SmitpError
-from smitp import secure
+from smitp import client, secure
 from smitp.aca import aca_text
+from smitp.errors import BadAnswer, Nack, NoAnswer, PeerError, UsageError  # noqa: F401 (Nack: part of the interface)
+from smitp.transport import Link, resend
 
 SIGN_ON_TIMEOUT_S = 2.0  # identification after the request (tr is at most 1.5 s)
 READOUT_TIMEOUT_S = 3.0  # the data message starts within tr (1.5 s) of the option select
 ANSWER_TIMEOUT_S = 2.0  # a mode F answer (the meter may write its flash first)
 SWITCH_GUARD_S = 0.2  # after the option select, before the first mode F frame (IEC minimum tr)
 RETRIES = 1  # a mode F request without answer is sent again, same bytes
-
-
-class HhuError(SmitpError):
-    pass
-
-
-class NoAnswer(HhuError):
-    pass
-
-
-class Nack(HhuError):
-    def __init__(self, code, item):
-        super().__init__("NACK %d (%s) for 0x%04X" % (code, A.NACK_NAMES.get(code, "?"), item))
-        self.code = code
-        self.item = item
 
 
 def _is_pty(path):
@@ -120,7 +108,7 @@ class Identification:
     def __init__(self, raw):
         text = raw.decode("ascii", "replace").strip()
         if len(text) < 5 or text[0] != "/":
-            raise HhuError("not an identification message: %r" % raw)
+            raise BadAnswer("not an identification message: %r" % raw)
         self.raw = raw
         self.manufacturer = text[1:4]
         self.baud_char = text[4]
@@ -190,12 +178,12 @@ class HandHeldUnit:
         ident = Identification(raw)
         self.ident = ident
         if ident.max_baud is None:
-            raise HhuError("the meter offers no rate change (mode A/B identification %r)" % raw)
+            raise PeerError("the meter offers no rate change (mode A/B identification %r)" % raw)
         z = ident.max_baud if baud is None else min(baud, ident.max_baud)
         self._step(1, 3, "identification %s" % ident.text)
         if mode == "F":
             if not ident.mode_f:
-                raise HhuError("the meter does not offer mode F")
+                raise PeerError("the meter does not offer mode F")
             line.write(bytes((I.ACK, I.MODE_F_PROTOCOL, 0x30 + z, I.MODE_F_MODE, I.CR, I.LF)))
             line.set_line(I.BAUDS[z], False)
             time.sleep(SWITCH_GUARD_S)
@@ -228,7 +216,7 @@ class HandHeldUnit:
         if msg is None:
             raise NoAnswer("no data message after the option select")
         if I.bcc(msg, 1, len(msg) - 1) != msg[-1]:
-            raise HhuError("data message with a bad BCC")
+            raise BadAnswer("data message with a bad BCC")
         self._step(3, 3, "readout")
         values = []
         body = msg[1:-2].decode("ascii", "replace")
@@ -249,15 +237,12 @@ class HandHeldUnit:
         accept(LLC data, ECC): is this answer ours? (else a late one: dropped)"""
         n = F.encode(self._out, dsap, ecc, lsdu, from_meter=False)
         frame = bytes(self._out[:n])
-        for attempt in range(RETRIES + 1 if tries is None else tries):
-            if attempt:
-                self.stats["retries"] += 1
-            self.line.write(frame)
-            answer = self._answer(dsap, accept)
-            if answer is not None:
-                self.stats["frames"] += 1
-                return answer
-        raise NoAnswer("no mode F answer (the session may have ended or the port locked)")
+        answer = resend(lambda: self.line.write(frame), lambda: self._answer(dsap, accept),
+                        RETRIES + 1 if tries is None else tries, self.stats)
+        if answer is None:
+            raise NoAnswer("no mode F answer (the session may have ended or the port locked)")
+        self.stats["frames"] += 1
+        return answer
 
     def _answer(self, dsap, accept=None):
         r = self._reader
@@ -278,77 +263,52 @@ class HandHeldUnit:
 
     def meter_aca(self):
         if self.aca is None:
-            ans = self._plain(1, bytes((A.READ_REQ,)) + R.ACA.to_bytes(2, "big"))
-            if ans[0] != A.READ_RESP or len(ans) != 7:
-                raise HhuError("unexpected answer to the ACA read: %s" % ans.hex())
-            self.aca = ans[1:7]
+            self.aca = self._call(client.read([R.ACA]))[R.ACA]
         return self.aca
-
-    def _plain(self, dsap, lsdu):
-        _ecc, ans = self.exchange(dsap, 0, lsdu)
-        _raise_nack(ans)
-        return ans
 
     def _security(self, dsap=1):
         """The meter's session and a link on `dsap`, under the rules of smitp.secure."""
         if self.keyring is None:
-            raise HhuError("authenticated requests need --keys FILE")
+            raise UsageError("authenticated requests need --keys FILE")
         aca = self.meter_aca()
         if aca not in self.keyring:
-            raise HhuError("the key file has no entry for meter %s" % aca_text(aca))
+            raise UsageError("the key file has no entry for meter %s" % aca_text(aca))
         meter = self.keyring[aca]
         if not self._synced:  # learn the LMON without a failed attempt: the lockout counts those
-            secure.counted(self.stats, meter, secure.sync, _OpticalLink(self, 1))
+            _OpticalLink(self, 1).secured(meter, secure.sync)
             self._synced = True
         return meter, _OpticalLink(self, dsap)
 
-    def secure_request(self, dsap, attr, apdu, ecc):
-        """The authenticated variant of attr with apdu; the verified (ATTR, DATA)."""
-        meter, link = self._security(dsap)
-        attr_plain, data = secure.counted(self.stats, meter, secure.exchange, link, attr, apdu, ecc, sec.LSDU_MAX)
-        if attr_plain == A.NACK_A:
-            raise Nack(data[0] if data else 0, 0)
-        return attr_plain, data
+    def _call(self, op, auth=False, ecc=None, dsap=1):
+        # op (a smitp.client request or procedure) on `dsap`, plain or authenticated
+        meter, link = self._security(dsap) if auth else (None, _OpticalLink(self, dsap))
+        return link.call(op, meter, ecc)
 
     def change_keys(self, k1, k2):
         """The key change procedure (smitp.secure.change_keys) through the application DSAP;
         afterwards the session uses the new pair. Returns how it went (a short text)."""
         meter, link = self._security(1)
-        return secure.counted(self.stats, meter, secure.change_keys, link, k1, k2)
-
-    def _service(self, dsap, attr, apdu, auth, ecc):
-        if auth:
-            attr_plain, data = self.secure_request(dsap, attr, apdu, ecc)
-            return bytes((attr_plain,)) + data
-        return self._plain(dsap, bytes((attr,)) + apdu)
+        return link.secured(meter, secure.change_keys, k1, k2)
 
     def read(self, regs, auth=False, ecc=sec.ECC_CTR_READ, dsap=1, sizes=None):
         """READ.REQ of registers (mode F), one request per register, with
-        progress; returns {id: raw bytes}."""
+        progress; returns {id: raw bytes}. sizes: theirs (items of DSAP 0x03)."""
         out = {}
         for i, r in enumerate(regs):
             self._step(i, len(regs), "register 0x%04X" % r)
-            ans = self._service(dsap, A.READ_REQ, r.to_bytes(2, "big"), auth, ecc)
-            if ans[0] != A.READ_RESP:
-                raise HhuError("unexpected answer %s" % ans.hex())
-            size = sizes[i] if sizes else _size(r)
-            if size is not None and len(ans) != 1 + size:
-                raise HhuError("register 0x%04X: %d bytes, expected %d" % (r, len(ans) - 1, size))
-            out[r] = ans[1:]
+            out.update(self._call(client.read([r], None if sizes is None else [sizes[i]]), auth, ecc, dsap))
         self._step(len(regs), len(regs), "done")
         return out
 
     def write(self, values, auth=False, ecc=sec.ECC_ECB_WRITE, dsap=1):
-        """WRITE.REQ of {id: raw bytes}; returns on ACK, raises Nack. Authenticated: AES-ECB
-        with the write key by default, the only way the meter's policy lets it through."""
-        body = b"".join(r.to_bytes(2, "big") + bytes(v) for r, v in values.items())
-        ans = self._service(dsap, A.WRITE_REQ, body, auth, ecc)
-        if ans[:1] != bytes((A.ACK_A,)):
-            raise HhuError("unexpected answer %s" % ans.hex())
+        """WRITE.REQ of {id: raw bytes} (registers; on DSAP 0x03 its items); returns on ACK,
+        raises Nack. Authenticated: AES-ECB with the write key by default, the only way the
+        meter's policy lets it through."""
+        self._call(client.write(values, sized=dsap == 1), auth, ecc, dsap)
 
     def command(self, apdu, auth=False, ecc=sec.ECC_ECB_WRITE):
         """COMMAND (ATTR 18) with the APDU given; returns the answer's LLC data."""
-        return self._service(1, A.COMMAND, apdu, auth, ecc)
+        return self._call(client.service(A.COMMAND, apdu), auth, ecc)
 
     def provision(self, k1=None, k2=None, max_baud=None, address=None):
         """Local provisioning: new keys by the key change procedure (as over the PLC), the
@@ -360,35 +320,24 @@ class HandHeldUnit:
         if address is not None:
             raw = address.encode("ascii")
             if len(raw) > 16:
-                raise HhuError("the device address has at most 16 characters")
+                raise UsageError("the device address has at most 16 characters")
             values[F.ITEM_OPT_ADDRESS] = raw + bytes(16 - len(raw))
         if not values and k1 is None:
-            raise HhuError("nothing to provision")
+            raise UsageError("nothing to provision")
         if values:
             self.write(values, auth=True, dsap=3)
         return None if k1 is None else self.change_keys(k1, k2)
 
 
-class _OpticalLink(secure.Link):
-    """smitp.secure's transport: mode F frames on one DSAP."""
-
-    NoAnswer = NoAnswer
+class _OpticalLink(Link):
+    """The transport: mode F frames on one DSAP."""
 
     def __init__(self, unit, dsap):
+        super().__init__(unit.stats)
         self.unit, self.dsap = unit, dsap
 
     def exchange(self, lsdu, ecc, answer_len, tries=None, accept=None):
         return self.unit.exchange(self.dsap, ecc, lsdu, tries, accept)
-
-
-def _size(reg_id):
-    row = R.lookup(reg_id)
-    return row[R.R_SIZE] if row else None
-
-
-def _raise_nack(ans):
-    if ans and ans[0] == A.NACK_A:
-        raise Nack(ans[1] if len(ans) > 1 else 0, int.from_bytes(ans[2:4], "big") if len(ans) >= 4 else 0)
 
 
 @contextlib.contextmanager
@@ -408,7 +357,7 @@ EMULATED_ACA = "A8040A1E8901"
 def emulated_meter(workdir, aca=EMULATED_ACA, serial="EMU-0001", keys=None, boot_timeout=15.0):
     """An emulated board (real MicroPython) whose optical port is ready; keys
     (k1, k2) are provisioned into its flash first. Yields the EmulatedBoard."""
-    from smitp.emulated_board import EmulatedBoard
+    from smitp.emulated_board import BoardError, EmulatedBoard
     from smitp.provision import provision_image
 
     board = EmulatedBoard("hhu-meter", aca, serial, workdir)
@@ -419,7 +368,7 @@ def emulated_meter(workdir, aca=EMULATED_ACA, serial="EMU-0001", keys=None, boot
         end = time.monotonic() + boot_timeout
         while "optical ready" not in board.log_text():
             if not board.alive() or time.monotonic() > end:
-                raise HhuError("the emulated board did not start: %s" % board.log_text()[-300:])
+                raise BoardError("the emulated board did not start: %s" % board.log_text()[-300:])
             time.sleep(0.05)
         yield board
     finally:
@@ -466,8 +415,8 @@ def add_arguments(sp):
     p.add_argument("--data", default="", help="the command's APDU after the ATTR, in hex")
     p.add_argument("--auth", action="store_true", help="authenticated, with the write key (needs --keys)")
     for name in ("read", "write", "command"):
-        sub.choices[name].add_argument("--encrypt", choices=secure.ENCRYPT_CHOICES, default="auto",
-                                       help=secure.ENCRYPT_HELP)
+        sub.choices[name].add_argument("--encrypt", choices=client.ENCRYPT_CHOICES, default="auto",
+                                       help=client.ENCRYPT_HELP)
     sub.choices["write"].add_argument("--value", required=True, help="value: integer, text or hex")
     p = action("provision", "local provisioning in mode F: new keys (the key change procedure) and optical "
                             "port parameters, authenticated with the current keys of --keys")
@@ -539,7 +488,7 @@ def _run(args, progress, ring, raw_keys):
 
     action = args.action or "info"
     z = None if args.baud is None else I.BAUDS.index(args.baud)
-    ecc_of = lambda write: secure.ecc_for(getattr(args, "encrypt", "auto"), write)  # noqa: E731
+    ecc_of = lambda write: client.ecc_for(getattr(args, "encrypt", "auto"), write)  # noqa: E731
     with _line_for(args, raw_keys) as line:
         unit = HandHeldUnit(line, ring, progress)
         if action == "readout":

@@ -12,16 +12,16 @@ runs, and CTR would reuse its keystream), hence the rules:
   LMON that tells what became of it. Until then every retry, and the next request, first sends
   its very bytes again (the meter answers a byte-identical repeat of its last accepted request
   from its cache);
-- verified LMON >= its MON: the meter used that MON. A request without effect (RERUNNABLE) is
-  sealed again under the new LMON; one with effect is sent once more for the cached answer,
-  else reported as OutcomeUnknown, never sealed again;
+- verified LMON >= its MON: the meter used that MON. A request without effect
+  (client.RERUNNABLE) is sealed again under the new LMON; one with effect is sent once more
+  for the cached answer, else reported as OutcomeUnknown, never sealed again;
 - verified LMON = its MON - 1: the meter never took it; the same bytes go again;
 - nothing is ever sealed under a MON at or below the highest one sealed so far (LmonBehind).
-`exchange`, `sync` and `change_keys` apply them over a Link: the concentrator's PLC port and
-the hand-held unit's optical port share this one implementation.
+`exchange`, `sync` and `change_keys` apply them over a link (smitp.transport.Link): the
+concentrator's PLC port and the hand-held unit's optical port share this one implementation.
 
-The codec is the firmware's own (meter.security): one definition of the layout on both sides.
-Key bytes never appear in a repr or an error message.
+The codecs are the firmware's own (meter.security) and smitp.client's requests: one definition
+of the layout on both sides. Key bytes never appear in a repr or an error message.
 """
 
 import hashlib
@@ -35,32 +35,25 @@ from meter import security as sec
 from meter.security import Keys
 
 from meter.errors import DecodeError, SmitpError
+from smitp import client
 from smitp.aca import aca_text, parse_aca
+from smitp.errors import Nack, PeerError, UsageError
 
 _LMON_MAX = (1 << 64) - 1
 ATTEMPTS = 3  # verified NACK-10s one request may meet before the exchange gives up
 CHALLENGE_TRIES = 3
 BACKOFF_S = 2.5  # a meter answers about one CHL.RESP or NACK-10 per 2 s once its burst is spent
-CHL_RESP_LEN = 1 + sec.CHL_T_LEN + sec.AUTH_OVERHEAD
-# Services that change nothing, or name a state (DATASPONT acknowledges up to a record number):
-# running one twice is harmless. Every other service has an effect.
-RERUNNABLE = frozenset((A.READ_REQ, A.READTAB_REQ, A.READTAB_SEL_REQ, A.BUFF_SELECT_REQ, A.GETTAB_REQ,
-                        A.DATASPONT))
-ENCRYPT_CHOICES = ("auto", "ecb", "ctr", "none")  # --encrypt of the CLI, ecc_for()
-ENCRYPT_HELP = ("with --auth: auto (default: AES-ECB for writes and commands, AES-CTR for reads), ecb, ctr, or "
-                "none (authenticated only); the meter refuses writes that are not ECB")
-_NACKS = (sec.ATTR_NACK_A_AUTH, sec.ATTR_NACK_B_AUTH)
 
 
-class SecureError(SmitpError):
-    pass
+class SecureError(UsageError):
+    """Bad keys, a bad key file, or a session used against its rules."""
 
 
-class ExchangeError(SecureError):
+class ExchangeError(PeerError):
     """What an exchange with a meter ended in (as opposed to bad keys or a bad key file)."""
 
 
-class LmonMismatch(SecureError):
+class LmonMismatch(PeerError):
     """A verified NACK-10; its LMON is ours now. If `pending` is still set, send it again as it
     is; else protect the request again."""
 
@@ -126,30 +119,6 @@ def _digest(attr, apdu, ecc):
     return hashlib.sha256(bytes((attr, ecc)) + bytes(apdu)).hexdigest()[:32]
 
 
-def sealed_len(n, ecc):
-    """Length on air of ATTR | DATA (n bytes) once authenticated with ecc (ECB pads DATA)."""
-    if sec.ecc_mode(ecc) == sec.MODE_ECB:
-        return 1 + sec.ecb_padded_len(n - 1) + sec.AUTH_OVERHEAD
-    return n + sec.AUTH_OVERHEAD
-
-
-def max_data(ecc):
-    """The longest DATA an authenticated request with ecc carries."""
-    room = sec.LSDU_MAX - 1 - sec.AUTH_OVERHEAD
-    if sec.ecc_mode(ecc) == sec.MODE_ECB:
-        return room // 16 * 16 - 1  # at least one pad byte
-    return room
-
-
-def ecc_for(encrypt, write):
-    """The ECC of --encrypt (ENCRYPT_CHOICES) for a request with effect (`write`: the write key)
-    or a read (the read key). "auto": ECB for writes, the only ones the meter's policy lets
-    change anything, CTR for reads."""
-    mode = {"ecb": sec.MODE_ECB, "ctr": sec.MODE_CTR, "none": sec.MODE_NONE}.get(
-        encrypt, sec.MODE_ECB if write else sec.MODE_CTR)
-    return sec.make_ecc(mode, sec.KEY_WRITE if write else sec.KEY_READ)
-
-
 class _Sent:
     """A sealed request until it is settled. keys: the pair that sealed it; new_keys: that pair
     is a key change's (its activate), then keys is None when restored from a file, until the key
@@ -162,7 +131,7 @@ class _Sent:
 
     @property
     def effect(self):
-        return self.attr not in RERUNNABLE
+        return self.attr not in client.RERUNNABLE
 
 
 class MeterSecurity:
@@ -227,16 +196,11 @@ class MeterSecurity:
         if self.cmon <= self.sealed:
             raise LmonBehind(self.aca, self.lmon, self.sealed)
         n = 1 + len(apdu)
-        if sealed_len(n, ecc) > sec.LSDU_MAX:
+        if client.sealed_len(n, ecc) > sec.LSDU_MAX:
             raise SecureError("a request of %d bytes does not fit an authenticated LSDU with ECC %d" % (n, ecc))
         keys = keys or self._keys
-        buf = bytearray(sec.LSDU_MAX)
-        buf[0] = sec.auth_attr(attr_plain)
-        buf[1:n] = apdu
-        if sec.ecc_mode(ecc) == sec.MODE_ECB:
-            n = sec.ecb_pad(buf, n)
         mon = self.cmon
-        lsdu = bytes(buf[:sec.seal_into(keys, self.aca, buf, n, mon, ecc, datetime)])
+        lsdu = sec.seal_msg(keys, self.aca, sec.auth_attr(attr_plain), apdu, mon, ecc, datetime)
         self.sealed = mon
         self._sent = _Sent(lsdu, mon, ecc, _digest(attr_plain, apdu, ecc), answer_len, keys, keys is not self._keys)
         self.stats["protected"] += 1
@@ -255,15 +219,13 @@ class MeterSecurity:
         attr = lsdu[0] if lsdu else 0
         if not sec.is_authenticated(attr) or attr == sec.ATTR_CHL_RESP:
             raise SecureError("answer ATTR %d is not an authenticated answer" % attr)
-        if attr in _NACKS and len(lsdu) > 1 and lsdu[1] == sec.NACK_AUTH:
+        if client.is_nack10(lsdu):
             raise LmonMismatch(self.aca, self.resync_from(lsdu))
-        if attr in _NACKS:  # a service refusal: PAR1 under the meter's read key, no padding
+        if attr in client.AUTH_NACKS:  # a service refusal: PAR1 under the meter's read key, no padding
             data, keys = self._open(lsdu, p.mon, sec.ECC_CHALLENGE if ecc is None else ecc, sec.etm(p.lsdu))
         else:
             ecc = p.ecc if ecc is None else ecc
             data, keys = self._open(lsdu, p.mon, ecc, None, (p.keys,))
-            if sec.ecc_mode(ecc) == sec.MODE_ECB:
-                data = data[:sec.ecb_unpad(bytearray(bytes((attr,)) + data), 1 + len(data)) - 1]
         if keys is self._next:
             self._switch()
         self._sent = None
@@ -281,7 +243,7 @@ class MeterSecurity:
         """
         p = self._need_sent()
         lsdu = bytes(lsdu)
-        if len(lsdu) < 2 or lsdu[0] not in _NACKS or lsdu[1] != sec.NACK_AUTH:
+        if not client.is_nack10(lsdu):
             raise SecureError("not an authenticated NACK with PAR1 10")
         lmon, keys = self._open(lsdu, None, sec.ECC_CHALLENGE, sec.etm(p.lsdu))
         self.stats["resyncs"] += 1
@@ -342,7 +304,7 @@ class MeterSecurity:
                 self._open(lsdu, None, sec.ECC_CHALLENGE, self._nonce, count=False)
             elif p is None or not sec.is_authenticated(lsdu[0]):
                 return False
-            elif lsdu[0] in _NACKS:
+            elif lsdu[0] in client.AUTH_NACKS:
                 mon = None if len(lsdu) > 1 and lsdu[1] == sec.NACK_AUTH else p.mon
                 self._open(lsdu, mon, sec.ECC_CHALLENGE, sec.etm(p.lsdu), count=False)
             else:
@@ -368,13 +330,17 @@ class MeterSecurity:
         return self._sent
 
     def _open(self, lsdu, mon, ecc, covered, keysets=None, count=True):
-        # (DATA or carried LMON, the pair that verified it). NACK-10 and CHL.RESP come under the
-        # meter's read key, which a key change may have replaced: every pair we know is tried.
+        # (DATA or carried LMON, the pair that verified it); covered None: an ordinary message,
+        # its ECB padding taken off. NACK-10 and CHL.RESP come under the meter's read key, which
+        # a key change may have replaced: every pair we know is tried.
         if keysets is None:
             keysets = [k for k in (self._keys, self._next) if k is not None]
         for keys in keysets:
             try:
-                data, trailer = sec.open_(keys, self.aca, lsdu, mon, ecc, covered)
+                if covered is None:
+                    data, trailer = sec.open_msg(keys, self.aca, lsdu, mon, ecc)
+                else:
+                    data, trailer = sec.open_(keys, self.aca, lsdu, mon, ecc, covered)
             except sec.AuthError as e:
                 err = e
                 continue
@@ -432,22 +398,7 @@ def _lost(aca, p, lmon):
             % (aca_text(aca), p.mon, lmon, _name(p.attr)))
 
 
-# ---- the rules over a transport ------------------------------------------------------------
-class Link:
-    """A transport to one meter. exchange(lsdu, ecc, answer_len, tries=None, accept=None) ->
-    (answer ECC, answer LSDU): sends the same bytes `tries` times at most (None: its default)
-    while no answer comes that accept(LSDU, ECC) takes (others are late answers to something
-    else, dropped), then raises NoAnswer; pause(s) lets s seconds pass."""
-
-    NoAnswer = SecureError
-
-    def exchange(self, lsdu, ecc, answer_len, tries=None, accept=None):
-        raise NotImplementedError
-
-    def pause(self, seconds):
-        time.sleep(seconds)
-
-
+# ---- the rules over a link (smitp.transport.Link) ------------------------------------------
 def counted(stats, meter, run, *args):
     """run(meter, *args), adding the NACK-10 resynchronisations it met to stats["resyncs"]."""
     before = meter.stats["resyncs"]
@@ -478,9 +429,9 @@ def exchange(meter, link, attr, apdu, ecc, answer_max, keys=None):
         return _settle(meter, link, apdu)
     if meter.pending is not None:
         _settle(meter, link, None)  # the earlier request first, as it went
-    if attr not in RERUNNABLE and not meter.synced:
+    if attr not in client.RERUNNABLE and not meter.synced:
         sync(meter, link)  # else a stale LMON would pass for an answer lost
-    answer_len = min(sec.LSDU_MAX, sealed_len(answer_max, ecc))
+    answer_len = min(sec.LSDU_MAX, client.sealed_len(answer_max, ecc))
     meter.protect(attr, apdu, ecc, int(time.time()), answer_len, keys)
     return _settle(meter, link, apdu)
 
@@ -522,17 +473,17 @@ def sync(meter, link):
     """CHL.REQ until a CHL.RESP verifies; returns the meter's LMON, adopted by the rules. Silence
     may be the meter's rate limit: back off before trying again (the same N, so that a late
     CHL.RESP still verifies)."""
-    req = bytes((A.CHL_REQ,)) + meter.challenge()
+    req = client.challenge(meter)
     meter.unverified = 0
     for i in range(CHALLENGE_TRIES):
         if i:
             link.pause(BACKOFF_S)
         try:
-            _ecc, ans = link.exchange(req, 0, CHL_RESP_LEN, tries=1, accept=meter.answers)
+            _ecc, ans = link.exchange(req.lsdu, 0, req.answer_max(False), tries=1, accept=meter.answers)
         except link.NoAnswer:
             continue
         _plain_nack(meter, ans)
-        return meter.accept_challenge(ans)
+        return req.parse(ans)
     _unverified(meter)
     raise link.NoAnswer("meter %s: no CHL.RESP to %d challenges" % (aca_text(meter.aca), CHALLENGE_TRIES))
 
@@ -551,23 +502,22 @@ def change_keys(meter, link, k1, k2):
     sync(meter, link)  # which pair the meter uses, and a fresh LMON for the stage
     if not meter.changing:
         return "already in force"
-    _acked(meter, exchange(meter, link, A.KEY_CHANGE, KC.stage_data(meter._keys.write, k1, k2),
-                           sec.ECC_ECB_WRITE, 1), "stage")
+    _key_change(meter, link, client.key_change_stage(meter._keys.write, k1, k2), "stage")
     try:
-        _acked(meter, exchange(meter, link, A.KEY_CHANGE, KC.activate_data(k1, k2), sec.ECC_ECB_WRITE, 1,
-                               meter._next), "activate")
+        _key_change(meter, link, client.key_change_activate(k1, k2), "activate", meter._next)
         return "activated"
     except (link.NoAnswer, OutcomeUnknown):
         return _settle_activate(meter, link)
 
 
-def _acked(meter, answer, step):
-    attr, data = answer
-    if attr != A.ACK_A:
-        code = data[0] if attr == A.NACK_A and data else -1
-        raise KeyChangeError("meter %s refused the key change's %s: %s"
-                             % (aca_text(meter.aca), step, "NACK %d (%s)" % (code, A.NACK_NAMES.get(code, "?"))
-                                if code >= 0 else "answer %s" % _name(attr)))
+def _key_change(meter, link, req, step, keys=None):
+    # A step of the key change, ACKed; keys: the new pair for the activate.
+    attr, data = exchange(meter, link, req.attr, req.data, sec.ECC_ECB_WRITE, req.answer_max(True), keys)
+    try:
+        req.parse(bytes((attr,)) + data)
+    except (Nack, DecodeError) as e:
+        why = str(e) if isinstance(e, Nack) else "answer %s" % _name(attr)
+        raise KeyChangeError("meter %s refused the key change's %s: %s" % (aca_text(meter.aca), step, why)) from None
 
 
 def _settle_activate(meter, link):

@@ -5,8 +5,9 @@ import pytest
 
 from meter import registers as R
 from smitp import topology
-from smitp.concentrator import Concentrator, Nack, parse_aca
+from smitp.concentrator import Concentrator, parse_aca
 from smitp.demo import wait_until_ready
+from smitp.errors import Nack
 from smitp.network import neighbourhood
 from smitp.secure import KeyRing, LmonBehind
 

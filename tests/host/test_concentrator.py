@@ -7,8 +7,9 @@ import pytest
 
 from meter import registers as R
 from smitp import topology
-from smitp.concentrator import Concentrator, Nack, NoAnswer, parse_aca, response_timeout
+from smitp.concentrator import Concentrator, parse_aca, response_timeout
 from smitp.demo import read_meters
+from smitp.errors import Nack, NoAnswer
 from smitp.network import neighbourhood
 
 M1, M2, M3 = (parse_aca(a) for a in ("A8040A1E8901", "A8040A1E8902", "A8040A1E8903"))

@@ -15,9 +15,10 @@ from meter import security as sec
 from meter import tables as TB
 from meter.lmon import LMON_MAX
 from smitp import secure, topology
-from smitp.concentrator import Concentrator, Nack, NoAnswer, parse_aca
+from smitp.concentrator import Concentrator, parse_aca
+from smitp.errors import Nack, NoAnswer
 from smitp.network import neighbourhood
-from smitp.secure import KeyRing, MeterSecurity, OutcomeUnknown, Refused, SecureError
+from smitp.secure import ExchangeError, KeyRing, MeterSecurity, OutcomeUnknown, Refused, SecureError
 
 M1 = parse_aca("A8040A1E8901")
 K1, K2 = bytes([1]) * 16, bytes([0x81]) * 16
@@ -142,7 +143,7 @@ def test_one_request_per_mon_whatever_the_line_does():
                 commands += 1
                 conc.command(M1, TB.CMD_CLOSE_BILLING, auth=True)
                 acked += 1
-        except (NoAnswer, OutcomeUnknown, SecureError, sec.AuthError):
+        except (NoAnswer, ExchangeError, SecureError, sec.AuthError):
             pass
     wire.script = []
     by_mon = requests_by_mon(wire)
@@ -292,7 +293,7 @@ def test_key_change_refused_when_the_activate_never_takes_effect():
     _net, conc, wire = feeder()
     # the activate altered on the way each time: the meter refuses it (NACK-10, LMON = its MON - 1)
     wire.script = ["ok", "ok"] + ["tamper"] * 3 + ["ok"]
-    with pytest.raises(SecureError):
+    with pytest.raises(ExchangeError):
         conc.change_keys(M1, N1, N2)
     assert key_changes(conc) == 0 and conc.keyring[M1].changing
     assert conc.change_keys(M1, N1, N2) == "activated"  # again: the same activate goes first

@@ -114,7 +114,7 @@ def test_local_provisioning_of_keys_and_optical_parameters_survives_a_power_cut(
     unit.sign_on("F")
     new_k1, new_k2 = os.urandom(16), os.urandom(16)
     with pytest.raises(hhu.Nack):  # DSAP 0x03 answers nothing plain
-        unit._plain(3, bytes((A.WRITE_REQ, 0, F.ITEM_OPT_BAUD, 3)))
+        unit.write({F.ITEM_OPT_BAUD: b"\x03"}, dsap=3)
     assert unit.provision(new_k1, new_k2, max_baud=3, address="OPT1") == "activated"  # the key change procedure
     assert unit.read([R.KEY_CHANGES])[R.KEY_CHANGES] == b"\x00\x01"
     assert unit.read([R.LMON], auth=True)[R.LMON]  # the session uses the new pair at once

@@ -12,8 +12,11 @@ from meter import keychange as KC
 from meter import security as sec
 from meter.lmon import KeyStore, LmonCounter, ResponseCache
 from meter.storage import Store
-from smitp import secure
-from smitp.secure import KeyRing, LmonBehind, LmonMismatch, MeterSecurity, OutcomeUnknown, SecureError
+from smitp import client, secure
+from smitp.secure import (ExchangeError, KeyRing, LmonBehind, LmonMismatch, MeterSecurity, OutcomeUnknown,
+                          SecureError)
+from smitp.errors import NoAnswer
+from smitp.transport import Link
 
 K1 = bytes(range(16))
 K2 = bytes.fromhex("AA55" * 8)
@@ -364,11 +367,11 @@ WRITE = A.WRITE_REQ
 CLOSE = bytes((1,))  # any COMMAND APDU: the miniature meter only counts it
 
 
-class Silent(SecureError):
+class Silent(NoAnswer):
     pass
 
 
-class Line(secure.Link):
+class Line(Link):
     """A link to the miniature meter with a script, one step per sending: "ok", "drop" (the
     answer is jammed), "tamper" (an attacker alters the request, keeping its last 8 bytes, so
     that the meter's NACK-10 still verifies), "lost" (the request never arrives)."""
@@ -436,16 +439,10 @@ def test_ecb_requests_and_answers_are_padded():
     lsdu, ecc = line.sent[-1]
     assert ecc == 6 and len(lsdu) == 1 + 32 + 16  # 18 bytes of DATA padded to 32
     assert secure.exchange(s, line, READ, b"\x00\x3f", sec.ECC_ECB_READ, 9)[1] == b"\x00\x3f" + bytes(6)
-    assert secure.sealed_len(1, 6) == 33 and secure.max_data(6) == 95 and secure.max_data(5) == 111
+    assert client.sealed_len(1, 6) == 33 and client.max_data(6) == 95 and client.max_data(5) == 111
     with pytest.raises(SecureError):
         s.protect(WRITE, bytes(96), sec.ECC_ECB_WRITE, DT)  # 96 bytes need 112 padded: too long
     assert s.pending is None
-
-
-def test_effect_requests_default_to_ecb_and_reads_to_ctr():
-    assert secure.ecc_for("auto", True) == sec.ECC_ECB_WRITE and secure.ecc_for("auto", False) == sec.ECC_CTR_READ
-    assert secure.ecc_for("ctr", True) == sec.ECC_CTR_WRITE and secure.ecc_for("none", False) == sec.ECC_NONE
-    assert secure.ecc_for("ecb", False) == sec.ECC_ECB_READ
 
 
 def test_a_first_write_learns_the_lmon_by_challenge():
@@ -514,7 +511,7 @@ def test_a_request_the_meter_never_took_goes_again_as_it_is():
     assert secure.exchange(s, line, A.COMMAND, CLOSE, sec.ECC_ECB_WRITE, 1) == (A.ACK_A, b"")
     assert len({lsdu for lsdu, _ in line.sent}) == 1 and meter.runs == {A.COMMAND: 1}
     line.script = ["tamper"] * 6
-    with pytest.raises(SecureError) as e:
+    with pytest.raises(ExchangeError) as e:
         secure.exchange(s, line, A.COMMAND, CLOSE, sec.ECC_ECB_WRITE, 1)
     assert "keeps refusing" in str(e.value) and s.pending is not None
 

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from meter import events as E
-from meter import metering as M
+from meter import profiles as P
 from meter import registers as R
 from meter import tables as TB
 from meterkit import DAY, K1, K2, Sim, local_utc
@@ -165,8 +165,8 @@ def test_emulated_board_dips_outage_cutoff_and_profile(tmp_path):
         lp = [decode_record(R.LOAD_PROFILE, raw) for _, raw in conc.read_table(M1, R.LOAD_PROFILE, auth=True)]
         # every 5 minutes of meter time; the outage may have taken one capture
         assert len(lp) >= 2 and all(b["time"] - a["time"] in (300, 600) for a, b in zip(lp, lp[1:]))
-        assert any(int(r["status"], 16) & M.PS_CUTOFF for r in lp)
-        assert any(int(r["status"], 16) & M.PS_POWER for r in lp)
+        assert any(int(r["status"], 16) & P.PS_CUTOFF for r in lp)
+        assert any(int(r["status"], 16) & P.PS_POWER for r in lp)
         evs = [decode_record(R.EVENT_LOG, raw)["event"] for _, raw in conc.read_table(M1, R.EVENT_LOG)]
         for code in (E.EV_UNDERVOLTAGE, E.EV_POWER_DOWN, E.EV_POWER_UP, E.EV_CUTOFF_OPEN, E.EV_CUTOFF_CLOSE):
             assert code in evs, (code, evs)
