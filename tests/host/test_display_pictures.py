@@ -18,6 +18,7 @@ import time
 import pytest
 from tools import ROOT
 
+from meter import attrs as A
 from meter import display as D
 
 from meter import screen as SC
@@ -145,7 +146,9 @@ def test_special_message_over_plc(meter):
 def test_alarm_picture_when_the_flash_refuses_a_write(meter):
     meter.board.write_protect(True)
     try:
-        meter.write({R.POINT_LABEL: b"KIOSK 4".ljust(16, b"\0")}, auth=False)
+        with pytest.raises(Nack) as refused:  # not on flash: not written, and the alarm shows
+            meter.write({R.POINT_LABEL: b"KIOSK 4".ljust(16, b"\0")}, auth=False)
+        assert refused.value.code == A.NACK_NOT_STORED
         f = picture(meter, "alarm", lambda f: f["show"] == "alarm")
     finally:
         meter.board.write_protect(False)
