@@ -19,10 +19,22 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+# MicroPython stubs for the type checks (tests/typecheck/): one folder per port,
+# $(VENV)/stubs/<port>, pinned in tests/typecheck/stubs-<port>.txt. Never in
+# site-packages, where one port's stub package overwrites the other's files
+# (earlier venvs had them there: uninstalled).
+STUB_REQS := $(wildcard tests/typecheck/stubs-*.txt)
+
+$(STAMP): requirements.txt pyproject.toml $(STUB_REQS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -r requirements.txt
 	$(BIN)/python -m pip install -e .
+	$(BIN)/python -m pip uninstall -q -y micropython-stm32-stubs micropython-unix-stubs micropython-stdlib-stubs
+	for f in $(STUB_REQS); do \
+	  port=$$(basename $$f .txt); port=$${port#stubs-}; \
+	  rm -rf $(VENV)/stubs/$$port && \
+	  $(BIN)/python -m pip install -q --no-deps --target $(VENV)/stubs/$$port -r $$f || exit 1; \
+	done
 	touch $@
 
 test: setup

@@ -10,6 +10,11 @@ import time
 import machine
 
 from meter import timers as T
+from meter.compat import const
+
+TYPE_CHECKING = const(False)
+if TYPE_CHECKING:  # the type checker's view only (meter/runtime/contracts.pyi)
+    from meter.runtime.contracts import ModemStream
 
 # Pin map, from the shield's BSP header stm32_plm01a1.h (X-CUBE-PLM1 V1.1.0).
 # Nucleo-64 Arduino header names in brackets.
@@ -68,13 +73,13 @@ def _hex(b):
 
 
 class OledDisplay:
-    """The display model (meter/lcd.py, OLED layout) on an SSD1306; flush()
+    """The display model (meter/display/lcd.py, OLED layout) on an SSD1306; flush()
     sends one 8-row page, so the firmware yields between pages."""
 
     def __init__(self, i2c):
         import framebuf
-        from meter.lcd import OLED, Panel
-        from meter.ssd1306 import SSD1306
+        from meter.display.lcd import OLED, Panel
+        from meter.display.ssd1306 import SSD1306
 
         w, h = OLED["size"]
         self.oled = SSD1306(i2c, w, h, OLED_ADDRESS)
@@ -132,7 +137,7 @@ class Board:
         # time.mktime/gmtime count from the port's epoch: 2000 on the stm32 port.
         self._epoch = _SECONDS_1970_TO_2000 if time.gmtime(0)[0] == 2000 else 0
 
-    def modem_uart(self):
+    def modem_uart(self) -> "ModemStream":
         if self._uart is None:
             try:
                 self._uart = machine.UART(
@@ -140,7 +145,9 @@ class Board:
                 )
             except ValueError as e:
                 raise ValueError("modem UART: %s; this MicroPython build lacks USART1 on PA9/PA10" % e)
-        return self._uart
+        # A machine.UART is a MicroPython stream: write(buf, n) writes buf[0:n]
+        # (the contract's form). Its stub lists write(buf) only.
+        return self._uart  # pyright: ignore[reportReturnType]
 
     def optical_uart(self):
         if self._optical is None:

@@ -2,7 +2,7 @@ import time
 
 import board
 import machine
-from meter.firmware import run
+from meter.runtime.firmware import run
 
 # A meter never stops: whatever ends the firmware (an error, SystemExit) resets
 # the board, except Ctrl-C, which leaves a developer at the REPL.

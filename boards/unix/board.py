@@ -14,7 +14,7 @@
 # - a load generator per phase (voltage, power, power factor) that the harness
 #   changes at run time through a file: dips and outages (LoadGenerator),
 #   and the cut-off device (set_relay),
-# - the display: an LCD (meter/lcd.py) drawn into a framebuf, two bits a pixel,
+# - the display: an LCD (meter/display/lcd.py) drawn into a framebuf, two bits a pixel,
 #   written to a dump file after each change (EmulatedDisplay),
 # - a control pipe from the harness: b"B"/b"b" push-button down/up,
 #   b"W"/b"w" flash write protection on/off (ControlPipe).
@@ -147,7 +147,16 @@ class PipeWatchdog:
             self._sent = now
 
 
-class FileFlash:
+# vfs.AbstractBlockDev: a class to the type checker, none on the device, where
+# a block device is any object with the block protocol's methods.
+TYPE_CHECKING = const(False)
+if TYPE_CHECKING:
+    from vfs import AbstractBlockDev as _BlockDev
+else:
+    _BlockDev = object
+
+
+class FileFlash(_BlockDev):
     """Block device on an image file with NOR semantics, for vfs.VfsLfs2."""
 
     def __init__(self, path):
@@ -216,7 +225,7 @@ class EmulatedDisplay:
 
     def __init__(self, path=None):
         import framebuf
-        from meter.lcd import LCD, Panel
+        from meter.display.lcd import LCD, Panel
 
         self.width, self.height = LCD["size"]
         self.buf = bytearray(self.width * self.height // 4)
@@ -304,16 +313,16 @@ class LoadGenerator:
         self._path = mains
         self._stamp = None
 
-    def _reload(self):
+    def _reload(self, path):
         try:
-            st = os.stat(self._path)
+            st = os.stat(path)
         except OSError:
             return
         stamp = (st[1], st[8], st[6])  # inode: the harness replaces the file
         if stamp == self._stamp:
             return
         self._stamp = stamp
-        with open(self._path) as f:
+        with open(path) as f:
             for line in f:
                 parts = line.split()
                 if len(parts) == 4 and parts[0] in ("volts", "watts", "pf"):
@@ -321,7 +330,7 @@ class LoadGenerator:
 
     def measure(self, sample, relay_open):
         if self._path:
-            self._reload()
+            self._reload(self._path)
         for k in range(3):
             v = self.volts[k]
             w = 0.0 if relay_open or v <= 0 else self.watts[k]
@@ -403,8 +412,10 @@ class Board:
         return self._optical
 
     def set_optical_line(self, baud, seven_e1):
-        self._optical.baud = baud
-        self._optical.seven_e1 = seven_e1
+        optical = self._optical
+        if optical is not None:  # the firmware calls it only when optical_uart() gave a port
+            optical.baud = baud
+            optical.seven_e1 = seven_e1
 
     def unix_time(self):
         return self.now_ms() // 1000
@@ -424,7 +435,7 @@ class Board:
         return self._rtc[0] + (host - self._rtc[1]) * self._scale
 
     def measure(self, sample):
-        """The metrology sample (meter.metering.Sample) from the load generator."""
+        """The metrology sample (meter.model.metering.Sample) from the load generator."""
         return self._gen.measure(sample, self._relay_open)
 
     def set_relay(self, open_):

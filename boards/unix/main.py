@@ -10,6 +10,6 @@ for _p in (_here, _here + "/../../firmware"):
         sys.path.append(_p)
 
 import board  # noqa: E402
-from meter.firmware import run  # noqa: E402
+from meter.runtime.firmware import run  # noqa: E402
 
 run(board.from_argv(sys.argv))

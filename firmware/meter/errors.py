@@ -19,7 +19,7 @@ class DecodeError(SmitpError):
 class Refused(SmitpError):
     """A service refuses a request: the NACK code (meter.attrs NACK_*) and the
     register or item concerned. Raised where the refusal is decided, turned
-    into the NACK answer in one place (meter/app.py Application.handle)."""
+    into the NACK answer in one place (meter/app/services.py Application.handle)."""
 
     def __init__(self, code, item=0):
         super().__init__(code, item)

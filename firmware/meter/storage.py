@@ -42,7 +42,7 @@ class Store:
             self.faults += 1
             return False
 
-    # ---- records that grow (meter/ring.py): littlefs commits an append at
+    # ---- records that grow (meter/model/ring.py): littlefs commits an append at
     # close, so a power cut leaves the record as it was before or after it.
     def append(self, name, data):
         """Add bytes at the end of a record; False (a fault counted) if refused."""

@@ -1,5 +1,5 @@
 # Firmware timers in one place (the ST7580 local-port timers TIC/TACK/TSR are
-# the driver's defaults in meter/st7580.py, from the modem manual).
+# the driver's defaults in meter/phy/st7580.py, from the modem manual).
 from meter.compat import const
 
 MODEM_RESET_PULSE_MS = const(10)  # RESETN low time (the modem needs >= 1 us)
@@ -34,7 +34,7 @@ DISPLAY_REFRESH_MS = const(1000)  # the value on screen is read again this often
 DISPLAY_MARQUEE_MS = const(400)  # a message longer than the line moves one character this often
 DISPLAY_LONG_PRESS_MS = const(2000)  # a press held this long is a long press
 BUTTON_DEBOUNCE_MS = const(30)  # a button level must hold this long to count
-# Optical port (meter/iec62056.py, readout.py, modef.py): IEC 62056-21 values
+# Optical port (meter/optical/iec62056.py, readout.py, modef.py): IEC 62056-21 values
 # where it gives one, project choices otherwise (docs/protocol.md, "Optical port").
 OPT_REACTION_MS = const(50)  # tr before the identification: 20..1500 ms (lower-case 3rd letter)
 OPT_INTERCHAR_MS = const(1500)  # ta: a longer gap drops a partial sign-on message (IEC 62056-21)

@@ -19,17 +19,18 @@ Each attack is a small function (conc, target) -> Outcome. Verdicts:
 import random
 import struct
 import time
+from collections.abc import Callable
 
 from meter import attrs as A
-from meter import mac
-from meter import registers as R
-from meter import security as sec
-from meter import tables as TB
+from meter.link import mac
+from meter.model import registers as R
+from meter.app import security as sec
+from meter.app import tables as TB
 from meter import timers as T
 from meter.budget import TokenBucket
 from meter.crypto import crc32
 from meter.errors import SmitpError
-from meter.lmon import LMON_MAX
+from meter.app.lmon import LMON_MAX
 from smitp.concentrator import BITRATE, ELABORATION_S, NoAnswer, response_timeout
 from smitp.medium import PHY_OVERHEAD_BITS
 
@@ -42,9 +43,16 @@ ERROR = "error"
 
 READ_ECC = sec.ECC_CTR_READ  # reads may go in CTR
 WRITE_ECC = sec.ECC_ECB_WRITE  # requests with effect only in ECB (docs/security.md, W1)
-FLOOD_REQUESTS = 100
+# Forged requests of the NACK-10 flood: a meter answering each would send more
+# NACK-10 than the rate allows over the seconds the flood lasts (the burst, one
+# per refill period, two for clocks out of step): 12 against at most 7 on a
+# direct link, 9 behind a repeater.
+FLOOD_REQUESTS = 12
 HANDLING_S = 0.05  # an emulated board's own time to take a frame in and relay it, per hop
-BROADCAST_WRITES = T.WRITE_BURST + 1  # more than a budget shared with authenticated writes could take
+# Plain broadcast writes of the starvation attempt: more than the plain budget
+# (docs/protocol.md, "Flash write budgets"), so that the plain write after
+# them finds it spent.
+BROADCAST_WRITES = T.PLAIN_WRITE_BURST + 3
 LABEL = b"FEEDER 7 POS 3".ljust(16, b"\0")  # the intercepted label write: known plaintext
 ATTACKER_KEY = bytes(range(0xA0, 0xB0))
 OLD_KEY_REGISTER = 0x0300  # K1 was once a writable register; keys now change by procedure only
@@ -131,18 +139,20 @@ def expect(out, label, answer, codes, attr=None):
 # ---- the meter under attack -----------------------------------------------------------------
 class Target:
     """One meter: where it is, the concentrator's session with it, its keys
-    (the genuine side's), and how to cut its power (None: not possible)."""
+    (the genuine side's), how to cut its power (None: not possible), and
+    whether every crash frame goes (`sweep`) or a representative few (a line
+    in real time, crash_lsdus)."""
 
-    def __init__(self, conc, aca, route=(), keys=None, power_cycle=None):
+    def __init__(self, conc, aca, route=(), keys=None, power_cycle=None, sweep=True):
         self.conc = conc
         self.aca = bytes(aca)
         self.route = tuple(route)
         self.keys = sec.Keys(keys[0], keys[1]) if keys else None
         self.power_cycle = power_cycle
+        self.sweep = sweep
         self.port = conc.port  # the line itself, under any tap
-        # The meter's NACK-10 rate as the attacker pictures it, one answer short
-        # for the concentrator's own resynchronisations.
-        self._nacks = TokenBucket(T.AUTH_NACK_BURST - 1, T.AUTH_NACK_REFILL_MS)
+        self.rested()
+        self.behind = False  # the meter may have taken a MON the concentrator does not know of
 
     @property
     def session(self):
@@ -156,9 +166,18 @@ class Target:
         while not self._nacks.take(int(self.now() * 1000)):
             idle(self, T.AUTH_NACK_REFILL_MS / 4000.0)
 
+    def counted(self, tap, took=0):
+        """Square the picture with the answers the rate counts that the meter
+        sent under `tap`, of which `took` were counted beforehand (nack_token)."""
+        self._nacks.tokens = min(self._nacks.burst, self._nacks.tokens + took - tap.rate_limited())
+
     def rested(self):
-        """After a power cut the meter's rate limit starts afresh."""
+        """The meter's NACK-10 rate as the attacker pictures it, for a meter at
+        rest (or just powered up): its full burst; the refills then fill it up
+        to one answer short of that, since the meter's clock and ours are not
+        aligned."""
         self._nacks = TokenBucket(T.AUTH_NACK_BURST - 1, T.AUTH_NACK_REFILL_MS)
+        self._nacks.tokens = T.AUTH_NACK_BURST
 
 
 # ---- the line: frames, forging --------------------------------------------------------------
@@ -314,7 +333,10 @@ def exchange(t, lsdu, ecc=0, seconds=None):
     drain(t)
     f = frame(t, lsdu, ecc)
     t.port.send(f)
-    return listen(t, window(t, len(f)) if seconds is None else seconds)
+    ans = listen(t, window(t, len(f)) if seconds is None else seconds)
+    if sec.is_authenticated(lsdu[0]) and not (is_nack(ans, (sec.NACK_AUTH,)) or ans[:1] == bytes((A.NACK_A,))):
+        t.behind = True  # not refused before its MON was checked: the meter may have taken it
+    return ans
 
 
 def broadcast(t, lsdu, ecc=0):
@@ -329,16 +351,23 @@ class Tap:
     """The attacker between the concentrator and the line, for a `with` block:
     each frame the concentrator sends goes through on_send (returns the frame
     to put on the line, another one, or None to suppress it); while `jam` is
-    set the concentrator hears nothing. Keeps what was offered, sent and heard."""
+    set the concentrator hears nothing. Keeps what was offered, sent and heard.
+
+    The attacker knows when no answer can come: after a suppressed frame, or
+    once it jammed the meter's answer. The concentrator's wait then ends at
+    once, as its timeout would have ended it, only sooner."""
 
     def __init__(self, t):
+        self.t = t
         self.conc = t.conc
         self.port = t.conc.port  # the line, or a tap already in place
-        self.on_send = None
+        self.on_send: Callable[[bytes], bytes | None] | None = None
         self.jam = False
         self.offered = []
         self.sent = []
         self.heard = []
+        self.jammed = []
+        self._hopeless = False  # no answer can come to the last frame offered
 
     def __enter__(self):
         self.conc.port = self
@@ -354,11 +383,15 @@ class Tap:
         payload = bytes(payload)
         self.offered.append(payload)
         out = self.on_send(payload) if self.on_send else payload
+        self._hopeless = out is None
         if out is not None:
             self.sent.append(out)
             self.port.send(out)
 
     def recv(self, timeout_s):
+        if self._hopeless:  # the wait for an answer to a suppressed frame
+            self._hopeless = False
+            return None
         end = self.port.now() + timeout_s
         while True:
             payload = self.port.recv(max(0.0, end - self.port.now()))
@@ -366,6 +399,9 @@ class Tap:
                 if payload is not None:
                     self.heard.append(payload)
                 return payload
+            self.jammed.append(payload)
+            if answer_in(self.t, payload) is not None:
+                return None  # the answer was jammed: nothing else will come
 
     def requests(self):
         """The distinct LSDUs the concentrator tried to send, in order."""
@@ -384,6 +420,14 @@ class Tap:
                 return ans
         return b""
 
+    def rate_limited(self):
+        """How many answers the meter's NACK-10 rate counts (NACK-10, CHL.RESP) it sent."""
+        n = 0
+        for payload in self.heard + self.jammed:
+            ans = answer_in(self.t, payload)
+            n += bool(ans) and (ans[0] == sec.ATTR_CHL_RESP or is_nack(ans, (sec.NACK_AUTH,)))
+        return n
+
 
 def through_concentrator(t, call):
     """Run a concentrator service under a tap: (its error or None, the meter's
@@ -394,6 +438,7 @@ def through_concentrator(t, call):
             err = None
         except SmitpError as e:
             err = e
+    t.counted(tap)
     return err, tap.answer(t), tap
 
 
@@ -414,27 +459,49 @@ def seal(t, attr, apdu, ecc, mon=None):
 
 def resync(t):
     """The concentrator and the meter agree on LMON again (an attack may have
-    moved it): one authenticated read, patient with the NACK-10 rate."""
-    for _attempt in range(3):
-        t.nack_token()
-        try:
-            return t.conc.read(t.aca, [R.LMON], t.route, auth=True)
-        except NoAnswer:
-            continue
+    moved it): one authenticated read, patient with the NACK-10 rate when the
+    concentrator is behind (its read then meets a NACK-10 first) or when the
+    meter kept silent."""
+    for attempt in range(3):
+        took = int(t.behind or attempt > 0)
+        if took:
+            t.nack_token()
+        with Tap(t) as tap:
+            try:
+                values = t.conc.read(t.aca, [R.LMON], t.route, auth=True)
+            except NoAnswer:
+                values = None
+        t.counted(tap, took)
+        if values is not None:
+            t.behind = False
+            return values
     raise NoAnswer("meter does not answer authenticated reads")
+
+
+def catch_up(t):
+    """resync, when an attack may have moved the meter's LMON."""
+    if t.behind:
+        resync(t)
+
+
+def plain_reads(t, *regs):
+    """Plain register values in one READ, or None when the meter does not answer."""
+    try:
+        values = t.conc.read(t.aca, list(regs), t.route)
+    except NoAnswer:
+        return None
+    return [bytes(values[r]) for r in regs]
 
 
 def plain_read(t, reg):
     """A plain register value, or None when the meter does not answer."""
-    try:
-        return t.conc.read(t.aca, [reg], t.route)[reg]
-    except NoAnswer:
-        return None
+    values = plain_reads(t, reg)
+    return None if values is None else values[0]
 
 
-def faults(t):
-    """Frames the meter's guard caught so far (diagnostics register), or None."""
-    raw = plain_read(t, R.DIAGNOSTICS)
+def faults(t, raw=None):
+    """Frames the meter's guard caught so far (diagnostics register, or its value `raw`), or None."""
+    raw = plain_read(t, R.DIAGNOSTICS) if raw is None else raw
     return None if raw is None else struct.unpack(">IHH", raw)[0]
 
 
@@ -483,14 +550,25 @@ def write_with_read_key(conc, t):
     return expect(Outcome(), "clock write under K2", ans, (A.NACK_ACCESS_DENIED,))
 
 
-def crash_lsdus(rng):
+def crash_attrs(rng, sweep=True):
+    """The ATTRs of crash_lsdus with authenticated garbage: every one of
+    190-238 and 240-246 (`sweep`), or a representative few: the ends of
+    190-238 and one drawn between them, an even ATTR of 240-246 (no request
+    behind it; the odd ones are answers, as 239 and 245 are)."""
+    if sweep:
+        return list(range(190, 239)) + list(range(240, 247))
+    return [190, rng.randrange(191, 238), 238, rng.choice((240, 242, 244, 246))]
+
+
+def crash_lsdus(rng, sweep=True):
     """(step, LSDU, ECC, the answer the rules give: (ATTR, PAR1)) of frames
     that used to stop a meter: answer ATTRs, authenticated ATTRs nobody
-    serves, an ECB request whose encrypted region is not block-aligned."""
+    serves (crash_attrs), an ECB request whose encrypted region is not
+    block-aligned."""
     unsupported = (A.NACK_A, A.NACK_UNSUPPORTED)
     for attr, size in ((sec.ATTR_NACK_A_AUTH, 18), (sec.ATTR_NACK_B_AUTH, 18), (sec.ATTR_CHL_RESP, 19)):
         yield "ATTR %d, %d bytes" % (attr, size), bytes((attr,)) + rng.randbytes(size - 1), 0, unsupported
-    for attr in list(range(190, 239)) + list(range(240, 247)):
+    for attr in crash_attrs(rng, sweep):
         step = "ATTR 190-238" if attr < 239 else "ATTR 240-246"
         yield step, bytes((attr,)) + rng.randbytes(sec.AUTH_OVERHEAD), 0, unsupported
     misaligned = bytes((_READ_AUTH,)) + rng.randbytes(18)  # an 18-byte encrypted region
@@ -501,34 +579,61 @@ def crash_frames(conc, t):
     """Each frame broadcast (no answer allowed) and unicast (its NACK), then a plain READ."""
     out = Outcome()
     before = faults(t)
-    for step, lsdu, ecc, (attr, code) in crash_lsdus(random.Random(t.aca)):
+    garbage = []
+    for step, lsdu, ecc, (attr, code) in crash_lsdus(random.Random(t.aca), t.sweep):
+        if step.startswith(("ATTR 190", "ATTR 240")):
+            garbage.append(lsdu[0])
+        if code == sec.NACK_AUTH:
+            t.nack_token()  # a failed check costs the meter a token even where it must not answer
         heard = broadcast(t, lsdu, ecc)
         if heard:  # no answer to a broadcast, whatever it carries
-            out.saw("broadcast " + step, heard).worst(UNEXPECTED if is_nack(heard) else ACCEPTED)
+            out.saw("broadcast " + step, heard)
+            out.worst(UNEXPECTED if is_nack(heard) else ACCEPTED)
         if code == sec.NACK_AUTH:
             t.nack_token()
         expect(out, "unicast " + step, exchange(t, lsdu, ecc), (code,), attr)
-    serial = plain_read(t, R.SERIAL)
-    out.saw("plain READ after them", bytes((A.READ_RESP,)) if serial else b"")
-    if serial is None:
+    read = plain_reads(t, R.SERIAL, R.DIAGNOSTICS)
+    out.saw("plain READ after them", bytes((A.READ_RESP,)) if read else b"")
+    if read is None:
         return out.worst(NO_ANSWER)
-    after = faults(t)
-    caught = after - before if None not in (before, after) else 0
+    after = faults(t, read[1])
+    caught = 0 if before is None or after is None else after - before
     out.note = "broadcasts: no answer; faults caught: %d" % caught
+    if not t.sweep:
+        out.note += "; ATTRs with garbage: %s" % ", ".join(str(a) for a in garbage)
     return out.worst(FAULTED) if caught else out
 
 
 def _rewrite(conc, t, new_data, step):
-    """A CTR label write (known plaintext) the attacker intercepts, suppresses,
-    and delivers rewritten to `new_data` with the TMAC still valid."""
-    resync(t)
+    """The concentrator's CTR label write (known plaintext): the attacker
+    suppresses it and delivers it rewritten to `new_data`, the TMAC still
+    valid; the concentrator hears the meter's answer (its TMAC covers the
+    request's last 8 bytes, the TMAC the rewrite keeps)."""
+    catch_up(t)
     old_data = _item(R.POINT_LABEL, LABEL)
-    genuine = seal(t, A.WRITE_REQ, old_data, sec.ECC_CTR_WRITE)
-    forged = ctr_rewrite(genuine, old_data, new_data)
-    if mon_of(t, forged, sec.ECC_CTR_WRITE, t.session.cmon, 1) is None:
+    first = t.session.cmon
+    forged = {}  # the genuine request -> its rewrite
+
+    def on_send(payload):
+        lsdu = lsdu_of(payload)[0]
+        if lsdu[0] != sec.auth_attr(A.WRITE_REQ):
+            return payload
+        if lsdu not in forged:
+            forged[lsdu] = ctr_rewrite(lsdu, old_data, new_data)
+        return reframe(payload, forged[lsdu])
+
+    with Tap(t) as tap:
+        tap.on_send = on_send
+        try:
+            conc.write(t.aca, {R.POINT_LABEL: LABEL}, t.route, auth=True, ecc=sec.ECC_CTR_WRITE)
+        except SmitpError:
+            pass
+    t.counted(tap)
+    t.behind = t.session.cmon <= first  # the meter took MON `first`: has the concentrator learnt it?
+    if not forged or any(mon_of(t, f, sec.ECC_CTR_WRITE, first, 1) is None for f in forged.values()):
         return Outcome(ERROR, "the rewritten request does not verify: the CRC correction failed")
-    out = expect(Outcome(), step, exchange(t, forged, sec.ECC_CTR_WRITE),
-                 (A.NACK_ACCESS_DENIED, A.NACK_UNKNOWN_REGISTER), sec.ATTR_NACK_A_AUTH)
+    out = expect(Outcome(), step, tap.answer(t), (A.NACK_ACCESS_DENIED, A.NACK_UNKNOWN_REGISTER),
+                 sec.ATTR_NACK_A_AUTH)
     out.note = "the rewritten request's TMAC is valid (CRC-32 restored in 4 DATE-TIME bytes)"
     return out
 
@@ -575,7 +680,7 @@ def keystream_reuse(conc, t):
     out = Outcome()
     known = _regs(R.STATUS_WORD)
     for how in ("request suppressed", "answer jammed"):
-        resync(t)
+        catch_up(t)
         first = t.session.cmon
         with Tap(t) as tap:
             tap.on_send = (lambda f: None) if how == "request suppressed" else None
@@ -585,11 +690,11 @@ def keystream_reuse(conc, t):
             except NoAnswer:
                 pass
             tap.on_send, tap.jam = None, False
-            t.nack_token()
             try:
                 conc.read(t.aca, [R.ENERGY_IMPORT], t.route, auth=True, ecc=READ_ECC)
             except SmitpError:
                 pass
+        t.counted(tap)
         out.saw(how + ", then another read", tap.answer(t))
         sealed = [lsdu for lsdu in tap.requests() if sec.is_authenticated(lsdu[0])]
         found = _reuse(t, sealed, first, READ_ECC)
@@ -609,10 +714,10 @@ def nack10_double_execution(conc, t):
     """close-billing whose answer is jammed; the concentrator's retry is
     replaced by a modified copy with the same last 8 bytes, whose NACK-10
     the concentrator takes for the answer to its own request."""
-    resync(t)
+    catch_up(t)
     before = billing_closures(t)
     t.nack_token()
-    state = {"genuine": None, "copy": None}
+    state: dict[str, bytes | None] = {"genuine": None, "copy": None}
 
     def on_send(payload):
         if lsdu_of(payload)[0][0] != sec.auth_attr(A.COMMAND):  # a challenge first, say: let it be
@@ -634,6 +739,7 @@ def nack10_double_execution(conc, t):
             conc.command(t.aca, TB.CMD_CLOSE_BILLING, b"", t.route, auth=True, ecc=WRITE_ECC)
         except SmitpError:
             pass
+    t.counted(tap, 1)
     if state["copy"] is None:
         return Outcome(ERROR, "the concentrator did not retry the command")
     out = expect(Outcome(), "modified copy", _first_answer(t, tap.heard), (sec.NACK_AUTH,))
@@ -658,7 +764,7 @@ def replay_after_power_cut(conc, t):
     and the last replayed byte for byte (its cached answer, no second effect)."""
     if t.power_cycle is None:
         return Outcome(ERROR, "this meter's power cannot be cut")
-    resync(t)
+    catch_up(t)
     sent = []
     for call in (lambda: conc.write(t.aca, {R.POINT_LABEL: b"REPLAY A".ljust(16, b"\0")}, t.route, True, WRITE_ECC),
                  lambda: conc.write(t.aca, {R.POINT_LABEL: b"REPLAY B".ljust(16, b"\0")}, t.route, True, WRITE_ECC),
@@ -670,15 +776,17 @@ def replay_after_power_cut(conc, t):
     closures = billing_closures(t)
     t.power_cycle()
     t.rested()
+    t.behind = True  # a meter powering up goes on from its LMON ceiling (docs/security.md, section 4)
     out = Outcome()
+    t.nack_token()
     expect(out, "first write replayed", exchange(t, sent[0][0], WRITE_ECC), (sec.NACK_AUTH,))
     again = out.saw("last write replayed", exchange(t, sent[2][0], WRITE_ECC))
     if again != sent[2][1]:
         out.worst(NO_ANSWER if not again else UNEXPECTED)
-    label = plain_read(t, R.POINT_LABEL)
-    now_closed = billing_closures(t)
-    if label is None or now_closed is None:
+    read = plain_reads(t, R.POINT_LABEL, R.BILLING_COUNTER)
+    if read is None or closures is None:
         return out.worst(NO_ANSWER)
+    label, now_closed = read[0], int.from_bytes(read[1], "big")
     out.note = "cached answer %s; label %r; billing closures after the replays: %+d" % (
         "returned" if again == sent[2][1] else "not returned", label.rstrip(b"\0").decode(), now_closed - closures)
     if now_closed != closures or not label.startswith(b"REPLAY B"):
@@ -687,14 +795,16 @@ def replay_after_power_cut(conc, t):
 
 
 def broadcast_write_flood(conc, t):
-    """Plain broadcast label writes, more than one budget shared with the
-    authenticated writes would take; then an authenticated write."""
+    """Plain broadcast label writes, more than the plain budget takes; then a
+    plain write (busy: that budget is spent) and an authenticated one (served
+    from its own budget). One budget for both fails either way: a small one
+    refuses the authenticated write, a large one serves the plain write."""
     lsdu = bytes((A.WRITE_REQ,)) + _item(R.POINT_LABEL, b"FLOOD".ljust(16, b"\0"))
     for _i in range(BROADCAST_WRITES):
         broadcast(t, lsdu)
     out = Outcome()
     expect(out, "plain write after %d broadcasts" % BROADCAST_WRITES, exchange(t, lsdu), (A.NACK_BUSY,), A.NACK_A)
-    resync(t)
+    catch_up(t)
     label = {R.POINT_LABEL: b"AUTHENTICATED".ljust(16, b"\0")}
     _err, ans, _ = through_concentrator(t, lambda: conc.write(t.aca, label, t.route, auth=True, ecc=WRITE_ECC))
     out.saw("authenticated write", ans)
@@ -704,9 +814,12 @@ def broadcast_write_flood(conc, t):
 
 
 def nack10_flood(conc, t):
-    """FLOOD_REQUESTS forged requests, each answered at most by a NACK-10 the
-    rate allows; then a valid request must be served at once."""
-    resync(t)
+    """FLOOD_REQUESTS forged requests at the meter's pace (each given the time
+    its answer takes, learnt from the first: closer together, an answer would
+    meet the next request on the half-duplex line and be lost, and the count
+    would prove nothing), each answered at most by a NACK-10 the rate allows;
+    then a valid request must be served at once."""
+    catch_up(t)
     rng = random.Random(t.aca)
     out = Outcome()
     seconds = None  # learnt from the first answer: the flood goes at the meter's pace

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+from typing import Any
 
 from meter.errors import SmitpError
 from smitp.errors import PeerError, UsageError
@@ -74,7 +75,7 @@ def _in_range(kind, lo, hi):
     return check
 
 
-def _number(p, flag, lo, hi, help_text, kind=int, **kw):
+def _number(p, flag, lo, hi, help_text, kind: type = int, **kw):
     """An option taking a number in lo..hi; --help states the range."""
     p.add_argument(flag, type=_in_range(kind, lo, hi), help="%s (%s..%s)" % (help_text, lo, hi), **kw)
 
@@ -89,7 +90,7 @@ def _aca(text):
 
 @_arg
 def _via(text):
-    from meter import mac
+    from meter.link import mac
 
     hops = [_aca(a) for a in text.split(",")]
     if len(hops) > mac.MAX_REPEATERS:
@@ -107,12 +108,13 @@ def _register(text):
 
 @_arg
 def _table(text):
-    from meter import registers as R
+    from meter.model import registers as R
     from smitp.values import parse_register
 
     table = parse_register(text)
-    if R.lookup(table)[R.R_ENC] != R.ENC_TABLE:
-        raise ValueError("0x%04X (%s) is not a table" % (table, R.lookup(table)[R.R_NAME]))
+    row = R.BY_ID[table]  # parse_register() takes registers of the table only
+    if row[R.R_ENC] != R.ENC_TABLE:
+        raise ValueError("0x%04X (%s) is not a table" % (table, row[R.R_NAME]))
     return text
 
 
@@ -173,7 +175,7 @@ def _hex(n_min, n_max, secret=False):
 
 @_arg
 def _device_address(text):
-    from meter import iec62056 as I
+    from meter.optical import iec62056 as I
 
     if len(text) > I.ADDRESS_LEN or not all(c.isascii() and (c.isalnum() or c == " ") for c in text):
         raise ValueError("an IEC 62056-21 device address is up to %d letters, digits or spaces" % I.ADDRESS_LEN)
@@ -355,8 +357,8 @@ def _route(args):
 
 def _registers_fit(regs, auth):
     """A READ.REQ of regs and its answer each fit one frame (LLC data)."""
-    from meter import mac
-    from meter import security as sec
+    from meter.link import mac
+    from meter.app import security as sec
     from smitp.client import register_size
 
     extra = sec.AUTH_OVERHEAD if auth else 0
@@ -443,7 +445,7 @@ def _table_request(args):
 def cmd_readtab(args):
     import struct
 
-    from meter import registers as R
+    from meter.model import registers as R
     from smitp.concentrator import aca_text, parse_aca
     from smitp.values import decode_record, decode_value, layout_fields, register_name, show_record, show_value
 
@@ -451,7 +453,7 @@ def cmd_readtab(args):
     if args.table is None and (args.first, args.count, args.fields, args.since, args.until) != (None,) * 5:
         raise ValueError("--first, --count, --fields, --from and --to go with --table")
     table, mask, selective = _table_request(args) if args.table else (None, 0, False)
-    report = {"aca": aca_text(aca)}
+    report: dict[str, Any] = {"aca": aca_text(aca)}
     lines = []
     with _concentrator(args) as conc:
         ecc = _ecc(args, write=False) if args.auth else None
@@ -469,7 +471,8 @@ def cmd_readtab(args):
             lines = ["#%-6d %s" % (n, show_record(R.EVENT_LOG, raw)) for n, raw in items]
             lines.append("acknowledged up to record %d" % ack)
         else:
-            report["table"] = {"id": "0x%04X" % table, "name": R.lookup(table)[R.R_NAME]}
+            assert table is not None  # --table given
+            report["table"] = {"id": "0x%04X" % table, "name": R.BY_ID[table][R.R_NAME]}
             if selective:
                 count = args.count if args.count is not None else U32
                 records = conc.read_records(aca, table, args.first or 0, count, mask, _route(args), auth=args.auth,
@@ -495,7 +498,7 @@ def cmd_readtab(args):
 
 
 def _fmt_chars(table):
-    from meter import registers as R
+    from meter.model import registers as R
 
     out, n = [], ""
     for c in R.LAYOUTS[table][0][1:]:
@@ -515,7 +518,7 @@ def cmd_command(args):
     import struct
     import time
 
-    from meter import tables as TB
+    from meter.app import tables as TB
     from smitp.concentrator import aca_text, parse_aca
 
     code = {"close-billing": TB.CMD_CLOSE_BILLING, "open-cutoff": TB.CMD_OPEN_CUTOFF,
@@ -563,11 +566,13 @@ def cmd_keys(args):
         raise ValueError("--keys: give the meter's current key file (or --generate)")
     KeyRing.load(args.new_keys)
     new, _ring = _load_keys(args.new_keys)
+    assert new is not None  # --new-keys is required
     if args.meter not in new:
         raise ValueError("--new-keys: the key file has no entry for meter %s" % args.meter)
     k1, k2 = new[args.meter]
     with _concentrator(args) as conc:
         outcome = conc.change_keys(parse_aca(args.meter), k1, k2, _route(args))
+        assert conc.keyring is not None  # from --keys, checked above
         conc.keyring.save(args.keys, keys={args.meter: (k1, k2)}, counters=False)
     _emit(args, {"aca": args.meter, "result": outcome, "keys": args.keys},
           lambda rep: print("meter %s: %s; %s holds the new keys" % (args.meter, outcome, args.keys)))
@@ -580,6 +585,7 @@ def cmd_provision(args):
 
     raw, _ring = _load_keys(args.keys)
     _check_entry(raw, args.meter)
+    assert raw is not None  # _check_entry() refused a missing key file
     k1, k2 = raw[args.meter]
     if args.flash:
         provision.provision_image(args.flash, k1, k2, args.lmon)
@@ -654,7 +660,7 @@ def cmd_hhu(args):
 
 def _check_hhu_options(parser):
     """Attach their checks to the options hhu.add_arguments declares (argparse keeps them in _actions)."""
-    from meter import mac
+    from meter.link import mac
 
     checks = {"port": _device, "aca": _aca, "keys": _key_file, "new_keys": _key_file, "register": _register,
               "address": _device_address, "data": _hex(0, mac.MAX_LLC_DATA - 1)}  # data: the APDU after the ATTR
@@ -701,8 +707,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    from meter import display as D
-    from meter import mac
+    from meter.display import manager as D
+    from meter.link import mac
     from smitp import deploy, image, sim
 
     p = _Parser(prog="smitp", description=__doc__)

@@ -1,7 +1,7 @@
 """The application layer as the concentrator and the hand-held unit speak it, without any I/O.
 
-A Request is one application request: its plain ATTR and DATA (layouts: meter/app.py,
-meter/tables.py, meter/keychange.py, docs/protocol.md), the longest answer it may get, and
+A Request is one application request: its plain ATTR and DATA (layouts: meter/app/services.py,
+meter/app/tables.py, meter/app/keychange.py, docs/protocol.md), the longest answer it may get, and
 the parser of that answer, which returns the service's result, raises Nack when the meter
 refused, DecodeError when the answer is not one to it. A service that takes several exchanges
 (a table in blocks, records in chunks, a custom table in parts, the spontaneous events) is a
@@ -14,11 +14,11 @@ import itertools
 import struct
 
 from meter import attrs as A
-from meter import keychange as KC
-from meter import mac
-from meter import registers as R
-from meter import security as sec
-from meter import tables as TB
+from meter.app import keychange as KC
+from meter.link import mac
+from meter.model import registers as R
+from meter.app import security as sec
+from meter.app import tables as TB
 from meter.errors import DecodeError
 from smitp.errors import BadAnswer, Nack, UsageError
 
@@ -31,7 +31,7 @@ ENCRYPT_HELP = ("with --auth: auto (default: AES-ECB for writes and commands, AE
                 "none (authenticated only); the meter refuses writes that are not ECB")
 AUTH_NACKS = (sec.ATTR_NACK_A_AUTH, sec.ATTR_NACK_B_AUTH)
 CHL_RESP_LEN = 1 + sec.CHL_T_LEN + sec.AUTH_OVERHEAD
-NACK_LEN = 4  # NACK A-Node: ATTR | PAR1 | item (2), meter/app.py write_nack
+NACK_LEN = 4  # NACK A-Node: ATTR | PAR1 | item (2), meter/app/services.py write_nack
 _MORE = 0x80  # status byte of READTAB, GETTAB, DATASPONT: more follow; bits 0-6 count
 _SELECT_MAX = 255  # records one READTAB selective asks for
 
@@ -78,7 +78,7 @@ def register_size(reg_id):
 class Request:
     """ATTR | DATA of one request (plain ATTR) and how its answer reads. answer: the longest plain
     answer (ATTR | DATA); None for a table service: as long as the meter makes them
-    (meter.tables.answer_room). parse(plain answer) -> the result."""
+    (meter.app.tables.answer_room). parse(plain answer) -> the result."""
 
     def __init__(self, attr, data, parse, answer=None):
         self.attr, self.data, self.parse, self.answer = attr, bytes(data), parse, answer
@@ -208,7 +208,7 @@ def reset_tables(reg_ids):
 
 
 def command(code, params=b""):
-    """COMMAND `code` (meter.tables.CMD_*) with its parameters -> None on ACK."""
+    """COMMAND `code` (meter.app.tables.CMD_*) with its parameters -> None on ACK."""
     return Request(A.COMMAND, bytes((code,)) + bytes(params), ack)
 
 

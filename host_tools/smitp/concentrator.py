@@ -2,14 +2,14 @@
 
 It speaks through a port with `send(payload)`, `recv(timeout_s)` and `now()`:
 a ConcentratorPort on the simulated medium, or a modem port on a real ST7580.
-The frame codec is the firmware's own (meter.mac), so both sides share one
+The frame codec is the firmware's own (meter.link.mac), so both sides share one
 definition of the layout; independent checks of that layout live in the tests.
 Here: frames out, answers in, timeouts; what the requests and answers hold is
 smitp.client's, the rules of authenticated ones smitp.secure's.
 """
 
-from meter import mac
-from meter import security as sec
+from meter.link import mac
+from meter.app import security as sec
 from meter import timers as T
 from meter.errors import DecodeError
 from smitp import client, secure
@@ -171,7 +171,7 @@ class Concentrator:
         self._call(aca, route, client.reset_tables(reg_ids), auth, ecc)
 
     def command(self, aca, code, params=b"", route=(), auth=False, ecc=None):
-        """COMMAND `code` (meter.tables.CMD_*) with its parameters; returns on ACK."""
+        """COMMAND `code` (meter.app.tables.CMD_*) with its parameters; returns on ACK."""
         self._call(aca, route, client.command(code, params), auth, ecc)
 
     def dataspont(self, aca, acknowledged=0, route=(), auth=False, ecc=None):

@@ -5,8 +5,10 @@ MAC frame. Every problem is a DecodeError naming the field.
 """
 
 from meter import attrs as A
-from meter import llc, mac, st7580
-from meter import security as sec
+from meter.link import llc
+from meter.link import mac
+from meter.phy import st7580
+from meter.app import security as sec
 from meter.crypto import ecb_decrypt
 from meter.errors import DecodeError
 from smitp import client

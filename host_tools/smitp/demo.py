@@ -12,12 +12,13 @@ import os
 import sys
 import tempfile
 
-from meter import registers as R
+from meter import attrs as A
+from meter.model import registers as R
 from meter.errors import SmitpError
-from meter.lmon import LMON_MAX
+from meter.app.lmon import LMON_MAX
 from smitp import topology
 from smitp import attacks
-from smitp.concentrator import Concentrator, NoAnswer, aca_text, parse_aca
+from smitp.concentrator import Concentrator, NoAnswer, aca_text, parse_aca, register_size
 from smitp.secure import KeyRing
 from smitp.network import neighbourhood
 from smitp.values import decode_value, register_name, show_value
@@ -47,13 +48,18 @@ def wait_until_ready(net, timeout_s=BOOT_TIMEOUT_S):
 
 
 def find_route(conc, aca, reached):
-    """Try the meter directly, then through each meter already reached directly."""
-    for route in [()] + [(r,) for r in reached]:
-        try:
-            conc.read(aca, [R.STATUS_WORD], route)
-            return route
-        except NoAnswer:
-            continue
+    """Try the meter directly, then through each meter already reached
+    directly, one frame each, as many rounds as the concentrator has tries:
+    a meter out of direct reach costs one wait a round, not every retry."""
+    request = bytes((A.READ_REQ,)) + R.STATUS_WORD.to_bytes(2, "big")
+    size = 1 + register_size(R.STATUS_WORD)
+    for _round in range(1 + conc.retries):
+        for route in [()] + [(r,) for r in reached]:
+            try:
+                conc.request(aca, request, route, max_response=size, tries=1)
+                return route
+            except NoAnswer:
+                continue
     return None
 
 
@@ -103,7 +109,7 @@ def attack_feeder():
 
 def _random_keys(meters, exhausted):
     """{ACA: (K1, K2)} for each meter, (K1, K2, LMON) for the exhausted one."""
-    keys = {aca_text(a): (os.urandom(16), os.urandom(16)) for a in meters}
+    keys: dict = {aca_text(a): (os.urandom(16), os.urandom(16)) for a in meters}
     keys[aca_text(exhausted)] = (os.urandom(16), os.urandom(16), LMON_MAX)
     return keys
 
@@ -185,7 +191,7 @@ def try_attacks(conc, results, keys, power_cycles, progress=None):
             continue
         aca = parse_aca(m["aca"])
         route = tuple(parse_aca(r) for r in m["route"][:-1])
-        target = attacks.Target(conc, aca, route, keys[m["aca"]], power_cycles.get(m["aca"]))
+        target = attacks.Target(conc, aca, route, keys[m["aca"]], power_cycles.get(m["aca"]), sweep=False)
 
         def step(i, n, name, who=m["aca"]):
             if progress:

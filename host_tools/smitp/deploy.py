@@ -124,7 +124,7 @@ def _show(cmd):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="smitp deploy", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="smitp deploy", description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--board", default="nucleo_f401re_plm01a1", help="folder under boards/")
     ap.add_argument("--port", default="/dev/ttyACM0", help="the board's serial port")
     ap.add_argument("--build-dir", help="deploy this compiled tree instead of building build/<board>")

@@ -21,11 +21,11 @@ Works through any concentrator port (`send`, `recv`, `now`).
 """
 
 from meter import attrs as A
-from meter import mac
+from meter.link import mac
 from meter import timers as T
 from meter.errors import DecodeError
-from meter.llc import DSAP_NM
-from meter.netmgmt import RECORD_LEN, RELAY_WINDOW_MS
+from meter.link.llc import DSAP_NM
+from meter.link.netmgmt import RECORD_LEN, RELAY_WINDOW_MS
 from smitp.concentrator import BITRATE, PHY_OVERHEAD_BITS, RETRIES, NoAnswer, aca_text, response_timeout
 
 # Procedure constants. Public (Microchip DCU example) unless marked.

@@ -12,13 +12,19 @@ import os
 import struct
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from meter import display as D
+from meter.display import manager as D
 
-from meter import screen as SC
-from meter import registers as R
+from meter.display import screen as SC
+from meter.model import registers as R
 from meter import timers as T
 from smitp.png import write_png
+
+if TYPE_CHECKING:
+    from smitp.concentrator import Concentrator
+    from smitp.emulated_board import EmulatedBoard
+    from smitp.network import Network
 
 _HEAD = struct.Struct(">4sBHHIH")  # magic, format, width, height, sequence, text length
 FMT_GS2_HMSB = 2
@@ -54,7 +60,7 @@ class Frame:
         if len(parts) != 7:
             raise DumpError("screen text %r" % self.text)
         names = ("mode", "show", "code", "value", "unit", "line")
-        out = dict(zip(names, parts[:6]))
+        out: dict[str, Any] = dict(zip(names, parts[:6]))
         out["icons"] = [i for i in parts[6].split(",") if i]
         return out
 
@@ -137,7 +143,9 @@ class EmulatedMeter:
         self.aca_text = aca
         self.workdir = workdir
         self.board_options = {"import_w": import_w, "export_w": export_w}
-        self.net = self.conc = self.board = None
+        self.net: Network | None = None
+        self.conc: Concentrator | None = None
+        self.board: EmulatedBoard | None = None
         self._tmp = None
 
     def __enter__(self):
@@ -175,41 +183,49 @@ class EmulatedMeter:
             self._tmp.cleanup()
             self._tmp = None
 
+    def _live(self):
+        """(network, concentrator, board) inside the with block."""
+        if self.net is None or self.conc is None or self.board is None:
+            raise RuntimeError("the emulated meter runs inside its with block only")
+        return self.net, self.conc, self.board
+
     # ---- the utility's side
     def write(self, values, auth=True):
         """WRITE.REQ of {reg: raw}; authenticated and encrypted with the write key unless auth is False."""
-        self.conc.write(self.aca, values, auth=auth)
+        self._live()[1].write(self.aca, values, auth=auth)
 
     def read(self, regs, auth=False):
-        return self.conc.read(self.aca, list(regs), auth=auth)
+        return self._live()[1].read(self.aca, list(regs), auth=auth)
 
     # ---- the customer's side
     def press(self, long=False):
         """Push the button and let it go after a short or a long press."""
-        self.board.button(True)
-        self.net.run_for(LONG_PRESS_S if long else SHORT_PRESS_S)
-        self.board.button(False)
+        net, _, board = self._live()
+        board.button(True)
+        net.run_for(LONG_PRESS_S if long else SHORT_PRESS_S)
+        board.button(False)
 
     def run_for(self, seconds):
-        self.net.run_for(seconds)
+        self._live()[0].run_for(seconds)
 
     def power_cycle(self):
         """Cut the supply and power the board up again over the same flash."""
         from smitp.demo import wait_until_ready
 
-        slot = self.net.boards["m1"]
-        boots = self.board.log_text().count("modem configured")
-        self.board.power_cut()
-        self.board.start()
-        slot.emu.power_on(self.net.clock.now() * 1000)
-        if not self.net.run_until(lambda: self.board.log_text().count("modem configured") > boots, 20):
-            raise TimeoutError("the board did not come back:\n" + self.board.log_text()[-1000:])
-        wait_until_ready(self.net)
+        net, _, board = self._live()
+        slot = net.boards["m1"]
+        boots = board.log_text().count("modem configured")
+        board.power_cut()
+        board.start()
+        slot.emu.power_on(net.clock.now() * 1000)
+        if not net.run_until(lambda: board.log_text().count("modem configured") > boots, 20):
+            raise TimeoutError("the board did not come back:\n" + board.log_text()[-1000:])
+        wait_until_ready(net)
 
     # ---- pictures
     def frame(self):
         """What the display shows now (its last dump), or None before the first."""
-        raw = self.board.display_dump()
+        raw = self._live()[2].display_dump()
         return parse_dump(raw) if raw else None
 
     def wait_frame(self, want=None, timeout_s=10.0):
@@ -223,7 +239,7 @@ class EmulatedMeter:
                 return True
             return False
 
-        if not self.net.run_until(ready, timeout_s):
+        if not self._live()[0].run_until(ready, timeout_s):
             f = self.frame()
             raise TimeoutError("the display did not show what was expected; it shows %r" % (f and f.text))
         return found[0]
@@ -260,7 +276,7 @@ def run(png=None, frames=1, interval_s=1.0, scale=SCALE, workdir=None, import_w=
     if mode is not None:
         values[R.DISPLAY_MODE] = bytes((SC.MODE_NAMES.index(mode),))
     paths = frame_paths(png, frames) if png else [None] * frames
-    report = {"frames": []}
+    report: dict[str, Any] = {"frames": []}
     with EmulatedMeter(workdir, import_w, export_w) as meter:
         meter.wait_frame()
         if values:
@@ -274,6 +290,7 @@ def run(png=None, frames=1, interval_s=1.0, scale=SCALE, workdir=None, import_w=
             if i:
                 meter.run_for(interval_s)
             f = meter.frame()
+            assert f is not None  # wait_frame() saw one
             entry = dict(f.fields, seq=f.seq)
             if path is not None:
                 f.png(path, scale)

@@ -82,7 +82,7 @@ class EmulatedBoard:
         self._lock = threading.Lock()  # the supervisor's restart against stop() and power_cut()
         self._stopping = threading.Event()
         self._supervisor = None
-        self._board_ends = ()  # the board's ends of the UART pty, control pipe and optical pty
+        self._board_ends: tuple[int, ...] = ()  # the board's ends of the UART pty, control pipe and optical pty
         self._pins_w = None  # write end of the pin pipe the supervisor passes levels on to
         self._board_pins = None  # read end of the current process's pin pipe (the supervisor's)
         self._levels = {}  # pin -> its last level code, b"T" or b"t" for T_REQ
@@ -156,14 +156,17 @@ class EmulatedBoard:
         pending = b""
         try:
             while True:
-                wait = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
-                if select.select([self._board_pins], [], [], wait)[0]:
-                    data = os.read(self._board_pins, 4096)
+                pins = self._board_pins
+                assert pins is not None  # _spawn() set it; only this thread takes it away
+                deadline = self._deadline
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if select.select([pins], [], [], wait)[0]:
+                    data = os.read(pins, 4096)
                     if data:
                         pending = self._take(pending + data)
                         continue
                     cause = "other"  # end of file: the process is gone
-                elif time.monotonic() < self._deadline:
+                elif deadline is None or time.monotonic() < deadline:  # (select waits for bytes without one)
                     continue
                 else:
                     cause = "watchdog"
@@ -200,7 +203,7 @@ class EmulatedBoard:
         return data[i:]
 
     def _pass_on(self, levels):
-        if levels:
+        if levels and self._pins_w is not None:
             try:
                 os.write(self._pins_w, levels)
             except BlockingIOError:
@@ -209,6 +212,7 @@ class EmulatedBoard:
     def _reset(self, cause):
         """Restart the board's process, as a reset would; False: the harness stops the board."""
         proc = self.proc
+        assert proc is not None  # the board runs until the supervisor ends
         proc.kill()  # the watchdog pulls the reset line (a process that exited: nothing to do)
         proc.wait()
         if cause == "watchdog":
@@ -221,9 +225,11 @@ class EmulatedBoard:
         with self._lock:
             if self._stopping.is_set():
                 return False
-            self._log.write(("harness: reset (%s): %s\n" % (cause, why)).encode())
-            self._log.flush()
-            os.close(self._board_pins)
+            log, pins = self._log, self._board_pins
+            assert log is not None and pins is not None  # both live until _close(), after stopping
+            log.write(("harness: reset (%s): %s\n" % (cause, why)).encode())
+            log.flush()
+            os.close(pins)
             self._board_pins = None
             # pins a reset leaves low go back to their idle high (Board drives them high)
             self._pass_on(b"".join(pin for pin, level in self._levels.items() if level != pin))
@@ -255,9 +261,11 @@ class EmulatedBoard:
         with self._lock:
             self._stopping.set()
             proc = self.proc
+        supervisor = self._supervisor
+        assert proc is not None and supervisor is not None  # callers check that the board runs
         end(proc)
         proc.wait()
-        self._supervisor.join()
+        supervisor.join()
         self._supervisor = None
 
     def _close(self):
@@ -279,11 +287,16 @@ class EmulatedBoard:
 
     def button(self, pressed):
         """Push (True) or release (False) the board's button."""
-        os.write(self.control_fd, b"B" if pressed else b"b")
+        os.write(self._control(), b"B" if pressed else b"b")
 
     def write_protect(self, on):
         """Make the flash refuse (True) or accept (False) programming and erasing."""
-        os.write(self.control_fd, b"W" if on else b"w")
+        os.write(self._control(), b"W" if on else b"w")
+
+    def _control(self):
+        if self.control_fd is None:
+            raise BoardError("%s is not running" % self.name)
+        return self.control_fd
 
     def set_mains(self, volts=None, watts=None, pf=None):
         """Change the load generator while the board runs: three values each

@@ -4,8 +4,8 @@ It signs on with the IEC 62056-21 prologue, then either takes the mode C data
 readout or switches to mode F and exchanges Original-SMITP application
 messages (plain, or authenticated with the concentrator's key handling),
 through a real optical probe or an emulated board's optical pty (pyserial in
-both cases). The wire formats are the firmware's own (meter.iec62056,
-meter.modef): one definition on both sides; the mode C readout is also
+both cases). The wire formats are the firmware's own (meter.optical.iec62056,
+meter.optical.modef): one definition on both sides; the mode C readout is also
 checked against an independent IEC 62056-21 client in the tests. What the
 mode F requests and answers hold is smitp.client's, the rules of
 authenticated ones smitp.secure's: here, bytes out, bytes in, timeouts.
@@ -19,10 +19,11 @@ import time
 import serial
 
 from meter import attrs as A
-from meter import iec62056 as I
-from meter import modef as F
-from meter import registers as R
-from meter import security as sec
+from meter.optical import iec62056 as I
+from meter.optical import readout as RO
+from meter.optical import modef as F
+from meter.model import registers as R
+from meter.app import security as sec
 from meter import timers as T
 from smitp import client, secure
 from smitp.aca import aca_text
@@ -88,20 +89,26 @@ class OpticalLine:
         real UART; a pty has no pacing, so the airtime is waited here too
         (a switch of rate must not overtake bytes still "on the wire")."""
         t0 = time.monotonic()
-        self.ser.write(data)
-        self.ser.flush()
+        ser = self._port()
+        ser.write(data)
+        ser.flush()
         left = I.airtime_ms(len(data), self.baud or I.SIGN_ON_BAUD) / 1000 - (time.monotonic() - t0)
         if left > 0:
             time.sleep(left)
 
     def read(self, n=256):
-        data = self.ser.read(n)
+        data = self._port().read(n)
         if self.seven_e1:
             data = bytes(b & 0x7F for b in data)
         return data
 
     def discard_input(self):
-        self.ser.reset_input_buffer()
+        self._port().reset_input_buffer()
+
+    def _port(self):
+        if self.ser is None:
+            raise RuntimeError("optical head %s is not open" % self.path)
+        return self.ser
 
 
 class Identification:
@@ -208,14 +215,14 @@ class HandHeldUnit:
     def readout(self, baud=None):
         """Mode C data readout: (Identification, [(address, value, unit)], raw message)."""
         ident = self.sign_on("C", baud)
-        msg = self._read_until(I.STX, I.ETX, READOUT_TIMEOUT_S + I.airtime_ms(2048, self.line.baud) / 1000, 1)
+        msg = self._read_until(RO.STX, RO.ETX, READOUT_TIMEOUT_S + I.airtime_ms(2048, self.line.baud) / 1000, 1)
         if msg is not None and self.line.pty:  # no pacing on a pty: the meter's UART is still sending
             time.sleep((I.airtime_ms(len(msg), self.line.baud) + 2 * T.OPT_DRAIN_GUARD_MS) / 1000)
         self.mode = None
         self.line.set_line(I.SIGN_ON_BAUD, True)
         if msg is None:
             raise NoAnswer("no data message after the option select")
-        if I.bcc(msg, 1, len(msg) - 1) != msg[-1]:
+        if RO.bcc(msg, 1, len(msg) - 1) != msg[-1]:
             raise BadAnswer("data message with a bad BCC")
         self._step(3, 3, "readout")
         values = []
@@ -465,9 +472,11 @@ def _registers(values):
             for r, v in values.items()}
 
 
-def _print_registers(values):
+def _print_registers(values, header=None):
     from smitp.values import register_name, show_value
 
+    if header is not None:
+        print(header)
     for r, v in values.items():
         print("0x%04X  %-32s %s" % (r, register_name(r), show_value(r, v)))
 
@@ -508,8 +517,8 @@ def _run(args, progress, ring, raw_keys):
             if action == "info":
                 values = unit.read(INFO_REGISTERS)
                 report["registers"] = _registers(values)
-                text = lambda rep: (print("%s %s, ACA %s" % (ident.manufacturer, ident.text, rep["aca"])),  # noqa
-                                    _print_registers(values))
+                text = lambda rep: _print_registers(  # noqa: E731
+                    values, "%s %s, ACA %s" % (ident.manufacturer, ident.text, rep["aca"]))
             elif action == "read":
                 regs = [parse_register(r) for r in args.register]
                 values = unit.read(regs, auth=args.auth, ecc=ecc_of(False))
@@ -529,6 +538,7 @@ def _run(args, progress, ring, raw_keys):
                 k1 = k2 = None
                 if args.new_keys:
                     _new_ring, new_raw = _ring(args.new_keys)
+                    assert new_raw is not None  # a path was given
                     entry = new_raw.get(report["aca"])
                     if entry is None:
                         raise ValueError("the new key file has no entry for meter %s" % report["aca"])

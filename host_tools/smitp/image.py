@@ -225,7 +225,7 @@ def build_image(board, out_dir=None, opt=DEFAULT_OPT):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="smitp image", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="smitp image", description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--board", default="unix", help="folder under boards/ (%s)" % ", ".join(boards()))
     ap.add_argument("--out", help="output folder (default build/<board>)")
     ap.add_argument("--opt", type=int, default=DEFAULT_OPT, choices=range(4), help="mpy-cross -O level")

@@ -251,7 +251,7 @@ class Network:
             self._arm(name, node, now)
 
     def _quality(self, dst, src, q):
-        """The medium's link figures as the node's quality argument (meter.netmgmt Q_*)."""
+        """The medium's link figures as the node's quality argument (meter.link.netmgmt Q_*)."""
         a, b = self.phases.get(dst), self.phases.get(src)
         return (q["signal_dbuv"], q["snr_db"], q["impedance_ohm"], None if a is None or b is None else a == b)
 
@@ -296,11 +296,11 @@ def _read_all(fd):
 def in_process_meter(aca, serial, clock, keys=None, seed=0):
     """The firmware's meter node under CPython, on the simulation's clock;
     keys: (K1, K2) to provision, or None; seed: its RC slot choice."""
-    from meter.datamodel import DataModel
+    from meter.model.datamodel import DataModel
     from meter import firmware_id
-    from meter.auth import security_factory
-    from meter.metering import Metering
-    from meter.node import MeterNode
+    from meter.app.auth import security_factory
+    from meter.model.metering import Metering
+    from meter.app.node import MeterNode
     from meter.storage import Store
 
     store = Store()

@@ -17,7 +17,7 @@ from meter.errors import SmitpError
 from smitp.emulated_board import BOARD_MAIN, micropython_path
 
 _WRITE_RECORDS = """
-from meter.lmon import KeyStore, LmonCounter
+from meter.app.lmon import KeyStore, LmonCounter
 from meter.storage import Store
 store = Store("/flash")
 ok = KeyStore(store).provision(bytes.fromhex(K1), bytes.fromhex(K2))
@@ -84,7 +84,7 @@ def _run(what, cmd, stdin, timeout_s):
 
 def provision_store(store, k1, k2, lmon=None):
     """Same records into a meter.storage.Store (in-process meters, tests)."""
-    from meter.lmon import KeyStore, LmonCounter
+    from meter.app.lmon import KeyStore, LmonCounter
 
     _check(k1, k2)
     if not KeyStore(store).provision(k1, k2) or (lmon is not None and not LmonCounter(store).set(lmon)):

@@ -1,4 +1,4 @@
-"""The register map of docs/data-model.md, from meter.registers.TABLE.
+"""The register map of docs/data-model.md, from meter.model.registers.TABLE.
 
     python -m smitp.regmap            print the table
     python -m smitp.regmap --write    rewrite it in docs/data-model.md (keeps each row's notes)
@@ -13,7 +13,7 @@ import re
 import struct
 import sys
 
-from meter import registers as R
+from meter.model import registers as R
 
 DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs",
                    "data-model.md")

@@ -20,7 +20,7 @@ runs, and CTR would reuse its keystream), hence the rules:
 `exchange`, `sync` and `change_keys` apply them over a link (smitp.transport.Link): the
 concentrator's PLC port and the hand-held unit's optical port share this one implementation.
 
-The codecs are the firmware's own (meter.security) and smitp.client's requests: one definition
+The codecs are the firmware's own (meter.app.security) and smitp.client's requests: one definition
 of the layout on both sides. Key bytes never appear in a repr or an error message.
 """
 
@@ -30,9 +30,9 @@ import os
 import time
 
 from meter import attrs as A
-from meter import keychange as KC
-from meter import security as sec
-from meter.security import Keys
+from meter.app import keychange as KC
+from meter.app import security as sec
+from meter.app.security import Keys
 
 from meter.errors import DecodeError, SmitpError
 from smitp import client
@@ -335,6 +335,7 @@ class MeterSecurity:
         # a key change may have replaced: every pair we know is tried.
         if keysets is None:
             keysets = [k for k in (self._keys, self._next) if k is not None]
+        err = None
         for keys in keysets:
             try:
                 if covered is None:
@@ -346,6 +347,8 @@ class MeterSecurity:
                 continue
             return (trailer if mon is None else data), keys
         self.stats["rejected"] += count
+        if err is None:
+            raise SecureError("no key pair to open the answer with")
         raise err
 
     def _learn(self, lmon, keys):
@@ -372,7 +375,9 @@ class MeterSecurity:
         # The meter uses the key change's pair. Its activate, if pending, is what it took.
         if self._sent is not None and self._sent.new_keys:
             self._sent = None
-        self._keys, self._next = self._next, None
+        new = self._next
+        assert new is not None  # called when an answer verified under it
+        self._keys, self._next = new, None
         self.stats["key_changes"] += 1
 
     def _restore(self, st):
@@ -489,7 +494,7 @@ def sync(meter, link):
 
 
 def change_keys(meter, link, k1, k2):
-    """KEY_CHANGE (meter/keychange.py): stage the pair under the current write key, then activate
+    """KEY_CHANGE (meter/app/keychange.py): stage the pair under the current write key, then activate
     it, sealed with the new write key under the next MON. The session uses the new pair once the
     meter does. Returns how it went: "activated", "activated, answer lost" (a challenge under
     the new read key settled it) or "already in force"; raises KeyChangeError when the meter
@@ -512,7 +517,9 @@ def change_keys(meter, link, k1, k2):
 
 def _key_change(meter, link, req, step, keys=None):
     # A step of the key change, ACKed; keys: the new pair for the activate.
-    attr, data = exchange(meter, link, req.attr, req.data, sec.ECC_ECB_WRITE, req.answer_max(True), keys)
+    answer = exchange(meter, link, req.attr, req.data, sec.ECC_ECB_WRITE, req.answer_max(True), keys)
+    assert answer is not None  # None only for a request sent again without its content
+    attr, data = answer
     try:
         req.parse(bytes((attr,)) + data)
     except (Nack, DecodeError) as e:

@@ -1,4 +1,4 @@
-"""A real ST7580 on a serial port, driven by the firmware's own driver (meter.st7580).
+"""A real ST7580 on a serial port, driven by the firmware's own driver (meter.phy.st7580).
 
 The concentrator (or any host tool) uses SerialModem to put PHY frames on the
 power line through an ST7580, e.g. an X-NUCLEO-PLM01A1 behind a 3.3 V USB-UART
@@ -26,8 +26,9 @@ timeout, close(), reset_input_buffer()), the pin setters `set_treq(level)` /
 
 import time
 from collections import deque
+from typing import Any
 
-from meter import st7580 as S
+from meter.phy import st7580 as S
 from meter.compat import ticks_diff, ticks_ms
 from meter.errors import SmitpError
 
@@ -69,7 +70,7 @@ class SerialModem:
         self.reset_ms = reset_ms
         self.boot_timeout_s = boot_timeout_s
         self.auto_config = auto_config
-        self._drv_kwargs = dict(driver_kwargs, baud=baudrate)
+        self._drv_kwargs: dict[str, Any] = dict(driver_kwargs, baud=baudrate)
         self.drv = S.ST7580(**self._drv_kwargs)
         self._treq = 1
         self._rx = deque(maxlen=rx_queue)  # (payload, snr) heard, not yet taken
@@ -96,9 +97,9 @@ class SerialModem:
         elif getattr(self._serial, "timeout", 0) is None:
             self._serial.timeout = POLL_S  # reads must return to run the timers
         if self._set_treq is None:
-            self._set_treq = self._rts_setter()
+            self._set_treq = self._rts_setter(self._serial)
         if self._set_resetn is None:
-            self._set_resetn = self._dtr_setter()
+            self._set_resetn = self._dtr_setter(self._serial)
         self._set_treq(1)
         self._set_resetn(1)
         self._treq = 1
@@ -115,16 +116,16 @@ class SerialModem:
     def __exit__(self, *exc):
         self.close()
 
-    def _rts_setter(self):
-        ser, low = self._serial, self._rts_low
+    def _rts_setter(self, ser):
+        low = self._rts_low
 
         def set_treq(level):
             ser.rts = (not level) if low else bool(level)
 
         return set_treq
 
-    def _dtr_setter(self):
-        ser, low = self._serial, self._dtr_low
+    def _dtr_setter(self, ser):
+        low = self._dtr_low
 
         def set_resetn(level):
             ser.dtr = (not level) if low else bool(level)
@@ -139,21 +140,23 @@ class SerialModem:
     def reset(self):
         """Pulse RESETN, wait for BIO_ResetIndication, write the boot configuration.
         Returns the ResetData byte. Raises ModemTimeout or ModemError."""
+        set_treq, set_resetn = self._pins()
         self.drv = S.ST7580(**self._drv_kwargs)
         self._expect.clear()
         self._answers.clear()
         self._treq = 1
-        self._set_treq(1)
-        self._set_resetn(0)
+        set_treq(1)
+        set_resetn(0)
         self._sleep(self.reset_ms / 1000.0)
         flush = getattr(self._serial, "reset_input_buffer", None)
         if flush is not None:
             flush()
         seen = self.resets
-        self._set_resetn(1)
+        set_resetn(1)
         if not self._run(lambda: self.resets != seen, self.boot_timeout_s):
             raise ModemTimeout(S.CMD_RESET_IND, "no BIO_ResetIndication within %.1f s" % self.boot_timeout_s)
         cause = self.last_reset
+        assert cause is not None  # set with the reset count
         if not (self.auto_config and cause & S.RESET_NEEDS_CONFIG):
             self._configure()  # not queued automatically: always configure after reset()
         errors = self.config_errors
@@ -203,6 +206,17 @@ class SerialModem:
     def _now(self):
         return self._clock()
 
+    def _port(self):
+        if self._serial is None:
+            raise RuntimeError("modem port %s is not open" % self.port)
+        return self._serial
+
+    def _pins(self):
+        """(set_treq, set_resetn), which open() provides."""
+        if self._set_treq is None or self._set_resetn is None:
+            raise RuntimeError("modem port %s is not open" % self.port)
+        return self._set_treq, self._set_resetn
+
     def _run(self, done, timeout_s):
         """Serve the link until done() is true or timeout_s passed; returns done()."""
         drv = self.drv
@@ -215,7 +229,7 @@ class SerialModem:
             now = self._now()
             if ticks_diff(now, start) >= limit:
                 return bool(done())
-            ser = self._serial
+            ser = self._port()
             data = ser.read(ser.in_waiting or 1)
             now = self._now()
             if data:
@@ -226,10 +240,10 @@ class SerialModem:
     def _flush(self):
         out = self.drv.data_to_send()
         if out:
-            self._serial.write(out)
+            self._port().write(out)
         if self.drv.treq != self._treq:
             self._treq = self.drv.treq
-            self._set_treq(self._treq)
+            self._pins()[0](self._treq)
 
     def _events(self):
         while True:

@@ -22,10 +22,10 @@ import signal
 import tempfile
 import time
 
-from meter import mac
-from meter import registers as R
+from meter.link import mac
+from meter.model import registers as R
 from meter import timers as Tm
-from meter.netmgmt import RELAY_SLOTS
+from meter.link.netmgmt import RELAY_SLOTS
 from smitp import topology as T
 from smitp.concentrator import Concentrator, ConcentratorError, NoAnswer
 from smitp.discovery import MAX_LEVEL, Discovery, airtime_s
@@ -236,7 +236,7 @@ def run(n_meters, seed=0, boards=0, fail_repeaters=0, progress=None, workers=Non
     check_fleet(n_meters, boards, fail_repeaters)
     wall0 = time.monotonic()
     sections = T.lv_sections(n_meters, seed, section_meters)
-    results = [None] * len(sections)
+    results: list[dict | None] = [None] * len(sections)
     done = 0
     # R repeaters over the fleet: spread over the sections, the first ones first
     fails = [fail_repeaters // len(sections) + (1 if i < fail_repeaters % len(sections) else 0)

@@ -383,7 +383,9 @@ class ST7580Emulator:
         return IDLE
 
     def _send(self, now, repeat):
-        cmd, data = self._cur
+        cur = self._cur
+        assert cur is not None  # called with a frame in flight
+        cmd, data = cur
         raw = frame(cmd, data, STX_REPEAT if repeat else STX)
         self.stats["tx_frames"] += 1
         if repeat:

@@ -92,9 +92,9 @@ def _check_aca(where, aca):
 
 def link_quality(snr_db=None, attenuation_db=None):
     """(snr_db, attenuation_db), deriving a missing one from the link budget."""
-    if snr_db is None and attenuation_db is None:
-        attenuation_db = DEFAULT_ATTENUATION_DB
     if snr_db is None:
+        if attenuation_db is None:
+            attenuation_db = DEFAULT_ATTENUATION_DB
         snr_db = TX_LEVEL_DBUV - NOISE_FLOOR_DBUV - attenuation_db
     elif attenuation_db is None:
         attenuation_db = TX_LEVEL_DBUV - NOISE_FLOOR_DBUV - snr_db
@@ -214,7 +214,7 @@ def links_from(topology, src):
     return adjacency(topology)[src]
 
 
-def hops(topology, root="dcu", skip=()):
+def hops(topology, root: str | list | tuple = "dcu", skip=()):
     """Minimum hop count from `root` to every node it can reach (BFS).
 
     A hop needs both directions (every exchange is request and response), so a
@@ -228,16 +228,18 @@ def hops(topology, root="dcu", skip=()):
     for r in roots:
         if r not in heard:
             raise TopologyError("root", "unknown node %r" % (r,))
-    dist = {r: 0 for r in roots}
+    dist: dict[str, int | None] = {r: 0 for r in roots}
     for n in skip:
         dist.setdefault(n, None)
     frontier = list(roots)
+    level = 0  # of the frontier
     while frontier:
+        level += 1
         nxt = []
         for u in frontier:
             for v in heard[u]:
                 if v not in dist and u in heard[v]:
-                    dist[v] = dist[u] + 1
+                    dist[v] = level
                     nxt.append(v)
         frontier = nxt
     return {n: d for n, d in dist.items() if d is not None}
@@ -281,7 +283,7 @@ def lv_feeder(n_meters, seed=0, feeders=None, root="dcu", first=1):
     if feeders < 1:
         raise ValueError("feeders must be at least 1, not %r" % (feeders,))
     rng = random.Random(seed)
-    nodes = [{"name": root, "role": "concentrator"}]
+    nodes: list[dict] = [{"name": root, "role": "concentrator"}]
     # Each feeder: [(name, position along the feeder, drop length)], root first.
     lines = []
     k = first - 1

@@ -1,13 +1,13 @@
 """Register values as people read them: names, units, text, times, and the
-fields of structured values and table records (layouts: meter.registers.LAYOUTS)."""
+fields of structured values and table records (layouts: meter.model.registers.LAYOUTS)."""
 
 import datetime
 import struct
 
-from meter import events as E
-from meter import registers as R
+from meter.model import events as E
+from meter.model import registers as R
 
-# Event codes (meter/events.py) as people read them.
+# Event codes (meter/model/events.py) as people read them.
 EVENT_NAMES = {
     E.EV_POWER_DOWN: "power down",
     E.EV_POWER_UP: "power up",

@@ -18,13 +18,13 @@ HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 sys.path.insert(0, HERE + "/../../firmware")
 sys.path.insert(0, HERE + "/../firmware")
 
-from meter import mac  # noqa: E402
-from meter import security as S  # noqa: E402
-from meter.auth import security_factory  # noqa: E402
+from meter.link import mac  # noqa: E402
+from meter.app import security as S  # noqa: E402
+from meter.app.auth import security_factory  # noqa: E402
 from meter.compat import ticks_diff, ticks_us  # noqa: E402
-from meter.datamodel import DataModel  # noqa: E402
-from meter.lmon import KeyStore  # noqa: E402
-from meter.node import MeterNode  # noqa: E402
+from meter.model.datamodel import DataModel  # noqa: E402
+from meter.app.lmon import KeyStore  # noqa: E402
+from meter.app.node import MeterNode  # noqa: E402
 from meter.storage import Store  # noqa: E402
 import modemkit  # noqa: E402
 

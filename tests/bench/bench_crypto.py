@@ -11,7 +11,7 @@ sys.path.insert(0, HERE + "/../../firmware")
 
 from meter.compat import ticks_diff, ticks_us
 from meter.crypto import Aes, cmac_span, crc32, crc32_table, ctr_xor
-from meter.security import ECC_CTR_READ, Keys, open_, open_into, seal, seal_into
+from meter.app.security import ECC_CTR_READ, Keys, open_, open_into, seal, seal_into
 
 _HAS_ALLOC = hasattr(gc, "mem_alloc")
 

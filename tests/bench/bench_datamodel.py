@@ -23,8 +23,8 @@ import sys
 HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 ROOT = HERE + "/../.."
 TMP = "/tmp/smitp-bench-datamodel-%d" % (os.getpid() if hasattr(os, "getpid") else 0)
-MODULES = ("meter.firmware", "meter.metering", "meter.tables", "meter.app", "meter.auth", "meter.node",
-           "meter.datamodel", "meter.registers", "meter.ring", "meter.clock", "meter.tariff", "meter.events")
+MODULES = ("meter.runtime.firmware", "meter.model.metering", "meter.app.tables", "meter.app.services", "meter.app.auth", "meter.app.node",
+           "meter.model.datamodel", "meter.model.registers", "meter.model.ring", "meter.clock", "meter.model.tariff", "meter.model.events")
 N = 1000
 
 
@@ -33,12 +33,12 @@ def _path(firmware):
 
 
 def build(store):
-    from meter import registers as R
-    from meter.auth import security_factory
-    from meter.datamodel import DataModel
-    from meter.lmon import KeyStore
-    from meter.metering import Metering, Sample
-    from meter.node import MeterNode
+    from meter.model import registers as R
+    from meter.app.auth import security_factory
+    from meter.model.datamodel import DataModel
+    from meter.app.lmon import KeyStore
+    from meter.model.metering import Metering, Sample
+    from meter.app.node import MeterNode
 
     aca = b"\xa8\x04\x0a\x1e\x89\x01"
     clock = [1772146800]
@@ -130,8 +130,8 @@ def timed(label, fn, samples):
 
 
 def timing(store, where):
-    from meter import mac
-    from meter import security as S
+    from meter.link import mac
+    from meter.app import security as S
 
     aca, model, meter, node, R = build(store)
     app = node.app

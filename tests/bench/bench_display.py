@@ -14,12 +14,12 @@ import framebuf
 HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 sys.path.insert(0, HERE + "/../../firmware")
 
-from meter import display as D  # noqa: E402
-from meter import lcd  # noqa: E402
-from meter import registers as R  # noqa: E402
+from meter.display import manager as D  # noqa: E402
+from meter.display import lcd  # noqa: E402
+from meter.model import registers as R  # noqa: E402
 from meter.compat import ticks_diff, ticks_us  # noqa: E402
-from meter.datamodel import DataModel  # noqa: E402
-from meter.ssd1306 import SSD1306  # noqa: E402
+from meter.model.datamodel import DataModel  # noqa: E402
+from meter.display.ssd1306 import SSD1306  # noqa: E402
 from meter.storage import Store  # noqa: E402
 
 N = 500

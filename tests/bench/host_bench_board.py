@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 
-from meter import mac, st7580
+from meter.link import mac
+from meter.phy import st7580
 from smitp import demo
 from smitp.emulated_board import BOARD_MAIN, EmulatedBoard, micropython_path
 from smitp.image import build_image
@@ -126,7 +127,7 @@ def bisect(passes, lo=8, hi=256):
 def imports_pass(heap_kib, main):
     """The compiled firmware only loaded (every module the board imports), nothing run."""
     image = os.path.dirname(main)
-    code = "import sys; sys.path.insert(0, %r); import board, meter.firmware, meter.optical" % image
+    code = "import sys; sys.path.insert(0, %r); import board, meter.runtime.firmware, meter.optical.port" % image
     r = subprocess.run([micropython_path(), "-X", "heapsize=%dwK" % heap_kib, "-c", code], capture_output=True)
     return r.returncode == 0
 

@@ -19,9 +19,9 @@ import tempfile
 import time
 
 from host_bench_board import _exchange, _pct
-from meter import display as D
-from meter import mac
-from meter import registers as R
+from meter.display import manager as D
+from meter.link import mac
+from meter.model import registers as R
 from smitp.display import METER_ACA, EmulatedMeter, list_value, message_value, parse_dump, timing_value
 from smitp.emulated_board import EmulatedBoard
 from smitp.network import Network, serial_for

@@ -59,7 +59,7 @@ def canvas(width, height):
 
 class Canvas:
     """CPython stand-in for framebuf.FrameBuffer in tests only: the methods
-    meter/lcd.py draws with, same clipping. text() draws each non-blank
+    meter/display/lcd.py draws with, same clipping. text() draws each non-blank
     character as a 5 x 6 block (the real 8 x 8 font is in framebuf)."""
 
     def __init__(self, width, height):

@@ -4,12 +4,12 @@
 import struct
 
 from meter import attrs as A
-from meter import registers as R
-from meter.auth import security_factory
-from meter.datamodel import DataModel
-from meter.lmon import KeyStore
-from meter.metering import Metering, Sample
-from meter.node import MeterNode
+from meter.model import registers as R
+from meter.app.auth import security_factory
+from meter.model.datamodel import DataModel
+from meter.app.lmon import KeyStore
+from meter.model.metering import Metering, Sample
+from meter.app.node import MeterNode
 from meter.storage import Store
 
 ACA = b"\xa8\x04\x0a\x1e\x89\x01"

@@ -1,12 +1,12 @@
-# The firmware's modem task (meter.firmware.ModemPort) on a stand-in board:
+# The firmware's modem task (meter.runtime.firmware.ModemPort) on a stand-in board:
 # a UART that keeps what is written, pins that keep their level, and the
 # ST7580's side of the exchanges as bytes. Shared by test_no_alloc.py and
 # tests/bench/bench_auth.py; runs on CPython and MicroPython.
-from meter import firmware
-from meter import mac
-from meter import st7580 as S
-from meter.datamodel import DataModel
-from meter.node import MeterNode
+from meter.runtime import firmware
+from meter.link import mac
+from meter.phy import st7580 as S
+from meter.model.datamodel import DataModel
+from meter.app.node import MeterNode
 from meter.storage import Store
 from fwtest import unhex
 

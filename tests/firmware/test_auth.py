@@ -1,11 +1,14 @@
 # The meter's receive rules for authenticated messages, through the whole
 # node (frame in, frame out). Requests are built with the codec, whose bytes
 # are checked against the reference vectors and independent oracles elsewhere.
-from meter import attrs as A, mac, registers as R, security as S
-from meter.auth import security_factory
-from meter.datamodel import DataModel
-from meter.lmon import KeyStore
-from meter.node import MeterNode
+from meter import attrs as A
+from meter.link import mac
+from meter.model import registers as R
+from meter.app import security as S
+from meter.app.auth import security_factory
+from meter.model.datamodel import DataModel
+from meter.app.lmon import KeyStore
+from meter.app.node import MeterNode
 from meter.storage import Store
 from fwtest import unhex
 

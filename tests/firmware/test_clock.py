@@ -1,5 +1,5 @@
 # Civil dates, local time and DST rules (meter/clock.py).
-from meter import registers as R
+from meter.model import registers as R
 from meter.clock import LocalTime, civil_from_days, days_from_civil, weekday
 from fwtest import raises
 

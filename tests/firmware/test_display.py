@@ -4,12 +4,12 @@
 # persistence across a restart. Registers are written through the application
 # layer with the write key's rights, as an authenticated write would.
 from meter import attrs as A
-from meter import display as D
-from meter import screen as SC
-from meter import registers as R
+from meter.display import manager as D
+from meter.display import screen as SC
+from meter.model import registers as R
 from meter import timers as T
-from meter.app import Application
-from meter.datamodel import DataModel
+from meter.app.services import Application
+from meter.model.datamodel import DataModel
 from meter.storage import Store
 
 NOW = 1700000000  # 2023-11-14 22:13:20 UTC

@@ -2,11 +2,12 @@
 # clock: request, identification after tr, option select, the switch, the
 # readout and the way back to 300 Bd; garbage, breaks, parity errors, half
 # sign-ons and timeouts; the lockout's growing delays.
-from meter import iec62056 as I
-from meter import registers as R
+from meter.optical import iec62056 as I
+from meter.optical import readout as RO
+from meter.model import registers as R
 from meter import timers as T
-from meter.datamodel import DataModel
-from meter.readout import civil, data_message, readout_lines
+from meter.model.datamodel import DataModel
+from meter.optical.readout import civil, data_message, readout_lines
 from meter.storage import Store
 from fwtest import Rng
 
@@ -70,7 +71,7 @@ def test_identification_message():
 
 def test_bcc_parity_airtime():
     msg = b"\x01B0\x03"
-    assert I.bcc(msg, 1, 4) == 0x71  # the break message "SOH B 0 ETX q"
+    assert RO.bcc(msg, 1, 4) == 0x71  # the break message "SOH B 0 ETX q"
     assert [I.parity_even(c) for c in b"/?!"] == [1, 0, 0]
     assert I.airtime_ms(30, 300) == 1000 and I.airtime_ms(1, 9600) == 2
 
@@ -90,7 +91,7 @@ def test_readout_lines_and_data_message():
     assert "1.8.0(0001234.567*kWh)\r\n2.8.0(0000000.089*kWh)\r\n" in lines
     assert "F.F(0000000000000001)\r\n" in lines  # clock not set since power-up
     msg = data_message(b"1.8.0(1*kWh)\r\n")
-    assert msg == b"\x021.8.0(1*kWh)\r\n!\r\n\x03" + bytes([I.bcc(msg, 1, len(msg) - 1)])
+    assert msg == b"\x021.8.0(1*kWh)\r\n!\r\n\x03" + bytes([RO.bcc(msg, 1, len(msg) - 1)])
 
 
 def test_mode_c_readout_from_request_to_300_baud_again():

@@ -1,9 +1,9 @@
-# The character/segment model drawn on a canvas (meter/lcd.py): positions of
+# The character/segment model drawn on a canvas (meter/display/lcd.py): positions of
 # points and colons, lit and unlit segments, icons, the dot-matrix line, test
 # mode, and the OLED layout on a monochrome canvas. On MicroPython the canvas
 # is a real framebuf; on CPython the stand-in of fwtest.
-from meter import screen as SC
-from meter import lcd
+from meter.display import screen as SC
+from meter.display import lcd
 from fwtest import canvas
 
 ON, GHOST, OFF = 3, 1, 0

@@ -1,9 +1,9 @@
-# LMON persistence, key storage and the response cache (meter.lmon).
+# LMON persistence, key storage and the response cache (meter.app.lmon).
 #
 # Power cuts are simulated with a RAM Store whose k-th write misbehaves, then
 # a new LmonCounter is built over the same records, as a reboot would.
-from meter import security as sec
-from meter.lmon import LMON_MAX, RESERVE, KeyStore, LmonCounter, LmonError, ResponseCache
+from meter.app import security as sec
+from meter.app.lmon import LMON_MAX, RESERVE, KeyStore, LmonCounter, LmonError, ResponseCache
 from meter.storage import Store
 from fwtest import Rng, raises, unhex
 

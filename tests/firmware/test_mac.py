@@ -1,7 +1,7 @@
 # MAC/LLC frame codec: byte-exact vectors (CRC-32 computed independently with
 # zlib when the vectors were made, and re-checked by tests/host), both
 # directions, and bad input.
-from meter import mac
+from meter.link import mac
 from meter.errors import DecodeError
 from fwtest import raises, unhex, Rng
 

@@ -1,10 +1,10 @@
 # The engines' smaller rules, and the board feed of the firmware.
 import struct
 
-from meter import cutoff as CO
-from meter import events as E
-from meter import registers as R
-from meter.metering import BoardFeed, Sample
+from meter.model import cutoff as CO
+from meter.model import events as E
+from meter.model import registers as R
+from meter.model.metering import BoardFeed, Sample
 from meterkit import DAY, HOUR, Sim, local_utc
 
 
@@ -86,8 +86,8 @@ def test_cutoff_state_kept_across_a_restart_and_the_relay_follows():
     again = reboot(sim, 60)
     assert again.reg(R.STATUS_WORD) & (1 << R.SW_CUTOFF_OPEN)
     moves = []
-    from meter.datamodel import DataModel
-    from meter.metering import Metering
+    from meter.model.datamodel import DataModel
+    from meter.model.metering import Metering
 
     Metering(DataModel("SN", sim.aca, "fw", sim.store, sim.now), sim.store, moves.append)
     assert moves == [True]  # the relay takes the saved state at power-up
@@ -122,7 +122,7 @@ def test_local_time_register_and_season():
 
 
 def test_every_register_answered_by_the_owner_its_row_names():
-    from meter.display import Display
+    from meter.display.manager import Display
 
     sim = Sim(keys=True)
     Display(sim.model)

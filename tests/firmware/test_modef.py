@@ -2,18 +2,18 @@
 # virtual clock, the same services and security rules as over the PLC
 # (through MeterNode.serve_lsdu), local provisioning and the lockout.
 from meter import attrs as A
-from meter import iec62056 as I
-from meter import keychange as KC
-from meter import mac
-from meter import modef as F
-from meter import optical
-from meter import registers as R
-from meter import security as S
+from meter.optical import iec62056 as I
+from meter.app import keychange as KC
+from meter.link import mac
+from meter.optical import modef as F
+from meter.optical import port as optical
+from meter.model import registers as R
+from meter.app import security as S
 from meter import timers as T
-from meter.auth import security_factory
-from meter.datamodel import DataModel
-from meter.lmon import KeyStore
-from meter.node import MeterNode
+from meter.app.auth import security_factory
+from meter.model.datamodel import DataModel
+from meter.app.lmon import KeyStore
+from meter.app.node import MeterNode
 from meter.storage import Store
 from fwtest import Rng, unhex
 from test_iec62056 import Clock

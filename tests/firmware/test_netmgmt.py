@@ -2,12 +2,13 @@
 # the answer rules (phase, TCT threshold, address filter, poll flag, RC slots),
 # discovery through a relay, registration, status, ping, and bad input.
 # Full-frame vectors had their CRC-32 checked with zlib when they were made.
-from meter import mac, attrs as A
-from meter import netmgmt as NM
+from meter.link import mac
+from meter import attrs as A
+from meter.link import netmgmt as NM
 from meter import timers as T
 from meter.compat import ticks_add
-from meter.node import MeterNode
-from meter.datamodel import DataModel
+from meter.app.node import MeterNode
+from meter.model.datamodel import DataModel
 from meter.storage import Store
 from fwtest import unhex, Rng
 

@@ -4,12 +4,12 @@
 # (ModemPort.step), the driver and the node. On MicroPython the exchanges run
 # under micropython.heap_lock(), where any allocation raises MemoryError; on
 # CPython they just run. The answer must be the one the copying path gives.
-from meter import mac
-from meter import security as SEC
-from meter.auth import security_factory
-from meter.datamodel import DataModel
-from meter.lmon import KeyStore
-from meter.node import MeterNode
+from meter.link import mac
+from meter.app import security as SEC
+from meter.app.auth import security_factory
+from meter.model.datamodel import DataModel
+from meter.app.lmon import KeyStore
+from meter.app.node import MeterNode
 from meter.storage import Store
 from modemkit import (ACA, ACK, CLOCK, OTHER, exchange, feed, indication, phy_request, plain_node, ready_port,
                       request)

@@ -1,8 +1,10 @@
 # The meter node end to end in process: frames in, frames out, through the
 # data link, the plain application services and the register table.
-from meter import mac, attrs as A, registers as R
-from meter.node import MeterNode
-from meter.datamodel import DataModel
+from meter.link import mac
+from meter import attrs as A
+from meter.model import registers as R
+from meter.app.node import MeterNode
+from meter.model.datamodel import DataModel
 from meter.storage import Store
 from fwtest import unhex, Rng
 

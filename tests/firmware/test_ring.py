@@ -1,7 +1,7 @@
-# Rings of records and fixed arrays on a Store (meter/ring.py).
+# Rings of records and fixed arrays on a Store (meter/model/ring.py).
 import struct
 
-from meter.ring import Array, Ring
+from meter.model.ring import Array, Ring
 from meter.storage import Store
 
 

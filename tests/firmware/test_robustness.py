@@ -5,10 +5,10 @@
 import struct
 
 from meter import attrs as A
-from meter import mac
-from meter import registers as R
-from meter import security as S
-from meter import tables as TB
+from meter.link import mac
+from meter.model import registers as R
+from meter.app import security as S
+from meter.app import tables as TB
 from meter.errors import DecodeError
 from meter.storage import Store
 from meterkit import ACA, K1, K2, Sim, reboot

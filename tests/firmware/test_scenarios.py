@@ -3,11 +3,11 @@
 # READ, COMMAND) exactly as the concentrator sends them.
 import struct
 
-from meter import billing as BL
-from meter import events as E
-from meter import profiles as P
-from meter import registers as R
-from meter import tables as TB
+from meter.model import billing as BL
+from meter.model import events as E
+from meter.model import profiles as P
+from meter.model import registers as R
+from meter.app import tables as TB
 from meterkit import DAY, HOUR, Sim, local_utc, reboot
 
 

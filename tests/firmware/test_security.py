@@ -1,14 +1,14 @@
-# The protected-LSDU codec (meter.security).
+# The protected-LSDU codec (meter.app.security).
 #
 # The worked vectors below (protocol reference 8.2 "vector set 1" and 8.3
 # "vector set 2") were computed from ONE VENDOR'S READING of the protocol
 # (Microchip's application layer), with a general-purpose crypto library; they
 # are not official vectors and were never checked against a real meter. They
 # pin the codec to that reading, in both directions, byte for byte.
-from meter import security as sec
+from meter.app import security as sec
 from meter.crypto import Aes, crc32
 from meter.errors import DecodeError
-from meter.security import (
+from meter.app.security import (
     ATTR_CHL_RESP,
     ATTR_NACK_A_AUTH,
     ATTR_NACK_B_AUTH,

@@ -2,7 +2,7 @@
 # the power-up command stream byte by byte (checked against the datasheet's
 # command table), page writes in horizontal addressing mode, only changed
 # pages sent again, and the single commands.
-from meter import ssd1306
+from meter.display import ssd1306
 from fwtest import raises
 
 ADDR = 0x3C

@@ -1,14 +1,14 @@
-# ST7580 local-port driver: codec vectors, receiver (meter/st7580_codec.py),
-# link state machine, the meter.phy driver contract (meter/st7580.py).
+# ST7580 local-port driver: codec vectors, receiver (meter/phy/st7580_codec.py),
+# link state machine, the meter.phy.contract driver contract (meter/phy/st7580.py).
 # Runs under CPython (pytest) and the MicroPython unix port (run_mp.py).
-from meter import phy
+from meter.phy import contract as phy
 from meter.compat import ticks_add
 from meter.errors import DecodeError
-from meter.st7580_codec import (
+from meter.phy.st7580_codec import (
     FrameReceiver, checksum, encode_frame, decode_frame,
     MSG_FRAME, MSG_DUP, MSG_BAD, MSG_DROP, MSG_ACK, MSG_NAK, MSG_STATUS, MSG_JUNK, MSG_NONE,
 )
-from meter.st7580 import (
+from meter.phy.st7580 import (
     ST7580, driver, EV_RESET, EV_PHY_DATA, EV_CONFIRM, EV_ERROR, EV_TIMEOUT, EV_READY,
     CMD_PHY_DATA_REQ, CMD_MIB_WRITE_REQ, CMD_PING_REQ, ERR_BUSY, ERR_SYNTAX, ERR_GENERAL,
     PHY_CONFIG, PHY_MAX_PAYLOAD, MOD_BPSK_CODED,
@@ -631,7 +631,7 @@ def test_receive_path_does_not_allocate():
     assert d.data_to_send() == b"\x06" and d.stats["rx_dup"] == 2
 
 
-# ---- the meter.phy contract: next_kind, to_send, tx_space/send, driver()
+# ---- the meter.phy.contract contract: next_kind, to_send, tx_space/send, driver()
 def test_event_kinds_are_the_contract_kinds():
     assert (EV_PHY_DATA, EV_READY, EV_RESET, EV_ERROR) == (phy.DATA, phy.READY, phy.RESET, phy.FAILED)
     assert EV_CONFIRM >= phy.DRIVER and EV_TIMEOUT >= phy.DRIVER

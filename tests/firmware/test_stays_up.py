@@ -3,8 +3,12 @@
 # answer the rules say, and leave the meter serving.
 import struct
 
-from meter import attrs as A, lmon as L, mac, registers as R, security as S
-from meter import tables as TB
+from meter import attrs as A
+from meter.app import lmon as L
+from meter.link import mac
+from meter.model import registers as R
+from meter.app import security as S
+from meter.app import tables as TB
 from meter import timers as T
 from meterkit import Sim
 from test_auth import ACA, KEYS, NOW, exchange, frame, make, read_req

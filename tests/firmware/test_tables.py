@@ -3,14 +3,14 @@
 import struct
 
 from meter import attrs as A
-from meter import billing as BL
-from meter import events as E
-from meter import keychange as KC
-from meter import mac
-from meter import registers as R
-from meter import security as S
-from meter import tables as TB
-from meter import timekeeping as TK
+from meter.model import billing as BL
+from meter.model import events as E
+from meter.app import keychange as KC
+from meter.link import mac
+from meter.model import registers as R
+from meter.app import security as S
+from meter.app import tables as TB
+from meter.model import timekeeping as TK
 from meterkit import ACA, DAY, HOUR, K1, K2, Sim, local_utc
 
 WK, RK, PL = R.ACC_WRITE_KEY, R.ACC_READ_KEY, R.ACC_PLAIN

@@ -9,8 +9,8 @@ import checks
 import gen
 import script as SC
 import targets
-from meter import mac
-from meter import modef as F
+from meter.link import mac
+from meter.optical import modef as F
 from meter.compat import ticks_diff, ticks_ms
 from meter.crypto import crc32
 from xrng import Rng

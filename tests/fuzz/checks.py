@@ -7,22 +7,22 @@
 #     READs, and every record of every table reads back whole
 #   - the shared buffers kept their size (also checked after each input)
 from meter import attrs as A
-from meter import iec62056 as I
-from meter import llc
-from meter import mac
-from meter import modef as F
-from meter import registers as R
-from meter import security as S
-from meter import st7580 as ST
+from meter.optical import iec62056 as I
+from meter.link import llc
+from meter.link import mac
+from meter.optical import modef as F
+from meter.model import registers as R
+from meter.app import security as S
+from meter.phy import st7580 as ST
 from meter import timers as T
 from meter.compat import ticks_add
-from meter.lmon import LMON_MAX
+from meter.app.lmon import LMON_MAX
 import frames
 import lsdu as L
 import targets
 
 SERIAL = b"SN-SIM" + bytes(10)
-READ_IDS = b"\x00\x10\x00\x11"  # SERIAL, ACA (meter/registers.py)
+READ_IDS = b"\x00\x10\x00\x11"  # SERIAL, ACA (meter/model/registers.py)
 EXPECT = bytes((A.READ_RESP,)) + SERIAL + L.ACA
 AIR = mac.aca_to_air(L.ACA)
 

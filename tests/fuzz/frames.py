@@ -1,9 +1,9 @@
 # Frames of the meter's ports, built field by field rather than through the
 # firmware's encoders, so that any field may also hold what they refuse.
 # Each takes its layout from the module that decodes it.
-from meter import mac
-from meter import modef as F
-from meter import st7580 as ST
+from meter.link import mac
+from meter.optical import modef as F
+from meter.phy import st7580 as ST
 from meter.crypto import crc32
 
 
@@ -12,7 +12,7 @@ def _crc_le(c):
 
 
 def plc_body(addr, ctl, route, hop, control, lsap, data):
-    """A PLC MAC frame without LT and CRC (meter/mac.py): LT placeholder | ADDRESS
+    """A PLC MAC frame without LT and CRC (meter/link/mac.py): LT placeholder | ADDRESS
     | CTL | RP | HOP | INF-control | INF-LSAP | LLC data."""
     body = bytearray(1)
     body.extend(addr)
@@ -51,7 +51,7 @@ def local(cmd, data, stx=ST.STX, length=None, cs_delta=0):
 
 
 def mode_f(ctl, lsap, data, length=None, crc_delta=0):
-    """A mode F frame (meter/modef.py); length and crc_delta falsify LEN and CRC."""
+    """A mode F frame (meter/optical/modef.py); length and crc_delta falsify LEN and CRC."""
     out = bytearray((F.SOF, (len(data) + 2 if length is None else length) & 0xFF, ctl, lsap))
     out.extend(data)
     return bytes(out) + _crc_le((crc32(memoryview(out)[1:]) + crc_delta) & 0xFFFFFFFF)

@@ -3,13 +3,13 @@
 # Frames carry valid CRCs and addresses unless a mutation says otherwise, so
 # that inputs get past the decoders into the services behind them.
 from meter import attrs as A
-from meter import iec62056 as I
-from meter import llc
-from meter import mac
-from meter import modef as F
-from meter import netmgmt as NM
-from meter import security as S
-from meter import st7580 as ST
+from meter.optical import iec62056 as I
+from meter.link import llc
+from meter.link import mac
+from meter.optical import modef as F
+from meter.link import netmgmt as NM
+from meter.app import security as S
+from meter.phy import st7580 as ST
 from meter import timers as T
 import frames
 import lsdu as L
@@ -332,7 +332,7 @@ def _mode_f_frame(rng, lmon):
 
 
 def _local_config(rng, lmon):
-    # READ / WRITE of the local provisioning items (meter/modef.py LocalConfig)
+    # READ / WRITE of the local provisioning items (meter/optical/modef.py LocalConfig)
     items = (0x0001, F.ITEM_OPT_BAUD, F.ITEM_OPT_ADDRESS)  # 0x0001: the keys, before the key-change procedure
     item = rng.pick(items) if rng.chance(90) else rng.number(2)
     if rng.chance(40):

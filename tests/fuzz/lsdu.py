@@ -1,13 +1,13 @@
 # Application LSDUs (ATTR | DATA) for the fuzzer: the DATA of every request
-# ATTR in the layouts of meter/app.py and meter/tables.py, mostly well-formed,
+# ATTR in the layouts of meter/app/services.py and meter/app/tables.py, mostly well-formed,
 # then mutated; authenticated variants sealed with the test keys by the
-# firmware's own codec (meter/security.py) at a chosen MON.
+# firmware's own codec (meter/app/security.py) at a chosen MON.
 from meter import attrs as A
-from meter import keychange as KC
-from meter import registers as R
-from meter import security as S
-from meter import tables as TB
-from meter.lmon import LMON_MAX
+from meter.app import keychange as KC
+from meter.model import registers as R
+from meter.app import security as S
+from meter.app import tables as TB
+from meter.app.lmon import LMON_MAX
 import meterkit
 
 ACA = meterkit.ACA
@@ -28,7 +28,7 @@ ANSWERS = (A.READ_RESP, A.READTAB_SEL_RESP, A.READTAB_RESP, A.BUFF_SELECT_RESP, 
 # lengths around the codec's and the disciplines' limits (LSDU bytes)
 LIMITS = (0, 1, 2, 15, 16, 17, 18, 19, 20, 31, 32, 33, 40, 47, 48, 60, 63, 64, 80, 90, 95, 100, 111, 112,
           113, 120, 126, 127, 128, 129, 140)
-# writes need ECB with the write key (meter/auth.py): it comes up most
+# writes need ECB with the write key (meter/app/auth.py): it comes up most
 ECCS = (S.ECC_ECB_WRITE, S.ECC_ECB_WRITE, S.ECC_ECB_WRITE, S.ECC_NONE, S.ECC_CTR_READ, S.ECC_ECB_READ,
         S.ECC_CTR_WRITE)
 
@@ -329,7 +329,7 @@ NEW_KEYS = (meterkit.K2, meterkit.K1)  # the pair a key change moves to (WRONG_K
 
 
 def key_change(rng, mon, keys=KEYS, activate=None):
-    """(LSDU, ECC) of a KEY_CHANGE (meter/keychange.py): stage the pair
+    """(LSDU, ECC) of a KEY_CHANGE (meter/app/keychange.py): stage the pair
     NEW_KEYS under the write key, or activate it sealed with the new keys."""
     if activate is None:
         activate = rng.chance(40)

@@ -2,7 +2,7 @@
 # the corpus (hex) replays it exactly and the generators never look at the
 # meter's state. Operations:
 #   L mon(8)            state of the meter: the test keys in force, LMON = mon
-#   Q sig snr imp ph    link quality of the next frames (meter.netmgmt Q_*)
+#   Q sig snr imp ph    link quality of the next frames (meter.link.netmgmt Q_*)
 #   F len(2) bytes      bytes arrive on the entry point's port
 #   T ms(4)             time passes; the timers run
 #   R kind(1)           the host side queues a request (ST7580 driver)

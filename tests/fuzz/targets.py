@@ -3,11 +3,11 @@
 # faults its node's guard counted, reports a broken per-input invariant in
 # `problem`, and lists the shared buffers whose size must never change.
 import meterkit
-from meter import iec62056 as I
-from meter import mac
-from meter import modef as F
-from meter import optical
-from meter import st7580 as ST
+from meter.optical import iec62056 as I
+from meter.link import mac
+from meter.optical import modef as F
+from meter.optical import port as optical
+from meter.phy import st7580 as ST
 from meter.compat import ticks_add
 from meter.storage import Store
 import frames
@@ -177,7 +177,7 @@ class Modem:
     node, the UART), with a meter node behind it."""
 
     def __init__(self):
-        from meter import firmware as FW
+        from meter.runtime import firmware as FW
 
         FW.log = _quiet  # the modem task logs resets and failures; the campaign needs none of it
         self.meter = Node(True)

@@ -23,7 +23,7 @@ for _p in (HERE + "/../../firmware", HERE + "/../../boards/unix", HERE + "/../fi
 
 import vfs  # noqa: E402
 from board import FileFlash  # noqa: E402
-from meter import registers as R  # noqa: E402
+from meter.model import registers as R  # noqa: E402
 from meter.storage import Store  # noqa: E402
 from meter.timers import ENERGY_PERSIST_S  # noqa: E402
 from meterkit import Sim, local_utc  # noqa: E402

@@ -4,20 +4,20 @@ checked by the meter's answer, ATTR and PAR1, not merely "a NACK"), the suite
 catching meters that lack a protection, and one live run on emulated boards."""
 
 import json
+import random
 import struct
 
 import pytest
 
 from meter import attrs as A
 from meter import firmware_id
-from meter import security as sec
-from meter import timers as T
-from meter.app import Application
-from meter.auth import SecureLayer, security_factory
-from meter.datamodel import DataModel
-from meter.lmon import LMON_MAX
-from meter.metering import Metering
-from meter.node import MeterNode
+from meter.app import security as sec
+from meter.app.services import Application
+from meter.app.auth import SecureLayer, security_factory
+from meter.model.datamodel import DataModel
+from meter.app.lmon import LMON_MAX
+from meter.model.metering import Metering
+from meter.app.node import MeterNode
 from meter.storage import Store
 from smitp import attacks, demo
 from smitp.cli import main
@@ -64,9 +64,12 @@ def steps(answers):
 
 def check_answers(name, answers):
     assert steps(answers) == EXPECTED[name], (name, answers)
-    if name == "nack10_flood":  # rate-limited: a few answers, the rest silence
-        answered = answers[0]["count"]
-        assert T.AUTH_NACK_BURST <= answered < attacks.FLOOD_REQUESTS // 2, answers
+    if name == "nack10_flood":
+        # Rate-limited: what the attacks before left of the burst, and the refills, answered (the
+        # verdict holds the count to the rate); silence for the rest.
+        answered, silent = answers[0]["count"], answers[1]["count"]
+        assert answered + silent == attacks.FLOOD_REQUESTS, answers
+        assert answered >= 1 and silent >= attacks.FLOOD_REQUESTS // 4, answers
 
 
 # ---- forging ------------------------------------------------------------------------------------
@@ -114,6 +117,20 @@ def test_reframe_changes_the_lsdu_only():
     f = attacks.frame(t, b"\x66" + bytes(20), sec.ECC_ECB_WRITE)
     g = attacks.reframe(f, b"\x67" + bytes(20))
     assert attacks.lsdu_of(g) == (b"\x67" + bytes(20), sec.ECC_ECB_WRITE) and f[:-30] == g[:-30]
+
+
+def test_the_live_run_sends_a_representative_few_of_the_crash_frames():
+    every = list(attacks.crash_lsdus(random.Random(1)))
+    assert [lsdu[0] for step, lsdu, _ecc, _ans in every if "-" in step] == list(range(190, 239)) + list(range(240, 247))
+    for seed in range(20):
+        few = list(attacks.crash_lsdus(random.Random(seed), sweep=False))
+        shown = [(step, lsdu[0], len(lsdu), ecc) for step, lsdu, ecc, _ans in few]
+        assert shown[:3] == [("ATTR 245, 18 bytes", 245, 18, 0), ("ATTR 239, 18 bytes", 239, 18, 0),
+                             ("ATTR 113, 19 bytes", 113, 19, 0)]
+        garbage = [attr for step, attr, _n, _ecc in shown if "-" in step]
+        assert garbage[0] == 190 and 190 < garbage[1] < 238 and garbage[2] == 238
+        assert garbage[3] in (240, 242, 244, 246) and len(garbage) == 4
+        assert shown[-1] == ("ECB, 18 encrypted bytes", sec.auth_attr(A.READ_REQ), 19, sec.ECC_ECB_READ)
 
 
 def test_answers_are_named_with_their_code():
@@ -202,21 +219,31 @@ def run_one(name, target_aca="A8040A1E8901"):
     return attacks.attack(feeder.conc, target, [a for a in attacks.PER_METER if a[0] == name])[name]
 
 
-def test_a_meter_answering_every_forgery_is_caught(monkeypatch):
+@pytest.mark.parametrize("target_aca", ["A8040A1E8901", "A8040A1E8903"])  # directly, behind the repeater
+def test_a_meter_answering_every_forgery_is_caught(monkeypatch, target_aca):
     monkeypatch.setattr(SecureLayer, "_may_answer", lambda self, now_ms: True)
-    outcome = run_one("nack10_flood")
+    outcome = run_one("nack10_flood", target_aca)
     assert outcome.verdict == attacks.ACCEPTED and outcome.answers()[0]["count"] == attacks.FLOOD_REQUESTS
 
 
-def test_a_meter_with_one_write_budget_for_everybody_is_caught(monkeypatch):
-    monkeypatch.setattr(Application, "spend", lambda self: self._budgets[1].take(self.model.clock()))
+@pytest.mark.parametrize("budget", ["plain", "authenticated"])
+def test_a_meter_with_one_write_budget_for_everybody_is_caught(monkeypatch, budget):
+    # One budget for all writes, of the plain size (the broadcasts starve the
+    # authenticated write) or of the authenticated size (the plain write after
+    # them goes through).
+    shared = 0 if budget == "plain" else 1
+    monkeypatch.setattr(Application, "spend", lambda self: self._budgets[shared].take(self.model.clock()))
     outcome = run_one("broadcast_write_flood")
     assert outcome.verdict == attacks.ACCEPTED
-    assert steps(outcome.answers())[-1] == ("authenticated write", NACK_AUTH, A.NACK_BUSY)
+    if budget == "plain":
+        assert steps(outcome.answers())[-1] == ("authenticated write", NACK_AUTH, A.NACK_BUSY)
+    else:
+        assert steps(outcome.answers())[0] == ("plain write after %d broadcasts" % attacks.BROADCAST_WRITES,
+                                               A.ACK_A, None)
 
 
 def test_a_meter_that_forgets_its_last_answer_at_a_power_cut_is_caught(monkeypatch):
-    from meter.lmon import ResponseCache
+    from meter.app.lmon import ResponseCache
 
     put = ResponseCache.put
     monkeypatch.setattr(ResponseCache, "put", lambda self, req, ans, ecc=0, persist=True: put(self, req, ans, ecc, False))
@@ -226,7 +253,7 @@ def test_a_meter_that_forgets_its_last_answer_at_a_power_cut_is_caught(monkeypat
 
 
 # ---- live: the demo on emulated boards ----------------------------------------------------------
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(240)
 def test_demo_auth_every_attack_rejected_by_every_emulated_board(capsys):
     assert main(["demo", "--auth", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

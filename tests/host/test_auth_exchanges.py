@@ -3,7 +3,7 @@ meters that run the firmware's receive rules, in process and on MicroPython."""
 
 import pytest
 
-from meter import registers as R
+from meter.model import registers as R
 from smitp import topology
 from smitp.concentrator import Concentrator, parse_aca
 from smitp.demo import wait_until_ready

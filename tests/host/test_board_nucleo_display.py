@@ -57,7 +57,7 @@ sys.modules["machine"] = machine
 
 import asyncio
 import board
-from meter import screen as SC
+from meter.display import screen as SC
 
 b = board.Board()
 d = b.display()

@@ -8,10 +8,10 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from meter import attrs as A
-from meter import mac
-from meter import registers as R
-from meter import security as sec
-from meter import tables as TB
+from meter.link import mac
+from meter.model import registers as R
+from meter.app import security as sec
+from meter.app import tables as TB
 from meter.errors import DecodeError
 from meterkit import ACA, K1, K2, Sim
 from smitp import client, secure

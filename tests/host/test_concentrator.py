@@ -5,7 +5,7 @@ import zlib
 
 import pytest
 
-from meter import registers as R
+from meter.model import registers as R
 from smitp import topology
 from smitp.concentrator import Concentrator, parse_aca, response_timeout
 from smitp.demo import read_meters

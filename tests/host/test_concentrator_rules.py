@@ -8,12 +8,12 @@ import zlib
 import pytest
 
 from meter import attrs as A
-from meter import keychange as KC
-from meter import mac
-from meter import registers as R
-from meter import security as sec
-from meter import tables as TB
-from meter.lmon import LMON_MAX
+from meter.app import keychange as KC
+from meter.link import mac
+from meter.model import registers as R
+from meter.app import security as sec
+from meter.app import tables as TB
+from meter.app.lmon import LMON_MAX
 from smitp import secure, topology
 from smitp.concentrator import Concentrator, parse_aca
 from smitp.errors import Nack, NoAnswer

@@ -3,7 +3,7 @@
 `cryptography` provides AES-ECB/CTR and AES-CMAC, `zlib` the CRC-32. The
 reference sealer at the bottom re-derives the protected LSDU from the layout
 described in the protocol reference (one vendor's reading, not the standard),
-with those libraries only, so it shares no code with meter.security.
+with those libraries only, so it shares no code with meter.app.security.
 """
 
 import random
@@ -14,7 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.cmac import CMAC
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from meter import crypto, security
+from meter import crypto
+from meter.app import security
 
 CASES = 300
 

@@ -14,7 +14,7 @@ import subprocess
 
 from tools import ROOT, micropython_path
 
-from meter import registers as R
+from meter.model import registers as R
 from meter.timers import ENERGY_PERSIST_S
 from meterkit import K1, K2
 from smitp import topology

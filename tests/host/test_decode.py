@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from meter import st7580
+from meter.phy import st7580
 from meter.errors import DecodeError
 from smitp.cli import main
 from smitp.decode import decode
@@ -84,7 +84,7 @@ def test_decode_without_key_keeps_the_payload_closed():
 
 
 def test_provisioned_image_boots_with_its_keys_and_lmon(tmp_path, capsys):
-    from meter import registers as R
+    from meter.model import registers as R
     from smitp import topology
     from smitp.concentrator import Concentrator, parse_aca
     from smitp.demo import wait_until_ready

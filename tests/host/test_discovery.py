@@ -4,7 +4,7 @@ meters (the firmware under CPython) on the simulated medium, virtual clock."""
 import pytest
 
 from meter import attrs as A
-from meter import netmgmt as NM
+from meter.link import netmgmt as NM
 from smitp import topology
 from smitp.concentrator import Concentrator, NoAnswer, parse_aca
 from smitp.discovery import MAX_LEVEL, Discovery, sca_for

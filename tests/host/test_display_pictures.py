@@ -19,10 +19,10 @@ import pytest
 from tools import ROOT
 
 from meter import attrs as A
-from meter import display as D
+from meter.display import manager as D
 
-from meter import screen as SC
-from meter import registers as R
+from meter.display import screen as SC
+from meter.model import registers as R
 from smitp.cli import main
 from smitp.concentrator import Nack
 from smitp.display import (METER_ACA, EmulatedMeter, DumpError, Frame, frame_paths, list_value, message_state,

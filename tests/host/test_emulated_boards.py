@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from meter import registers as R
+from meter.model import registers as R
 from smitp import topology
 from smitp.cli import main
 from smitp.concentrator import Concentrator, Nack, parse_aca

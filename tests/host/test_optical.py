@@ -17,10 +17,10 @@ import serial
 from iec62056_21.client import Iec6205621Client
 
 from meter import attrs as A
-from meter import iec62056 as I
-from meter import modef as F
-from meter import registers as R
-from meter import security as sec
+from meter.optical import iec62056 as I
+from meter.optical import modef as F
+from meter.model import registers as R
+from meter.app import security as sec
 from meter import timers as T
 from smitp import hhu, topology
 from smitp.cli import main

@@ -18,9 +18,9 @@ import random
 import pytest
 
 from meter import attrs as A
-from meter import mac
-from meter import registers as R
-from meter import security as sec
+from meter.link import mac
+from meter.model import registers as R
+from meter.app import security as sec
 from smitp import topology
 from smitp.concentrator import Concentrator, Nack, NoAnswer, parse_aca
 from smitp.emulated_board import EmulatedBoard

@@ -6,7 +6,7 @@ meter running this firmware. Skipped unless both options are given:
 
 import pytest
 
-from meter import registers as R
+from meter.model import registers as R
 
 
 @pytest.fixture

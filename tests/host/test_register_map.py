@@ -4,8 +4,8 @@ agree with the code."""
 
 import struct
 
-from meter import events as E
-from meter import registers as R
+from meter.model import events as E
+from meter.model import registers as R
 from smitp import regmap
 from smitp.values import EVENT_NAMES, decode_value, layout_fields, show_value
 

@@ -2,15 +2,15 @@
 # vectors of the protocol reference (8.2 set 1, 8.3 set 2). Those vectors come
 # from one vendor's reading of the protocol, not from the standard; see
 # tests/firmware/test_security.py. The meter in the session tests is built from
-# the firmware's own pieces (meter.lmon, meter.security).
+# the firmware's own pieces (meter.app.lmon, meter.app.security).
 import json
 
 import pytest
 
 from meter import attrs as A
-from meter import keychange as KC
-from meter import security as sec
-from meter.lmon import KeyStore, LmonCounter, ResponseCache
+from meter.app import keychange as KC
+from meter.app import security as sec
+from meter.app.lmon import KeyStore, LmonCounter, ResponseCache
 from meter.storage import Store
 from smitp import client, secure
 from smitp.secure import (ExchangeError, KeyRing, LmonBehind, LmonMismatch, MeterSecurity, OutcomeUnknown,
@@ -184,9 +184,9 @@ def test_bad_construction():
 
 
 class Meter:
-    """The meter's receive order for authenticated requests (meter.lmon), in miniature, with the
+    """The meter's receive order for authenticated requests (meter.app.lmon), in miniature, with the
     policy of docs/security.md: ECB DATA padded both ways, writes only under ECB with K1, and
-    the key change (meter.keychange)."""
+    the key change (meter.app.keychange)."""
 
     def __init__(self, store, reserve=4):
         self.store, self.reserve = store, reserve

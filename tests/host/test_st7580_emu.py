@@ -9,8 +9,8 @@ import tty
 
 import pytest
 
-from meter import st7580 as S
-from meter.st7580 import EV_CONFIRM, EV_ERROR, EV_PHY_DATA, EV_RESET, EV_TIMEOUT
+from meter.phy import st7580 as S
+from meter.phy.st7580 import EV_CONFIRM, EV_ERROR, EV_PHY_DATA, EV_RESET, EV_TIMEOUT
 from smitp.serial_modem import ModemError, ModemPort, ModemTimeout, SerialModem
 from smitp.st7580_emu import ST7580Emulator, frame
 

@@ -7,10 +7,10 @@ import struct
 
 import pytest
 
-from meter import events as E
-from meter import profiles as P
-from meter import registers as R
-from meter import tables as TB
+from meter.model import events as E
+from meter.model import profiles as P
+from meter.model import registers as R
+from meter.app import tables as TB
 from meterkit import DAY, K1, K2, Sim, local_utc
 from smitp import topology
 from smitp.cli import main

@@ -155,7 +155,7 @@ def test_nucleo_main_resets_the_board_whatever_ends_the_firmware(monkeypatch, ca
 
     monkeypatch.setitem(sys.modules, "machine", machine)
     monkeypatch.setitem(sys.modules, "board", types.SimpleNamespace(Board=lambda: None))
-    monkeypatch.setitem(sys.modules, "meter.firmware", types.SimpleNamespace(run=run))
+    monkeypatch.setitem(sys.modules, "meter.runtime.firmware", types.SimpleNamespace(run=run))
     monkeypatch.setitem(sys.modules, "time", types.SimpleNamespace(sleep_ms=lambda ms: None))
     path = f"{ROOT}/boards/nucleo_f401re_plm01a1/main.py"
     code = compile(open(path).read(), path, "exec")

@@ -1,0 +1,33 @@
+"""The emulated board against the firmware's contracts (meter/runtime/contracts.pyi).
+For the type checker only (pyrightconfig.json beside this file): never run.
+A required member missing or of the wrong form fails the check; the optional
+members named here are the ones this board has."""
+import board
+from meter.phy import st7580
+from meter.runtime.contracts import (
+    Board,
+    HasButton,
+    HasClock,
+    HasDisplay,
+    HasOpticalPort,
+    HasRelay,
+    HasResetCause,
+    HasWatchdog,
+    PhyDriver,
+)
+
+
+def board_contract(b: board.Board) -> None:
+    required: Board = b
+    clock: HasClock = b
+    optical: HasOpticalPort = b
+    display: HasDisplay = b
+    button: HasButton = b
+    relay: HasRelay = b
+    watchdog: HasWatchdog = b
+    reset_cause: HasResetCause = b
+
+
+def phy_contract() -> None:
+    # no modem_driver(): the modem task runs the ST7580 driver
+    driver: PhyDriver = st7580.driver()
