@@ -50,14 +50,14 @@ returns a new driver object; without it the task uses meter.phy.st7580.driver().
 meter.phy.base.DriverBase holds what drivers share: the transmit slots,
 to_send() and the event ring.
 
-The contract is typed in meter/runtime/contracts.pyi (PhyDriver), for the type
+The contract is typed in meter/contracts.pyi (PhyDriver), for the type
 checker (tests/typecheck/): the modem task holds its driver as a PhyDriver.
 """
 from meter.compat import const
 
 TYPE_CHECKING = const(False)
 if TYPE_CHECKING:
-    from meter.runtime.contracts import Quality
+    from meter.contracts import Quality
 
 # event kinds
 NONE = const(0)

@@ -18,10 +18,10 @@ from meter.model.metering import BoardFeed, Metering
 from meter.app.node import MeterNode
 from meter.storage import Store
 
-# The Board and PHY-driver contracts, typed for the type checker (meter/runtime/contracts.pyi).
+# The Board and PHY-driver contracts, typed for the type checker (meter/contracts.pyi).
 TYPE_CHECKING = const(False)
 if TYPE_CHECKING:
-    from meter.runtime.contracts import Board, PhyDriver
+    from meter.contracts import Board, PhyDriver
 
 
 def log(*parts):
@@ -185,7 +185,7 @@ async def display_task(board: "Board", disp, wake):
     """Keeps the board's display showing what the display manager decides;
     the panel is updated part by part so that the modem task runs in between.
     wake: set when a display register was written or the button moved."""
-    make = getattr(board, "display", None)  # optional members: meter/runtime/contracts.pyi
+    make = getattr(board, "display", None)  # optional members: meter/contracts.pyi
     drv = make() if make is not None else None
     disp.notify = wake.set
     while True:

@@ -1,11 +1,11 @@
 """The NUCLEO-F401RE + X-NUCLEO-PLM01A1 board against the firmware's
-contracts (meter/runtime/contracts.pyi). For the type checker only
+contracts (meter/contracts.pyi). For the type checker only
 (pyrightconfig.json beside this file): never run. A required member missing
 or of the wrong form fails the check; the optional members named here are
 the ones this board has."""
 import board
 from meter.phy import st7580
-from meter.runtime.contracts import (
+from meter.contracts import (
     Board,
     HasButton,
     HasDisplay,

@@ -8,7 +8,7 @@
 # comments, after
 #     TYPE_CHECKING = const(False)
 #     if TYPE_CHECKING:
-#         from meter.runtime.contracts import Board
+#         from meter.contracts import Board
 # (the compiler drops that block: the device never imports this module).
 #
 # Members a consumer reads but never sets are read-only properties here, so a
