@@ -53,9 +53,25 @@ def _check(k1, k2):
             raise ProvisionError("%s must be 16 bytes" % name)
 
 
+def _check_image(image):
+    # A new image is formatted; an existing file must already hold the
+    # board's filesystem (littlefs2 keeps "littlefs" in its superblock), so
+    # that a mistyped path is refused instead of formatted over.
+    try:
+        with open(image, "rb") as f:
+            head = f.read(64)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ProvisionError("%s: %s" % (image, e.strerror)) from None
+    if head and b"littlefs" not in head:
+        raise ProvisionError("%s is not an emulated board's flash image; refusing to format it" % image)
+
+
 def provision_image(image, k1, k2, lmon=None):
     """Write the keys (and LMON) into an emulated board's flash image file."""
     _check(k1, k2)
+    _check_image(image)
     board_dir = str(BOARD_MAIN.parent)
     firmware = str(BOARD_MAIN.parents[2] / "firmware")
     script = _MOUNT_IMAGE % {"board_dir": board_dir, "firmware": firmware, "image": str(image)} + _WRITE_RECORDS

@@ -257,3 +257,10 @@ def test_interrupt_is_one_line(work, silent_port):
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=10)
     assert p.returncode == 130 and err == "smitp hhu: error: interrupted\n" and out == ""
+
+
+def test_provision_refuses_to_format_a_file_that_is_not_a_flash_image(work):
+    before = (work / "good.json").read_bytes()
+    r = smitp("provision", "--meter", M1, "--keys", "good.json", "--flash", "good.json", cwd=work, guard=False)
+    assert r.returncode == 1 and "not an emulated board's flash image" in error_line(r)
+    assert (work / "good.json").read_bytes() == before  # nothing lost
