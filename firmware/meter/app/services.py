@@ -25,29 +25,19 @@ def write_nack(resp, code, item=0):
     return 4
 
 
-class Application:
-    def __init__(self, model):
-        self.model = model
+class Responder:
+    """What the security layer (meter/app/auth.py) expects of an application:
+    serves(attr), handle(...), refuse(code), ack(changed), the answer in
+    `resp` and whether the last request `changed` something."""
+
+    def __init__(self):
         self.resp = bytearray(MAX_LLC_DATA)
         self.stats = {"requests": 0, "nacks": 0}
-        self.tables = TableService(self)
         self.changed = False  # the last request changed something (the security layer keeps its answer)
-        self._budgets = (TokenBucket(T.PLAIN_WRITE_BURST, T.PLAIN_WRITE_REFILL_S),
-                         TokenBucket(T.WRITE_BURST, T.WRITE_REFILL_S))
-        self._grant = R.ACC_PLAIN
-        self._undo = bytearray(MAX_LLC_DATA)  # old values of a WRITE, to put back on failure
-        # {request ATTR: handler(req, off, n, room, grant) -> answer length}
-        self.services = self.tables.services()
-        self.services[A.READ_REQ] = self._read
-        self.services[A.WRITE_REQ] = self._write
 
-    def serves(self, attr):
-        """Is attr a request ATTR this application serves?"""
-        return attr in self.services
-
-    def _nack(self, code, reg_id=0):
+    def _nack(self, code, item=0):
         self.stats["nacks"] += 1
-        return write_nack(self.resp, code, reg_id)
+        return write_nack(self.resp, code, item)
 
     def refuse(self, code=A.NACK_UNSUPPORTED):
         """A NACK for a request the layers above refused (by default: a
@@ -60,6 +50,25 @@ class Application:
         self.changed = changed
         self.resp[0] = A.ACK_A
         return 1
+
+
+class Application(Responder):
+    def __init__(self, model):
+        Responder.__init__(self)
+        self.model = model
+        self.tables = TableService(self)
+        self._budgets = (TokenBucket(T.PLAIN_WRITE_BURST, T.PLAIN_WRITE_REFILL_S),
+                         TokenBucket(T.WRITE_BURST, T.WRITE_REFILL_S))
+        self._grant = R.ACC_PLAIN
+        self._undo = bytearray(MAX_LLC_DATA)  # old values of a WRITE, to put back on failure
+        # {request ATTR: handler(req, off, n, room, grant) -> answer length}
+        self.services = self.tables.services()
+        self.services[A.READ_REQ] = self._read
+        self.services[A.WRITE_REQ] = self._write
+
+    def serves(self, attr):
+        """Is attr a request ATTR this application serves?"""
+        return attr in self.services
 
     def spend(self):
         """Take one flash-write token of the current request's budget

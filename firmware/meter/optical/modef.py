@@ -31,7 +31,7 @@ from meter.compat import const, ticks_add, ticks_diff
 from meter import attrs as A
 from meter.model import registers as R
 from meter import timers as T
-from meter.app.services import write_nack
+from meter.app.services import Responder, write_nack
 from meter.crypto import crc32
 from meter.link.llc import DSAP_FMODE_1, DSAP_FMODE_3
 from meter.link.mac import MAX_LLC_DATA
@@ -309,32 +309,17 @@ def _counts(layer):
     return (st["accepted"], st["auth_failures"])
 
 
-class LocalConfig:
+class LocalConfig(Responder):
     """Local provisioning (DSAP 0x03): READ.REQ / WRITE.REQ over the items
-    above, in the application layer's layouts (meter/app/services.py); the interface
-    SecureLayer expects of an application (handle, refuse, resp)."""
+    above, in the application layer's layouts (meter/app/services.py)."""
 
     def __init__(self, settings):
+        Responder.__init__(self)
         self.settings = settings
-        self.resp = bytearray(MAX_LLC_DATA)
-        self.changed = False
-        self.stats = {"requests": 0, "nacks": 0, "writes": 0}
-
-    def _nack(self, code, item=0):
-        self.stats["nacks"] += 1
-        return write_nack(self.resp, code, item)
+        self.stats["writes"] = 0
 
     def serves(self, attr):
         return attr == A.READ_REQ or attr == A.WRITE_REQ
-
-    def refuse(self, code=A.NACK_UNSUPPORTED):
-        self.changed = False
-        return self._nack(code)
-
-    def ack(self, changed):
-        self.changed = changed
-        self.resp[0] = A.ACK_A
-        return 1
 
     def handle(self, req, off, n, max_resp, grant=R.ACC_PLAIN):
         self.stats["requests"] += 1
