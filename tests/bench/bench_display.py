@@ -76,7 +76,7 @@ def main():
 
     measure("SSD1306.flush x 8 (one page changed)", flush_all)
     model.set(R.DISPLAY_MESSAGE, bytes((D.PRIO_HIGH, 0, 0)) + b"PLANNED WORKS ON YOUR LINE 3 JUL", persist=False)
-    disp._written(R.DISPLAY_MESSAGE)
+    disp.written(R.DISPLAY_MESSAGE)
     t = [10 ** 6]
 
     def poll_marquee(i):
