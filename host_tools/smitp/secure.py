@@ -32,6 +32,7 @@ import time
 from meter import attrs as A
 from meter.app import keychange as KC
 from meter.app import security as sec
+from meter.app.auth import nack_etm
 from meter.app.security import Keys
 
 from meter.errors import DecodeError, SmitpError
@@ -222,7 +223,7 @@ class MeterSecurity:
         if client.is_nack10(lsdu):
             raise LmonMismatch(self.aca, self.resync_from(lsdu))
         if attr in client.AUTH_NACKS:  # a service refusal: PAR1 under the meter's read key, no padding
-            data, keys = self._open(lsdu, p.mon, sec.ECC_CHALLENGE if ecc is None else ecc, sec.etm(p.lsdu))
+            data, keys = self._open(lsdu, p.mon, sec.ECC_CHALLENGE if ecc is None else ecc, nack_etm(p.lsdu))
         else:
             ecc = p.ecc if ecc is None else ecc
             data, keys = self._open(lsdu, p.mon, ecc, None, (p.keys,))
@@ -239,13 +240,14 @@ class MeterSecurity:
         settle the pending request by it (the rules). Returns the LMON.
 
         The TMAC is checked with the LMON the NACK carries (ECB, a read key) and covers the Etm*
-        of our pending request, so an old NACK does not verify.
+        of our pending request (the meter's rule, meter.app.auth.nack_etm), so an old NACK does
+        not verify.
         """
         p = self._need_sent()
         lsdu = bytes(lsdu)
         if not client.is_nack10(lsdu):
             raise SecureError("not an authenticated NACK with PAR1 10")
-        lmon, keys = self._open(lsdu, None, sec.ECC_CHALLENGE, sec.etm(p.lsdu))
+        lmon, keys = self._open(lsdu, None, sec.ECC_CHALLENGE, nack_etm(p.lsdu))
         self.stats["resyncs"] += 1
         self._learn(lmon, keys)
         return lmon
@@ -306,7 +308,7 @@ class MeterSecurity:
                 return False
             elif lsdu[0] in client.AUTH_NACKS:
                 mon = None if len(lsdu) > 1 and lsdu[1] == sec.NACK_AUTH else p.mon
-                self._open(lsdu, mon, sec.ECC_CHALLENGE, sec.etm(p.lsdu), count=False)
+                self._open(lsdu, mon, sec.ECC_CHALLENGE, nack_etm(p.lsdu), count=False)
             else:
                 self._open(lsdu, p.mon, p.ecc if ecc is None else ecc, None, (p.keys,), count=False)
         except (sec.AuthError, DecodeError, ValueError):

@@ -62,6 +62,19 @@ def test_resync_from_nack_10_vector():
     assert s.lmon == 5 and s.pending == A_AIR  # LMON = MON - 1: never taken, A goes again as it is
 
 
+def test_resync_over_the_last_8_bytes_of_a_short_request():
+    # The meter's NACK-10 to a request too short for DATE-TIME and TMAC covers its last 8 bytes
+    # (the public rule, meter.app.auth.nack_etm); the concentrator checks the same bytes.
+    short = A_AIR[:12]
+    pending = {"lsdu": short.hex(), "mon": 6, "ecc": sec.ECC_CTR_READ, "request": "-", "answer": 128}
+    s = MeterSecurity(ACA, K1, K2, 5, pending=pending)
+    assert s.answers(bytes.fromhex("f50a4e4880b53a04691112b3815ef42a2a0a"), sec.ECC_CHALLENGE)
+    assert s.resync_from(bytes.fromhex("f50a4e4880b53a04691112b3815ef42a2a0a")) == 5
+    s = MeterSecurity(ACA, K1, K2, 5, pending=pending)
+    with pytest.raises(sec.AuthError):  # over 8 zero bytes, as the firmware once sent it
+        s.resync_from(bytes.fromhex("f50a5027cafd21bbf054f435b4baa389fa58"))
+
+
 def test_unprotect_turns_nack_10_into_lmon_mismatch():
     s = session(2)  # the concentrator is behind: the meter is at 5
     sent = s.protect(READ, bytes.fromhex("003F"), sec.ECC_CTR_READ, DT)

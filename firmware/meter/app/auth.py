@@ -9,14 +9,17 @@
 #   5. decrypt, verify with c = LMON + 1 (a key-change activate: with the
 #      staged keys)                 no  -> NACK A-Node AUTH (245) PAR1 10 with
 #                                          the current LMON (ECB, read key),
-#                                          rate-limited: beyond it, silence
+#                                          TMAC over nack_etm(R), rate-limited:
+#                                          beyond it, silence
 #   6. commit c (the flash ceiling first; refused -> drop, counted)
 #   7. serve with the rights of the key and mode: K1 in ECB writes; K1 in CTR
 #      or MAC-only, and K2, only read (docs/security.md, W1)
 #   8. seal the answer with MON = c and the request's ECC, cache it, send it
 # CHL.REQ (112) is answered with CHL.RESP (113): the current LMON, ECB/K2,
-# rate-limited with NACK-10. Order and reasons for 6-8: meter/app/lmon.py
-# (ResponseCache). In ECB, DATA is padded both ways (meter/app/security.py).
+# rate-limited with NACK-10; N is taken as on air, whatever the ECC (not
+# decrypted, as the public concentrator keeps it). Order and reasons for 6-8:
+# meter/app/lmon.py (ResponseCache). In ECB, DATA is padded both ways
+# (meter/app/security.py).
 from meter import attrs as A
 from meter.app import keychange as KC
 from meter.model import registers as R
@@ -30,6 +33,18 @@ from meter.errors import DecodeError
 from meter.link.mac import MAX_LLC_DATA
 
 _KEY_CHANGE_AUTH = KC.KEY_CHANGE + 100
+# Etm* of a request shorter than 8 bytes (project choice, docs/protocol.md):
+# the public code keeps the Etm* of an earlier request then, zeros after a reset.
+_ETM_SHORT = bytes(S.ETM_LEN)
+
+
+def nack_etm(lsdu):
+    """Etm* that the NACK refusing `lsdu` covers: its last 8 bytes as on air
+    whenever it has 8 or more (the public rule, so also for requests too short
+    for DATE-TIME and TMAC), else _ETM_SHORT. The concentrator verifies a
+    NACK over the same bytes of its own request."""
+    n = len(lsdu)
+    return bytes(lsdu[n - S.ETM_LEN:n]) if n >= S.ETM_LEN else _ETM_SHORT
 
 
 class SecureLayer:
@@ -109,8 +124,8 @@ class SecureLayer:
                 st["auth_failures"] += 1
                 if not self._may_answer(now_ms):
                     return 0, 0
-                etm = S.etm(req) if n >= 1 + S.AUTH_OVERHEAD else bytes(S.ETM_LEN)
-                return self._answer(S.seal_auth_nack(keys, self.aca, self.lmon.value, etm)), S.ECC_CHALLENGE
+                nack = S.seal_auth_nack(keys, self.aca, self.lmon.value, nack_etm(req))
+                return self._answer(nack), S.ECC_CHALLENGE
             activating = True
         if not self.lmon.commit():
             st["refused"] += 1
@@ -140,7 +155,7 @@ class SecureLayer:
         ans = self.app.resp
         if ans[0] == A.NACK_A:
             # An authenticated NACK has the shape of NACK-10: PAR1 only, ECB/K2, MON = LMON.
-            lsdu = S.seal_auth_nack(keys, self.aca, self.lmon.value, S.etm(req), ans[1])
+            lsdu = S.seal_auth_nack(keys, self.aca, self.lmon.value, nack_etm(req), ans[1])
             answer_ecc = S.ECC_CHALLENGE
             size = self._answer(lsdu)
         else:

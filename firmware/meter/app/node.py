@@ -128,7 +128,12 @@ class MeterNode:
                 size, self._ans_ecc = self.secure.handle(buf, off, n, ecc, limit, now_ms)
                 self._ans_buf = self.secure.resp
                 return size
-            return self.app.handle(buf, off, n, limit) if ecc == 0 else self.app.refuse()
+            if ecc == 0:
+                return self.app.handle(buf, off, n, limit)
+            # A plain ATTR sent encrypted is not decrypted: NACK 6 in clear,
+            # ECC 0 (docs/protocol.md, "Plain ATTRs with ECC other than 0").
+            self._ans_ecc = 0
+            return self.app.refuse()
         except Exception as e:  # noqa: BLE001 - the guard, as in on_phy
             self._ans_ecc = 0
             self._ans_buf = self.app.resp

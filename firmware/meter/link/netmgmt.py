@@ -18,7 +18,7 @@
 #                       (frame counters of the node, big-endian, mod 65536)
 #   PING.REQ       (86) echo (0..16)                  -> PING.RESP
 #   PING.RESP      (87) SIG | SNR | TX | echo
-# Answers: class S, back along the request's repeaters. A request in an RC
+# Answers: class S, back along the request's repeaters, ECC 0. A request in an RC
 # discipline is answered in a random slot of that discipline; any other
 # broadcast gets no answer. TCT_SET is answered only when the poll flag is
 # set, every other request only when its class is not S.
@@ -36,6 +36,15 @@ RECORD_LEN = const(12)  # DATA of one ADDRESS.RESP
 DEFAULT_TCT = const(0xFF)  # public default: not silenced
 PING_MAX_ECHO = const(16)  # project choice: PING.RESP fits RA1 (20 bytes)
 UNKNOWN = const(0xFF)  # a link-quality value the modem did not give
+# NM frames go with ECC 0 (public). A request with another ECC is dropped, not
+# decrypted (docs/protocol.md, "Plain ATTRs with ECC other than 0"); so every
+# answer, REQADDR.RESP included (as in the public code), carries ECC 0.
+NM_ECC = const(0)
+# ADDRESS.REQ filter byte: index into the natural-order ACA. 5 = the least
+# significant byte (first on air), as the public text names it; 0 = the most
+# significant, which one vendor's code reads (docs/protocol.md, "Address filter
+# byte"). Not a const(): a test switches it.
+FILTER_ACA_BYTE = 5
 
 # STATUS.RESP flags
 ST_REGISTERED = const(0x01)
@@ -75,11 +84,12 @@ def _q(v, scale):
     return 254 if v > 254 else v
 
 
-def address_filter(aca_lsb, add, shift):
-    """ADDRESS.REQ filter: answer if (ACA LSB + AddToAddress) mod 2^RightShiftAdd == 0."""
+def address_filter(aca_byte, add, shift):
+    """ADDRESS.REQ filter: answer if (ACA byte + AddToAddress) mod 2^RightShiftAdd == 0
+    (the byte: FILTER_ACA_BYTE)."""
     if shift > 16:  # a wider mask only leaves the sum 0; no big integers needed
         shift = 16
-    return ((aca_lsb + add) & ((1 << shift) - 1)) == 0
+    return ((aca_byte + add) & ((1 << shift) - 1)) == 0
 
 
 def valid_sca(buf, off):
@@ -119,7 +129,6 @@ class NetMgmt:
         self._relay_end = 0
         self._relay_route = bytearray(mac.MAX_REPEATERS * mac.ADDR_LEN)
         self._relay_reps = 0
-        self._relay_ecc = 0
         self._recs = bytearray(1 + RELAY_RECORDS * RECORD_LEN)
         self.stats = {"requests": 0, "answered": 0, "slotted": 0, "bad": 0, "filtered": 0,
                       "busy": 0, "collected": 0, "overflow": 0, "relayed": 0}
@@ -144,12 +153,14 @@ class NetMgmt:
         d = f.data + 1
         r = self._apdu
         wanted = mac.DISCIPLINES[f.discipline][0] != mac.CLASS_S
+        if f.ecc != NM_ECC:
+            return self._bad()
         if attr == A.ADDRESS_REQ:
             if n != 4:
                 return self._bad()
             if buf[d] == _PHASE_SAME and quality is not None and quality[Q_IN_PHASE] is False:
                 return self._filtered()
-            if self.tct < buf[d + 1] or not address_filter(self.aca[5], buf[d + 2], buf[d + 3]):
+            if self.tct < buf[d + 1] or not address_filter(self.aca[FILTER_ACA_BYTE], buf[d + 2], buf[d + 3]):
                 return self._filtered()
             size = self._address_resp(quality)
         elif attr == A.TCT_SET_REQ:
@@ -214,7 +225,7 @@ class NetMgmt:
         return self._encode_answer(f, out, size)
 
     def _encode_answer(self, f, out, size):
-        return mac.answer(out, f, self.air, f.ecc, self._apdu, size)
+        return mac.answer(out, f, self.air, NM_ECC, self._apdu, size)
 
     def _address_resp(self, quality):
         r = self._apdu
@@ -272,7 +283,6 @@ class NetMgmt:
         k = reps * mac.ADDR_LEN
         self._relay_route[0:k] = memoryview(f.buf)[f.rp:f.rp + k]
         self._relay_reps = reps
-        self._relay_ecc = f.ecc
         self._recs[0] = 0
         self._relay_busy = True
         self._relay_end = ticks_add(now, RELAY_WINDOW_MS)
@@ -280,12 +290,13 @@ class NetMgmt:
         r[0] = A.ADDRESS_REQ
         r[1:5] = memoryview(f.buf)[f.data + 1:f.data + 5]
         self.stats["relayed"] += 1
-        return mac.encode(out, mac.BROADCAST, b"", _DISC_RC_RELAY, False, 0, False, DSAP_NM, 0, r, 5)
+        return mac.encode(out, mac.BROADCAST, b"", _DISC_RC_RELAY, False, 0, False, DSAP_NM, NM_ECC, r, 5)
 
     def collect(self, f):
         """An uplink frame not for this node to repeat: keep it if it is an
         ADDRESS.RESP answering our REQADDR broadcast. True if kept."""
-        if not self._relay_busy or f.repeaters or f.dsap != DSAP_NM or f.data_len != 1 + RECORD_LEN:
+        if (not self._relay_busy or f.repeaters or f.dsap != DSAP_NM or f.ecc != NM_ECC
+                or f.data_len != 1 + RECORD_LEN):
             return False
         buf = f.buf
         if buf[f.data] != A.ADDRESS_RESP:
@@ -319,8 +330,7 @@ class NetMgmt:
         reps = self._relay_reps
         route = memoryview(self._relay_route)[0:reps * mac.ADDR_LEN]
         self.stats["answered"] += 1
-        return mac.encode(out, self.air, route, mac.DISC_S, True, reps + 1, False, DSAP_NM,
-                          self._relay_ecc, r, size)
+        return mac.encode(out, self.air, route, mac.DISC_S, True, reps + 1, False, DSAP_NM, NM_ECC, r, size)
 
     # ---- timers
     def poll(self, now, out):

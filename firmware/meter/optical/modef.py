@@ -295,6 +295,7 @@ class Services:
             else:  # plain: every item needs a key, so this is refused
                 size = config.handle(buf, off, n, MAX_LLC_DATA) if ecc == 0 else config.refuse()
                 answer = config.resp
+                ecc = 0  # a plain answer goes in clear (docs/protocol.md, plain ATTRs with ECC)
         else:
             return write_nack(self._nack, A.NACK_UNSUPPORTED), 0, self._nack, 0
         after = _counts(layer)
