@@ -18,7 +18,7 @@ from typing import Any
 from meter.errors import SmitpError
 from smitp.errors import PeerError, UsageError
 
-U32 = (1 << 32) - 1  # record numbers, times (seconds since 1970)
+U32 = (1 << 32) - 1  # record numbers, seeds
 U64 = (1 << 64) - 1  # MON, LMON
 
 
@@ -138,21 +138,9 @@ def _message(text):
 @_arg
 def _when(text):
     """Seconds since 1970 from an integer or an ISO 8601 date-time (UTC unless it says)."""
-    import datetime
+    from smitp.values import parse_time
 
-    from smitp.values import parse_int, quoted
-
-    try:
-        t = parse_int(text)
-    except ValueError:
-        try:
-            d = datetime.datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError("%s is neither seconds since 1970 nor an ISO 8601 date-time" % quoted(text)) from None
-        t = int(d.replace(tzinfo=d.tzinfo or datetime.timezone.utc).timestamp())
-    if not 0 <= t <= U32:
-        raise ValueError("%s is outside 1970-01-01 .. 2106-02-07 (0..%d s)" % (quoted(text), U32))
-    return t
+    return parse_time(text)
 
 
 def _hex(n_min, n_max, secret=False):
@@ -379,37 +367,37 @@ def _encode(register, value):
         raise ValueError("--value: %s" % e) from None
 
 
+def register_line(reg, raw):
+    """A register value as text: id, name, value with its unit."""
+    from smitp.values import register_name, show_value
+
+    return "0x%04X  %-32s %s" % (reg, register_name(reg), show_value(reg, raw))
+
+
 def cmd_read(args):
     from smitp.concentrator import aca_text, parse_aca
-    from smitp.values import decode_value, parse_register, register_name, show_value
+    from smitp.values import parse_register, register_json
 
     aca = parse_aca(args.meter)
     regs = _registers_fit([parse_register(r) for r in args.register], args.auth)
     with _concentrator(args) as conc:
         values = conc.read(aca, regs, _route(args), auth=args.auth, ecc=_ecc(args, write=False))
-    report = {"aca": aca_text(aca), "registers": {
-        "0x%04X" % r: {"name": register_name(r), "hex": values[r].hex().upper(), "value": decode_value(r, values[r])}
-        for r in regs}}
-
-    def text(rep):
-        for r in regs:
-            print("0x%04X  %-32s %s" % (r, register_name(r), show_value(r, values[r])))
-
-    _emit(args, report, text)
+    report = {"aca": aca_text(aca), "registers": [register_json(r, values[r]) for r in regs]}
+    _emit(args, report, lambda rep: print("\n".join(register_line(r, values[r]) for r in regs)))
     return 0
 
 
 def cmd_write(args):
     from smitp.concentrator import aca_text, parse_aca
-    from smitp.values import parse_register
+    from smitp.values import parse_register, register_json
 
     aca = parse_aca(args.meter)
     reg = parse_register(args.register)
     raw = _encode(args.register, args.value)
     with _concentrator(args) as conc:
         conc.write(aca, {reg: raw}, _route(args), auth=args.auth, ecc=_ecc(args, write=True))
-    _emit(args, {"aca": aca_text(aca), "register": "0x%04X" % reg, "written": raw.hex().upper(), "result": "ACK"},
-          lambda rep: print("0x%04X written: ACK" % reg))
+    _emit(args, {"aca": aca_text(aca), "register": register_json(reg, raw), "result": "ACK"},
+          lambda rep: print("%s  written: ACK" % register_line(reg, raw)))
     return 0
 
 
@@ -447,7 +435,7 @@ def cmd_readtab(args):
 
     from meter.model import registers as R
     from smitp.concentrator import aca_text, parse_aca
-    from smitp.values import decode_record, decode_value, layout_fields, register_name, show_record, show_value
+    from smitp.values import decode_record, layout_fields, record_fields, register_json, show_record
 
     aca = parse_aca(args.meter)
     if args.table is None and (args.first, args.count, args.fields, args.since, args.until) != (None,) * 5:
@@ -460,13 +448,11 @@ def cmd_readtab(args):
         if args.custom:
             values = conc.get_custom(aca, args.custom, _route(args), auth=args.auth, ecc=ecc)
             report["custom_table"] = args.custom
-            report["registers"] = {"0x%04X" % r: {"name": register_name(r), "hex": raw.hex().upper(),
-                                                  "value": decode_value(r, raw)} for r, raw in values}
-            lines = ["0x%04X  %-32s %s" % (r, register_name(r), show_value(r, raw)) for r, raw in values]
+            report["registers"] = [register_json(r, raw) for r, raw in values]
+            lines = [register_line(r, raw) for r, raw in values]
         elif args.spontaneous is not None:
             items, ack = conc.spontaneous(aca, args.spontaneous, _route(args), auth=args.auth, ecc=ecc)
-            report["events"] = [dict(number=n, hex=raw.hex().upper(), **decode_record(R.EVENT_LOG, raw))
-                                for n, raw in items]
+            report["events"] = [_record_json(n, raw, decode_record(R.EVENT_LOG, raw, iso=True)) for n, raw in items]
             report["acknowledged"] = ack
             lines = ["#%-6d %s" % (n, show_record(R.EVENT_LOG, raw)) for n, raw in items]
             lines.append("acknowledged up to record %d" % ack)
@@ -486,15 +472,20 @@ def cmd_readtab(args):
                 if mask:  # only the selected fields came: show them by name
                     fmt = ">" + "".join(c for i, c in enumerate(_fmt_chars(table)) if mask >> i & 1)
                     chosen = [f for i, f in enumerate(fields) if mask >> i & 1]
-                    vals = dict(zip((f[0] for f in chosen), struct.unpack(fmt, raw)))
-                    report["records"].append({"number": n, "hex": raw.hex().upper(), "values": vals})
-                    lines.append("#%-6d %s" % (n, ", ".join("%s %s" % kv for kv in vals.items())))
+                    vals = struct.unpack(fmt, raw)
+                    report["records"].append(_record_json(n, raw, record_fields(chosen, vals, iso=True)))
+                    shown = record_fields(chosen, vals).items()
+                    lines.append("#%-6d %s" % (n, ", ".join("%s %s" % kv for kv in shown)))
                 else:
-                    report["records"].append({"number": n, "hex": raw.hex().upper(),
-                                              "values": decode_record(table, raw)})
+                    report["records"].append(_record_json(n, raw, decode_record(table, raw, iso=True)))
                     lines.append("#%-6d %s" % (n, show_record(table, raw)))
     _emit(args, report, lambda rep: print("\n".join(lines) if lines else "no records"))
     return 0
+
+
+def _record_json(number, raw, values):
+    """The JSON shape of a table record: its number, raw bytes and named fields."""
+    return {"number": number, "raw": bytes(raw).hex().upper(), "values": values}
 
 
 def _fmt_chars(table):
@@ -540,15 +531,11 @@ def cmd_command(args):
 
 # ---- decode
 def cmd_decode(args):
-    from smitp.decode import decode
+    from smitp.decode import by_layer, decode_fields
 
     key = bytes.fromhex(args.key) if args.key else None
-    lines = decode(" ".join(args.hex), key, args.mon)
-    if args.json:
-        print(json.dumps([{"layer": layer, "text": text} for layer, text in lines], indent=2))
-    else:
-        for layer, text in lines:
-            print("%-4s %s" % (layer, text))
+    lines = decode_fields(" ".join(args.hex), key, args.mon)
+    _emit(args, by_layer(lines), lambda rep: print("\n".join("%-4s %s" % (layer, text) for layer, text, _ in lines)))
     return 0
 
 
@@ -712,6 +699,7 @@ def build_parser():
     from smitp import deploy, image, sim
 
     p = _Parser(prog="smitp", description=__doc__)
+    p.add_argument("--version", action="store_true", help="print the version of the tools and of the firmware")
     sub = p.add_subparsers(dest="command")
 
     def add(name, fn, help_text):
@@ -833,6 +821,20 @@ def build_parser():
     return p
 
 
+# ---- version
+def version_line():
+    """The host tools' package version and the firmware's version, on one line."""
+    from importlib import metadata
+
+    import meter
+
+    try:
+        tools = metadata.version("smitp-meter")
+    except metadata.PackageNotFoundError:  # run from a source tree, not installed
+        tools = "unknown"
+    return "smitp %s, firmware smitp-meter %s" % (tools, meter.VERSION)
+
+
 # ---- errors
 def _runtime_errors():
     """Failures of what a command talked to (exit 1), as opposed to bad input (exit 2)."""
@@ -868,6 +870,9 @@ def main(argv=None):
         parser = build_parser()
         args = parser.parse_args(argv)
         as_json = getattr(args, "json", False)
+        if args.version:
+            print(version_line())
+            return 0
         if args.command is None:
             parser.print_usage(sys.stderr)
             raise CommandLineError(prog, "give a command ('smitp --help' says what each does, "

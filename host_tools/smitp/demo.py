@@ -21,7 +21,7 @@ from smitp import attacks
 from smitp.concentrator import Concentrator, NoAnswer, aca_text, parse_aca, register_size
 from smitp.secure import KeyRing
 from smitp.network import neighbourhood
-from smitp.values import decode_value, register_name, show_value
+from smitp.values import decode_value, register_json, register_name, show_value
 
 # The extra meter of `demo --auth`, provisioned with its LMON at 2**64 - 1.
 EXHAUSTED_NAME = "mx"
@@ -81,8 +81,7 @@ def read_meters(conc, meters, progress=None, auth=False):
         results.append({
             "aca": aca_text(aca),
             "route": [aca_text(r) for r in route] + [aca_text(aca)],
-            "registers": {"0x%04X" % r: values[r].hex().upper() for r in regs},
-            "values": {register_name(r): decode_value(r, values[r]) for r in regs},
+            "registers": [register_json(r, values[r]) for r in regs],
             "shown": {register_name(r): show_value(r, values[r]) for r in regs},
             "firmware": decode_value(R.FIRMWARE_ID, values[R.FIRMWARE_ID]),
         })
@@ -211,9 +210,8 @@ def print_table(report, out=sys.stdout):
             print("meter %s: %s" % (m["aca"], m["error"]), file=out)
             continue
         print("meter %s  route %s" % (m["aca"], " -> ".join(["concentrator"] + m["route"])), file=out)
-        for reg, raw in m["registers"].items():
-            name = register_name(int(reg, 16))
-            print("  %s  %-32s %s" % (reg, name, m["shown"][name]), file=out)
+        for reg in m["registers"]:
+            print("  %s  %-32s %s" % (reg["id"], reg["name"], m["shown"][reg["name"]]), file=out)
         _print_attacks(m, out)
     if "exhausted_meter" in report:
         print("meter %s  (LMON at 2**64 - 1)" % report["exhausted_meter"]["aca"], file=out)

@@ -466,10 +466,9 @@ def _line_for(args, raw_keys):
 
 
 def _registers(values):
-    from smitp.values import decode_value, register_name
+    from smitp.values import register_json
 
-    return {"0x%04X" % r: {"name": register_name(r), "hex": bytes(v).hex().upper(), "value": decode_value(r, v)}
-            for r, v in values.items()}
+    return [register_json(r, v) for r, v in values.items()]
 
 
 def _print_registers(values, header=None):
@@ -493,7 +492,7 @@ def run_command(args, progress=None):
 
 
 def _run(args, progress, ring, raw_keys):
-    from smitp.values import encode_value, parse_register
+    from smitp.values import encode_value, parse_register, register_json
 
     action = args.action or "info"
     z = None if args.baud is None else I.BAUDS.index(args.baud)
@@ -528,7 +527,7 @@ def _run(args, progress, ring, raw_keys):
                 reg = parse_register(args.register)
                 raw = encode_value(reg, args.value)
                 unit.write({reg: raw}, auth=args.auth, ecc=ecc_of(True))
-                report.update({"register": "0x%04X" % reg, "written": raw.hex().upper(), "result": "ACK"})
+                report.update({"register": register_json(reg, raw), "result": "ACK"})
                 text = lambda rep: print("0x%04X written: ACK" % reg)  # noqa: E731
             elif action == "command":
                 ans = unit.command(bytes.fromhex(args.data), auth=args.auth, ecc=ecc_of(True))

@@ -47,7 +47,9 @@ def layout_fields(reg_id):
     return fields
 
 
-def _field_value(unit, scaler, v):
+def _field_value(unit, scaler, v, iso=False):
+    if unit == "=time" and iso:
+        return iso_time(v) if v else None
     if unit == "=point":
         return None if v == 0xFFFF else "%02d:%02d T%d" % ((v & 0xFFF) // 60, (v & 0xFFF) % 60, v >> 12)
     if unit == "=bits":
@@ -57,19 +59,65 @@ def _field_value(unit, scaler, v):
     return v
 
 
-def decode_record(reg_id, raw):
-    """A structured value or table record -> {field: value} (JSON-friendly)."""
-    values = struct.unpack(R.LAYOUTS[reg_id][0], bytes(raw))
+def record_fields(fields, values, iso=False):
+    """[(name, unit, scaler)] and their numbers -> {field: value} (JSON-friendly);
+    iso: times as ISO 8601 UTC text (None for 0), else seconds since 1970."""
     out = {}
-    for (name, unit, scaler), v in zip(layout_fields(reg_id), values):
-        out[name] = _field_value(unit, scaler, v)
+    for (name, unit, scaler), v in zip(fields, values):
+        out[name] = _field_value(unit, scaler, v, iso)
         if unit == "=event":
             out[name + " name"] = EVENT_NAMES.get(v, "unknown")
     return out
 
 
+def decode_record(reg_id, raw, iso=False):
+    """A structured value or table record -> {field: value} (JSON-friendly)."""
+    return record_fields(layout_fields(reg_id), struct.unpack(R.LAYOUTS[reg_id][0], bytes(raw)), iso)
+
+
+TIME_MAX = (1 << 32) - 1  # times travel as 4 bytes, seconds since 1970
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def _utc(t):
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso_time(t):
+    """Seconds since 1970 -> ISO 8601 UTC text: 2026-12-02T10:00:00Z."""
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(ISO_FORMAT)
+
+
+def parse_time(text):
+    """Seconds since 1970 from an integer or an ISO 8601 date-time (UTC unless it
+    says otherwise); ValueError in one line naming the text."""
+    try:
+        t = parse_int(text)
+    except ValueError:
+        try:
+            d = datetime.datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError("%s is neither seconds since 1970 nor an ISO 8601 date-time "
+                             "(2026-12-02T10:00:00Z)" % quoted(text)) from None
+        t = int(d.replace(tzinfo=d.tzinfo or datetime.timezone.utc).timestamp())
+    if not 0 <= t <= TIME_MAX:
+        raise ValueError("%s is outside 1970-01-01 .. 2106-02-07 (0..%d s)" % (quoted(text), TIME_MAX))
+    return t
+
+
+def _bit_names(prefix):
+    """{bit: name} of the register table's constants PREFIX_NAME (SW_CLOCK_UNSET -> "clock unset")."""
+    return {v: k[len(prefix):].lower().replace("_", " ") for k, v in vars(R).items() if k.startswith(prefix)}
+
+
+# Bit fields whose bits have names: the status words, the control flags.
+BIT_NAMES = {R.STATUS_WORD: _bit_names("SW_"), R.EXT_STATUS: _bit_names("XS_"), R.CONTROL_FLAGS: _bit_names("CF_")}
+
+
+def set_flags(reg_id, raw):
+    """The names of the bits set in a bit field register, least significant first."""
+    v, names = int.from_bytes(raw, "big"), BIT_NAMES[reg_id]
+    return [names.get(b, "bit %d" % b) for b in range(8 * len(raw)) if v >> b & 1]
 
 
 def show_record(reg_id, raw):
@@ -117,8 +165,31 @@ def show_value(reg_id, raw):
         return "%s (%d s)" % (_utc(value), value)
     if row[R.R_ENC] in (R.ENC_STRUCT, R.ENC_TABLE):
         return show_record(reg_id, raw)
+    if reg_id in BIT_NAMES:
+        return "%s (%s)" % (value, ", ".join(set_flags(reg_id, raw)) or "no flag set")
     unit = row[R.R_UNIT]
     return "%s %s" % (value, unit) if unit else str(value)
+
+
+def json_value(reg_id, raw):
+    """Raw register bytes -> the value of its JSON shape: bit fields with named
+    bits as the list of the flags set, times in ISO 8601 UTC."""
+    row = R.lookup(reg_id)
+    if row is not None and reg_id in BIT_NAMES:
+        return set_flags(reg_id, raw)
+    if row is not None and row[R.R_ENC] == R.ENC_TIME:
+        return iso_time(decode_value(reg_id, raw))
+    if row is not None and row[R.R_ENC] in (R.ENC_STRUCT, R.ENC_TABLE):
+        return decode_record(reg_id, raw, iso=True)
+    return decode_value(reg_id, raw)
+
+
+def register_json(reg_id, raw):
+    """The one JSON shape of a register value, wherever one is printed."""
+    row = R.lookup(reg_id)
+    unit = row[R.R_UNIT] if row and row[R.R_ENC] != R.ENC_TIME else ""  # a time says its own: ISO 8601 UTC
+    return {"id": "0x%04X" % reg_id, "name": register_name(reg_id), "raw": bytes(raw).hex().upper(),
+            "value": json_value(reg_id, raw), "unit": unit or None}
 
 
 def quoted(text):
@@ -154,11 +225,14 @@ def encode_value(reg_id, text):
     if row is None:
         raise ValueError("register 0x%04X is not in the register table" % reg_id)
     size, enc = row[R.R_SIZE], row[R.R_ENC]
-    if enc in (R.ENC_UINT, R.ENC_TIME, R.ENC_BITS, R.ENC_INT):
+    if enc == R.ENC_TIME:
+        return parse_time(text).to_bytes(size, "big")
+    if enc in (R.ENC_UINT, R.ENC_BITS, R.ENC_INT):
         return _int_bytes(text, size, enc == R.ENC_INT)
     if enc in (R.ENC_STRUCT, R.ENC_TABLE) and "," in text:
-        # comma-separated field values, in layout order
-        fields = [parse_int(f.strip()) for f in text.split(",")]
+        # comma-separated field values, in layout order; times also in ISO 8601
+        units = [f[1] for f in layout_fields(reg_id)] + [""] * text.count(",")
+        fields = [parse_time(f) if u == "=time" else parse_int(f.strip()) for f, u in zip(text.split(","), units)]
         try:
             return struct.pack(R.LAYOUTS[reg_id][0], *fields)
         except struct.error as e:

@@ -153,8 +153,8 @@ BAD_INPUT = [
     # registers, values, fields
     (["read", "--meter", M1, "--register", "0x7777"], "argument --register: no register '0x7777'"),
     (["read", "--meter", M1] + ["--register", "clock"] * 40, "--register: 40 registers do not fit"),
-    (["write", "--meter", M1, "--register", "clock", "--value", "soon"], "--value: 'soon' is not an integer"),
-    (["write", "--meter", M1, "--register", "clock", "--value", "-1"], "--value: -1 is outside"),
+    (["write", "--meter", M1, "--register", "clock", "--value", "soon"], "--value: 'soon' is neither seconds since 1970 nor an ISO 8601"),
+    (["write", "--meter", M1, "--register", "clock", "--value", "-1"], "--value: '-1' is outside 1970-01-01"),
     (["readtab", "--meter", M1, "--table", "status word"], "argument --table: 0x003F (status word) is not a table"),
     (READTAB + ["--fields", "colour"], "--fields: table 0x0A00 has no field 'colour'"),
     (READTAB + ["--from", "5", "--first", "1"], "do not mix"),

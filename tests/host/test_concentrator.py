@@ -25,9 +25,11 @@ def test_reads_every_meter_and_finds_the_repeater(conc):
     results = read_meters(conc, [M1, M2, M3])
     assert [r["route"] for r in results] == [["A8040A1E8901"], ["A8040A1E8902"], ["A8040A1E8902", "A8040A1E8903"]]
     for r in results:
-        assert r["values"]["meter serial number"] == "SN" + r["aca"][-6:]
+        regs = {reg["id"]: reg for reg in r["registers"]}
+        assert regs["0x0010"]["value"] == "SN" + r["aca"][-6:]
         assert r["firmware"].startswith("smitp-meter ") and "cpython" in r["firmware"]
-        assert r["registers"]["0x003F"] == "0000000000000001"  # clock not set since power-up
+        assert regs["0x003F"]["raw"] == "0000000000000001"  # clock not set since power-up
+        assert regs["0x003F"]["value"] == ["clock unset"]
 
 
 def test_meter3_is_silent_without_repeater(conc):

@@ -35,8 +35,9 @@ def test_demo_json_reads_three_meters_one_through_a_repeater(capsys):
     assert meters["A8040A1E8901"]["route"] == ["A8040A1E8901"]
     for m in meters.values():
         assert m["firmware"].startswith("smitp-meter ") and " micropython " in m["firmware"]
-        assert len(m["registers"]["0x003F"]) == 16
-        assert set(m["registers"]) >= {"0x003F", "0x0030", "0x0031", "0x0012"}
+        regs = {r["id"]: r for r in m["registers"]}
+        assert len(regs["0x003F"]["raw"]) == 16
+        assert set(regs) >= {"0x003F", "0x0030", "0x0031", "0x0012"}
 
 
 def test_write_persists_across_a_power_cut(feeder):

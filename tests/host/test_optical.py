@@ -240,7 +240,8 @@ def test_cli_hhu_emulated(tmp_path, capsys):
     assert main(["hhu", "--emulated", "--keys", str(keys), "--json", "read", "--register", "0x0015",
                  "--register", "status word", "--auth"]) == 0
     rep = json.loads(capsys.readouterr().out)
-    assert rep["aca"] == ACA and rep["registers"]["0x0015"]["value"] >= 1
+    regs = {r["id"]: r for r in rep["registers"]}
+    assert rep["aca"] == ACA and regs["0x0015"]["value"] >= 1 and isinstance(regs["0x003F"]["value"], list)
     assert main(["hhu", "--emulated", "write", "--register", "clock", "--value", "1"]) == 1
     assert "NACK 2 (access denied)" in capsys.readouterr().err
     new = tmp_path / "new.json"
