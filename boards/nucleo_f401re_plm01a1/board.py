@@ -13,8 +13,8 @@ from meter import timers as T
 from meter.compat import const
 
 TYPE_CHECKING = const(False)
-if TYPE_CHECKING:  # the type checker's view only (meter/runtime/contracts.pyi)
-    from meter.runtime.contracts import ModemStream
+if TYPE_CHECKING:  # the type checker's view only (meter/contracts.pyi)
+    from meter.contracts import ModemStream
 
 # Pin map, from the shield's BSP header stm32_plm01a1.h (X-CUBE-PLM1 V1.1.0).
 # Nucleo-64 Arduino header names in brackets.
