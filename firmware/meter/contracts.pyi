@@ -3,7 +3,7 @@
 # meter.runtime.firmware.run(), and the modem driver of meter/phy/contract.py, which the modem
 # task (meter.runtime.firmware.ModemPort) consumes.
 #
-# There is no meter/runtime/contracts.py: MicroPython has no `typing` module, so a
+# There is no meter/contracts.py: MicroPython has no `typing` module, so a
 # runtime module names these types only in quoted annotations or `# type:`
 # comments, after
 #     TYPE_CHECKING = const(False)
