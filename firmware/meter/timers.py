@@ -20,7 +20,6 @@ AUTH_NACK_BURST = const(4)
 AUTH_NACK_REFILL_MS = const(2000)
 # The watchdog (boards arm it): fed while the modem and metering tasks make progress
 WATCHDOG_MS = const(8000)
-MODEM_IDLE_WAKE_MS = const(1000)  # the modem task wakes at least this often
 TASK_RESTART_MS = const(1000)  # a supervised task that died starts again after this
 GC_PERIOD_MS = const(5000)  # collect garbage when the meter is idle
 ELABORATION_MS = const(20)  # TEL: a node's time to answer or repeat (public Microchip default)

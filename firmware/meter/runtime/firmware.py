@@ -29,21 +29,28 @@ def log(*parts):
 
 
 class Heartbeats:
-    """Each supervised loop beats once per turn; the watchdog is fed only
-    while every one of them has beaten recently (a loop stuck in a wait or a
-    busy loop stops the feeding, and the board resets)."""
+    """Each supervised loop beats once per turn, or says it waits for its
+    port with no timer running; the watchdog is fed only while every loop
+    has beaten recently or waits (a loop stuck in a busy loop, or in a wait
+    that should have ended, stops the feeding, and the board resets)."""
 
     def __init__(self, names):
         now = ticks_ms()
         self.last = {name: now for name in names}
+        self.waiting = {name: False for name in names}
 
     def beat(self, name):
         self.last[name] = ticks_ms()
+        self.waiting[name] = False
+
+    def wait(self, name):
+        """The loop now waits for bytes only: idle, not stuck."""
+        self.waiting[name] = True
 
     def all_recent(self, within_ms):
         now = ticks_ms()
-        for t in self.last.values():
-            if ticks_diff(now, t) > within_ms:
+        for name, t in self.last.items():
+            if not self.waiting[name] and ticks_diff(now, t) > within_ms:
                 return False
         return True
 
@@ -151,8 +158,10 @@ class ModemPort:
             due = self.node.next_timeout(now)  # an RC slot answer or a REQADDR
             if due >= 0 and (timeout < 0 or due < timeout):
                 timeout = due
-            idle = 100 if not self.ready else T.MODEM_IDLE_WAKE_MS  # wake to beat, and to retry
-            timeout = idle if timeout < 0 else min(timeout, idle)
+            if not self.ready:  # look again for the modem's boot
+                timeout = 100 if timeout < 0 else min(timeout, 100)
+            elif timeout < 0 and self.beats is not None:
+                self.beats.wait("modem")  # bytes only: no wake-up needed to stay fed
             n = await read_within(self.reader, self.mv, timeout)
             if not n:
                 raise SystemExit("modem UART closed")
