@@ -5,11 +5,14 @@ it, smitp-protocol reference 9.2 / 9.3):
 1. un-silence everyone: TCT_SET 0xFF to broadcast, twice;
 2. ADDRESS.REQ to broadcast (RC slots) until a round brings nothing new; each
    meter found is silenced with a unicast TCT_SET (TCT 1 < TCR 0x55) so that it
-   stops answering;
+   stops answering. Rounds go to address groups (the ADDRESS.REQ filter), each
+   in the RC discipline that suits the answers expected from its group;
 3. level by level: ask each meter of the last level for a REQADDR (it
    broadcasts its own ADDRESS.REQ and reports up to 4 answers), silence the new
    meters, repeat with the same meter until nothing new; their route is the
-   route to that meter plus that meter;
+   route to that meter plus that meter. The relays of a level are asked in
+   batches whose 16 s windows overlap (`timetable`), a batch holding few relays
+   that the reports showed near each other;
 4. register every meter (REGISTER.REQ assigns its SCA).
 The routing table maps each ACA to its route (repeater ACAs, nearest the
 concentrator first). When a route fails, `repair` finds the dead repeater
@@ -25,8 +28,9 @@ from meter.link import mac
 from meter import timers as T
 from meter.errors import DecodeError
 from meter.link.llc import DSAP_NM
-from meter.link.netmgmt import RECORD_LEN, RELAY_WINDOW_MS
-from smitp.concentrator import BITRATE, PHY_OVERHEAD_BITS, RETRIES, NoAnswer, aca_text, response_timeout
+from meter.link.netmgmt import RECORD_LEN, RELAY_RECORDS, RELAY_WINDOW_MS
+from smitp.concentrator import (BITRATE, ELABORATION_S, MARGIN_S, PHY_OVERHEAD_BITS, RETRIES, NoAnswer, aca_text,
+                                response_timeout)
 
 # Procedure constants. Public (Microchip DCU example) unless marked.
 DISCOVERY_TCR = 0x55  # ADDRESS.REQ threshold: silenced meters (TCT 1) stay quiet
@@ -35,18 +39,91 @@ OPEN_TCT = 0xFF
 UNSILENCE_TIMES = 2
 UNSILENCE_GAP_S = 5.0
 ANY_PHASE = 2
-DIRECT_DISCIPLINE = 0xF  # project choice: RC4, 64 slots, for the concentrator's own ADDRESS.REQ
-CROWDED = 16  # project choice: a direct round with this many answers splits the address group
+DIRECT_DISCIPLINE = 0xF  # project choice: RC4, 64 slots: the concentrator's first and last ADDRESS.REQ
+RC_DISCIPLINES = (0xC, 0xD, 0xE, 0xF)  # RC1-RC4: 8, 16, 32, 64 slots
+SPLIT_ANSWERS = 64  # project choice: a group expected to hold more answers than RC4 has slots is split
+PROBE_SHIFT = 2  # project choice: the first round goes to a quarter of the addresses
 RELAY_DISCIPLINE = 0x4  # RA3: REQADDR.RESP takes up to 50 bytes
+RELAY_TRIES = 2  # project choice: a relay whose REQADDR.RESP did not come is asked once more
+GUARD_S = 2 * ELABORATION_S  # project choice: line kept free between two frames of a batch's timetable
+NEAR_LINE_S = RELAY_WINDOW_MS / 1000.0 / 4  # project choice: line time of near relays in one batch, at most
 MAX_LEVEL = mac.MAX_REPEATERS + 1  # a meter at level L has L - 1 repeaters
 PROBES = 1000  # project choice: at most this many candidate repeaters pinged per repair
 SUBSECTION_NODES = 250  # project choice: SCA node numbers 1..250 per sub-section
 
 _RECORD = RECORD_LEN  # one ADDRESS.RESP
+_REQ = 5  # ADDRESS.REQ and REQADDR.REQ: ATTR and 4 bytes
+_RESP_MAX = 2 + RELAY_RECORDS * _RECORD  # the longest REQADDR.RESP
 
 
 def airtime_s(n_bytes):
     return (PHY_OVERHEAD_BITS + 8 * n_bytes) / BITRATE
+
+
+def journey_s(repeaters, data_len):
+    """Time a frame with `data_len` bytes of LLC data takes over a route of
+    `repeaters` repeaters: each hop sends it whole, each repeater waits TEL."""
+    n = mac.HEADER_LEN + mac.ADDR_LEN * repeaters + data_len + mac.CRC_LEN
+    return (repeaters + 1) * airtime_s(n) + repeaters * ELABORATION_S
+
+
+# A relay's own ADDRESS.REQ, sent TEL after the REQADDR.REQ reached it.
+_BROADCAST_S = ELABORATION_S + journey_s(0, _REQ)
+
+
+def answering(heard, slots):
+    """How many meters answered a round of `slots` slots in which `heard`
+    answers came through, the others colliding in their slots: the n, at most
+    `slots`, with n (1 - 1/slots)^(n - 1) = heard (n answers in `slots` random
+    slots leave that many alone in theirs)."""
+    keep = 1.0 - 1.0 / slots
+    lo, hi = float(heard), float(slots)
+    for _ in range(32):
+        mid = (lo + hi) / 2
+        if mid * keep ** (mid - 1) < heard:
+            lo = mid
+        else:
+            hi = mid
+    return max(heard, int(round(lo)))
+
+
+def rc_for(answers):
+    """The RC discipline that, for this many answers in its random slots,
+    hears the most of them alone in their slot per second of its round."""
+    def rate(disc):
+        slots = mac.DISCIPLINES[disc][2]
+        return answers * (1.0 - 1.0 / slots) ** (answers - 1) / (slots * T.NM_SLOT_MS + T.ELABORATION_MS)
+    return max(RC_DISCIPLINES, key=rate)
+
+
+def line_s(repeaters):
+    """Time one REQADDR keeps the line busy: request, the relay's ADDRESS.REQ, answer."""
+    return journey_s(repeaters, _REQ) + _BROADCAST_S + journey_s(repeaters, _RESP_MAX)
+
+
+def timetable(repeaters):
+    """When to send REQADDR.REQs, one after the other, to relays over routes
+    of these lengths so that their windows overlap: seconds from the first
+    request, for as many as fit. Each request leaves once the previous relay
+    has sent its own ADDRESS.REQ, and reaches its relay once the previous
+    relay's REQADDR.RESP (due a window after that relay got its request) has
+    come home; the last relay has its request, and has sent its ADDRESS.REQ,
+    before the first answer is due. So requests, ADDRESS.REQs and answers
+    never overlap on the line; only the neighbours' ADDRESS.RESPs do."""
+    window = RELAY_WINDOW_MS / 1000.0
+    out = []
+    first = prev = None  # when the first relay got its request; (the previous one, its answer's journey)
+    for reps in repeaters:
+        there = journey_s(reps, _REQ)
+        go = 0.0
+        if prev is not None:
+            go = max(prev[0] + _BROADCAST_S, prev[0] + prev[1] - there) + GUARD_S
+        if first is not None and go + there + _BROADCAST_S + GUARD_S > first + window:
+            break
+        out.append(go)
+        first = go + there if first is None else first
+        prev = (go + there, journey_s(reps, _RESP_MAX))
+    return out
 
 
 def sca_for(section, index):
@@ -86,12 +163,14 @@ class Discovery:
         self.expected = expected
         self.meters = {}  # ACA -> Meter, in discovery order
         self.heard = {}  # ACA -> set of relay ACAs (None: the concentrator) whose REQADDR reported it
+        self._near = {}  # ACA -> ACAs the line showed it hears (one reported the other)
         self.dead = set()  # ACAs found powered off or unreachable as repeaters
         self.fixers = {}  # dead ACA -> repeaters that gave new routes to meters behind it
         self._out = bytearray(mac.MAX_FRAME)
         self._f = mac.Frame()
         self.stats = {"rounds": 0, "reqaddr": 0, "silenced": 0, "registered": 0, "exchanges": 0,
                       "retries": 0, "timeouts": 0, "rerouted": 0, "probes": 0}
+        self.phase_s = {}
 
     # ---- the routing table
     @property
@@ -177,16 +256,48 @@ class Discovery:
                 found.append((rec[:6], rec[6:9]))
         return found
 
-    def reqaddr(self, relay, route, add=0, shift=0, tcr=DISCOVERY_TCR, retries=1):
-        """REQADDR.REQ to `relay`; [(ACA, quality bytes)] it heard (at most 4)."""
-        self.stats["reqaddr"] += 1
+    def reqaddr(self, relay, add=0, shift=0, tcr=DISCOVERY_TCR):
+        """REQADDR.REQ to one relay (a Meter); [(ACA, quality bytes)] it heard (at most 4)."""
+        for _ in range(RELAY_TRIES):
+            records = self.reqaddr_batch([relay], add, shift, tcr)[relay]
+            if records is not None:
+                return records
+        raise NoAnswer("no REQADDR.RESP from %s" % aca_text(relay.aca))
+
+    def reqaddr_batch(self, queue, add=0, shift=0, tcr=DISCOVERY_TCR):
+        """REQADDR.REQ to a batch of relays (Meters) taken off `queue`
+        (`_next_batch`), their windows overlapping (`timetable`). Returns
+        {relay: [(ACA, quality bytes)], or None if its REQADDR.RESP did not come}."""
+        data = bytes((A.REQADDR_REQ, ANY_PHASE, tcr, add, shift))
         window = RELAY_WINDOW_MS / 1000.0
-        ans = self.exchange(relay, (A.REQADDR_REQ, ANY_PHASE, tcr, add, shift), route,
-                            disc=RELAY_DISCIPLINE, extra_wait_s=window, retries=retries)
-        if len(ans) < 2 or ans[0] != A.REQADDR_RESP or len(ans) != 2 + ans[1] * _RECORD:
-            raise NoAnswer("bad REQADDR.RESP from %s: %s" % (aca_text(relay), ans.hex()))
-        return [(ans[2 + i * _RECORD:8 + i * _RECORD], ans[8 + i * _RECORD:11 + i * _RECORD])
-                for i in range(ans[1])]
+        batch = self._next_batch(queue)
+        times = timetable([len(m.route) for m in batch])
+        queue[:0] = batch[len(times):]  # in their new order, fewer may fit
+        due = {}  # relay's on-air address -> [relay, repeaters, latest arrival, records]
+        t0 = self.port.now()
+        for m, at in zip(batch, times):
+            self._listen(t0 + at, due)
+            self.stats["reqaddr"] += 1
+            reps = len(m.route)
+            self._send(mac.aca_to_air(m.aca), m.route, RELAY_DISCIPLINE, False, data)
+            last = self.port.now() + journey_s(reps, _REQ) + window + journey_s(reps, _RESP_MAX) + MARGIN_S
+            due[mac.aca_to_air(m.aca)] = [m, reps, last, None]
+        self._listen(max(d[2] for d in due.values()), due, until_all=True)
+        return {d[0]: d[3] for d in due.values()}
+
+    def _listen(self, end, due, until_all=False):
+        """Take the REQADDR.RESPs of `due` heard before `end` (until_all: or once all came)."""
+        for f, payload in self._frames_until(end):
+            d = due.get(bytes(payload[f.addr:f.addr + mac.ADDR_LEN]))
+            if d is None or f.repeaters != d[1] or d[3] is not None:
+                continue
+            ans = bytes(payload[f.data:f.data + f.data_len])
+            if len(ans) < 2 or ans[0] != A.REQADDR_RESP or len(ans) != 2 + ans[1] * _RECORD:
+                continue
+            d[3] = [(ans[2 + i * _RECORD:8 + i * _RECORD], ans[8 + i * _RECORD:11 + i * _RECORD])
+                    for i in range(ans[1])]
+            if until_all and all(x[3] is not None for x in due.values()):
+                return
 
     def register(self, aca, sca, route=()):
         ans = self.exchange(aca, bytes((A.REGISTER_REQ,)) + sca, route)
@@ -245,47 +356,128 @@ class Discovery:
         return new
 
     def discover_direct(self):
-        """Steps 1-2: the meters the concentrator hears; returns them."""
+        """Steps 1-2: the meters the concentrator hears; returns them. The first
+        round goes to a quarter of the addresses (PROBE_SHIFT): what it heard
+        tells how many answers to expect from each quarter. Then rounds to
+        address groups, each in the RC discipline that suits the answers
+        expected from it, until none is left; then a round to everyone, in the
+        first round's discipline (a crowd left by a wrong guess would jam a
+        short one), which must bring nothing new (else what it heard tells how
+        many are left)."""
         before = len(self.meters)
-        groups = [(0, 0)]
-        while groups:
-            add, shift = groups.pop()
-            while True:
-                records = self.address_round(add, shift)
-                new = self._take(records, 1, (), None)
-                crowded = min(CROWDED, mac.DISCIPLINES[self.direct_discipline][2] // 4)
-                if len(records) >= crowded and shift < 8:
-                    # Crowded: split the group on one more ACA bit to spread the answers.
-                    groups += [(add + (1 << shift), shift + 1), (add, shift + 1)]
-                    break
-                if not new:
-                    break
+        _new, groups, answered = self._direct_round(0, PROBE_SHIFT, self.direct_discipline)
+        for add in range(1, 1 << PROBE_SHIFT):
+            groups += self._plan(add, PROBE_SHIFT, answered)
+        while True:
+            while groups:
+                groups += self._direct_round(*groups.pop())[1]
+            new, groups, _answered = self._direct_round(0, 0, self.direct_discipline)
+            if not new:
+                return list(self.meters.values())[before:]
+
+    def _direct_round(self, add, shift, disc):
+        """ADDRESS.REQ to one address group in `disc`; returns (how many meters
+        were new, the rounds the group still needs, how many answered: see
+        `answering`). A group is done when nothing was new or nobody is left."""
+        records = self.address_round(add, shift, disc=disc)
+        new = self._take(records, 1, (), None)
+        answered = answering(len(records), mac.DISCIPLINES[disc][2])
+        left = answered - len(records)
+        return new, (self._plan(add, shift, left) if new and left > 0 else []), answered
+
+    def _plan(self, add, shift, expected):
+        """Rounds for `expected` answers from an address group: (add, shift,
+        discipline), one in the discipline `rc_for` them, or one per sub-group
+        (on more ACA bits) if more than SPLIT_ANSWERS are expected."""
+        if expected <= 0:
+            return []
+        split = 0
+        while expected > SPLIT_ANSWERS << split and shift + split < 8:
+            split += 1
+        each = -(-expected // (1 << split))
+        return [(add + (i << shift), shift + split, rc_for(each)) for i in range(1 << split)]
+
+    # ---- neighbourhoods: what the line showed of who hears whom
+    def near(self, a, b):
+        """True if the reports put meters a and b within two hops: one
+        reported the other, or a third one reported or was reported by both."""
+        na = self._near.get(a, ())
+        return a == b or b in na or not self._near.get(b, set()).isdisjoint(na)
+
+    def _next_batch(self, queue):
+        """The relays of the next batch, taken off `queue` in its order: as many
+        as the timetable holds, the relays near each one (itself included)
+        keeping the line busy NEAR_LINE_S at most (near relays hear each
+        other's traffic, which would bury the answers in their windows).
+        Sorted by route, so that near relays are asked one after the other and
+        their traffic stays within a short stretch of each other's windows."""
+        batch, rest, load = [], [], []  # load[i]: line time of the batch's relays near batch[i]
+        for m in queue:
+            cost = line_s(len(m.route))
+            near = [i for i, x in enumerate(batch) if self.near(m.aca, x.aca)]
+            mine = cost + sum(line_s(len(batch[i].route)) for i in near)
+            fits = len(timetable([len(x.route) for x in batch] + [len(m.route)])) > len(batch)
+            if fits and (not batch or mine <= NEAR_LINE_S and all(load[i] + cost <= NEAR_LINE_S for i in near)):
+                for i in near:
+                    load[i] += cost
+                batch.append(m)
+                load.append(mine)
+            else:
+                rest.append(m)
+        queue[:] = rest
+        return sorted(batch, key=lambda m: (m.route, m.aca))
+
+    def discover_level(self, relays):
+        """Step 3 for one level: REQADDR to each relay, in batches of overlapping
+        windows, until it reports nothing new; returns the new meters."""
+        before = len(self.meters)
+        queue = [m for m in relays if m.level < MAX_LEVEL]
+        misses = {}
+        while queue:
+            got = self.reqaddr_batch(queue)
+            found = self._take_batch(got)
+            for relay, records in got.items():
+                if records is None:
+                    misses[relay.aca] = misses.get(relay.aca, 0) + 1
+                    if misses[relay.aca] < RELAY_TRIES:
+                        queue.append(relay)  # its answer was lost: once more
+                elif relay in found:
+                    queue.append(relay)  # it found something: its neighbourhood may hold more
         return list(self.meters.values())[before:]
 
-    def discover_via(self, relay):
-        """Step 3 for one relay: REQADDR until nothing new; returns the new meters."""
-        if relay.level >= MAX_LEVEL:
-            return []
-        before = len(self.meters)
-        route = relay.route + (relay.aca,)
-        while True:
-            try:
-                records = self.reqaddr(relay.aca, relay.route)
-            except NoAnswer:
-                break
-            if not self._take(records, relay.level + 1, route, relay.aca):
-                break
-        return list(self.meters.values())[before:]
+    def _take_batch(self, got):
+        """Record what a batch of relays heard; a meter reported by several
+        goes behind the one that heard it best (SNR). Silences the new meters;
+        returns the relays that reported one."""
+        best = {}  # new ACA -> (SNR, relay, quality)
+        for relay, records in got.items():
+            for aca, quality in records or ():
+                self.heard.setdefault(aca, set()).add(relay.aca)
+                self._near.setdefault(aca, set()).add(relay.aca)
+                self._near.setdefault(relay.aca, set()).add(aca)
+                if aca not in self.meters:
+                    snr = -1 if quality[1] == 0xFF else quality[1]
+                    if aca not in best or snr > best[aca][0]:
+                        best[aca] = (snr, relay, quality)
+        for aca, (_snr, relay, quality) in best.items():
+            m = self._found(aca, quality, relay.level + 1, relay.route + (relay.aca,), relay.aca)
+            self._silence(m)
+        for relay, records in got.items():
+            for aca, _q in records or ():
+                if aca not in best and not self.meters[aca].silenced:
+                    self._silence(self.meters[aca])  # its silencing failed before: again
+        return {relay for relay, records in got.items() if any(aca in best for aca, _q in records or ())}
 
     def discover(self):
-        """The whole procedure; returns the number of meters known."""
+        """The whole procedure; returns the number of meters known. The time
+        its steps took goes to self.phase_s ("direct": steps 1-2, "relays": 3)."""
+        t0 = self.port.now()
         self.unsilence()
         frontier = self.discover_direct()
+        t1 = self.port.now()
         while frontier:
-            nxt = []
-            for relay in frontier:
-                nxt += self.discover_via(relay)
-            frontier = nxt
+            frontier = self.discover_level(frontier)
+        self.phase_s.update(direct=t1 - t0, relays=self.port.now() - t1)
         return len(self.meters)
 
     def register_all(self):

@@ -6,7 +6,7 @@ own medium and clock: in-process meters (the firmware under CPython) on a
 virtual clock that jumps from event to event, so no real waiting. A section
 that holds emulated boards (real MicroPython processes) must run on the wall
 clock, as the boards do: all of its meters then live in real time, so keep
-such runs small (a few meters: discovery waits 16 s per REQADDR). Sections
+such runs small (a few meters: each REQADDR window lasts 16 s). Sections
 without boards run in parallel worker processes.
 
 Per section: discovery (smitp.discovery), registration, one read of every
@@ -25,15 +25,15 @@ import time
 from meter.link import mac
 from meter.model import registers as R
 from meter import timers as Tm
-from meter.link.netmgmt import RELAY_SLOTS
+from meter.link.netmgmt import RELAY_WINDOW_MS
 from smitp import topology as T
 from smitp.concentrator import Concentrator, ConcentratorError, NoAnswer
-from smitp.discovery import MAX_LEVEL, Discovery, airtime_s
+from smitp.discovery import MAX_LEVEL, UNSILENCE_GAP_S, UNSILENCE_TIMES, Discovery, airtime_s
 from smitp.medium import Medium
 from smitp.network import Network, RealClock, VirtualClock, in_process_meter, serial_for
 
 READ_REGISTERS = (R.ENERGY_IMPORT, R.STATUS_WORD)
-BOARD_SECTION_MAX = 50  # meters in a real-time section: about 16 s of wall clock per meter
+BOARD_SECTION_MAX = 50  # meters in a real-time section: minutes of wall clock
 MAX_METERS = 100000  # 200 sections: minutes of work on a few cores
 _READ_ANSWER = 1 + 4 + 8  # READ.RESP of READ_REGISTERS
 
@@ -108,6 +108,19 @@ def min_airtime_s(disc, read_request=1 + 2 * len(READ_REGISTERS), read_answer=_R
     return total
 
 
+def fixed_windows_s(disc):
+    """Waits the protocol imposes whatever the schedule: the gap between the
+    un-silencing broadcasts, one RC slot per meter heard directly (a slot
+    carries one answer), and one REQADDR window per level, in a chain (a
+    level's relays are known only once the level above has listened; the
+    deepest level listens too, unless it is the MAC's last)."""
+    levels = [m.level for m in disc.meters.values()]
+    deepest = max(levels or [0])
+    windows = deepest if deepest < MAX_LEVEL else deepest - 1
+    return ((UNSILENCE_TIMES - 1) * UNSILENCE_GAP_S + levels.count(1) * Tm.NM_SLOT_MS / 1000.0
+            + windows * RELAY_WINDOW_MS / 1000.0)
+
+
 def check_fleet(n_meters, boards=0, fail_repeaters=0):
     """ValueError naming the option unless run() can take these figures."""
     if not 1 <= n_meters <= MAX_METERS:
@@ -145,9 +158,13 @@ def run_section(topo, seed=0, fail_repeaters=0, boards=(), workdir=None, progres
         disc.discover()
         if progress:
             progress(len(reach), len(reach), "discovered %d" % len(disc.meters))
+        phases = dict(disc.phase_s)
+        t1 = net.clock.now()
         disc.register_all()
+        t2 = net.clock.now()
         conc = Concentrator(port)
         reads = read_every(disc, conc)
+        phases.update(register=t2 - t1, read=net.clock.now() - t2)
         names = {aca: by_aca.get(aca, aca.hex()) for aca in disc.meters}
         res = {
             "meters": len(by_aca),
@@ -161,7 +178,9 @@ def run_section(topo, seed=0, fail_repeaters=0, boards=(), workdir=None, progres
         if boards:
             res["kinds"] = _by_kind(disc, reads, names, set(boards))
         if fail_repeaters:
+            t3 = net.clock.now()
             res.update(_fail(net, topo, root, disc, conc, names, fail_repeaters, seed))
+            phases["read_after_failures"] = net.clock.now() - t3
         # child -> (parent, SNR the child measured in discovery, None if unknown)
         tree = {names[a]: (names[m.route[-1]] if m.route else root, None if m.quality[1] == 0xFF else m.quality[1])
                 for a, m in disc.meters.items()}
@@ -170,7 +189,8 @@ def run_section(topo, seed=0, fail_repeaters=0, boards=(), workdir=None, progres
             "frames": st["frames"],
             "airtime_s": st["airtime_s"],
             "airtime_min_s": min_airtime_s(disc),
-            "rc_wait_s": (disc.stats["rounds"] + disc.stats["reqaddr"]) * RELAY_SLOTS * Tm.NM_SLOT_MS / 1000.0,
+            "fixed_windows_s": fixed_windows_s(disc),
+            "phases_s": phases,
             "sim_time_s": net.clock.now() - t0,
             "collisions": st["collisions"],
             "discovery": dict(disc.stats),
@@ -266,7 +286,8 @@ def run(n_meters, seed=0, boards=0, fail_repeaters=0, progress=None, workers=Non
 def summarise(results, n_meters, seed, wall_s, fail_repeaters=0):
     total = lambda key: sum(r[key] for r in results)  # noqa: E731
     sim_time = max(r["sim_time_s"] for r in results)  # concentrators work in parallel
-    airtime_min = max(r["airtime_min_s"] for r in results if r["sim_time_s"] == sim_time)
+    longest = next(r for r in results if r["sim_time_s"] == sim_time)
+    airtime_min = longest["airtime_min_s"]
     rep = {
         "meters": n_meters,
         "reachable": total("reachable"),
@@ -283,6 +304,7 @@ def summarise(results, n_meters, seed, wall_s, fail_repeaters=0):
         "frames_per_meter": round(total("frames") / max(1, n_meters), 1),
         "airtime_min_s": round(airtime_min, 1),
         "sim_to_min_airtime": round(sim_time / airtime_min, 1) if airtime_min else None,
+        "fixed_windows_s": round(longest["fixed_windows_s"], 1),
         "missing": [n for r in results for n in r["missing"]],
     }
     if fail_repeaters:
@@ -338,8 +360,9 @@ def print_report(rep, out=None):
     if "boards" in rep:
         w("  emulated boards: %(boards)s" % rep)
         w("  in-process meters: %(in_process)s" % rep)
-    w("  %d frames (%.1f per meter), %.0f s on air; simulated %.0f s = %.1f x the %.0f s minimum airtime; wall %.1f s"
+    w("  %d frames (%.1f per meter), %.0f s on air; simulated %.0f s = %.1f x the %.0f s minimum airtime"
+      " (fixed protocol windows %.0f s more); wall %.1f s"
       % (rep["frames"], rep["frames_per_meter"], rep["airtime_s"], rep["sim_time_s"],
-         rep["sim_to_min_airtime"] or 0, rep["airtime_min_s"], rep["wall_s"]))
+         rep["sim_to_min_airtime"] or 0, rep["airtime_min_s"], rep["fixed_windows_s"], rep["wall_s"]))
     if rep["missing"]:
         w("  not discovered: %s" % ", ".join(rep["missing"][:20]))

@@ -1,13 +1,16 @@
 """Discovery, registration and routing by the concentrator, against in-process
 meters (the firmware under CPython) on the simulated medium, virtual clock."""
 
+import math
+
 import pytest
 
 from meter import attrs as A
 from meter.link import netmgmt as NM
 from smitp import topology
 from smitp.concentrator import Concentrator, NoAnswer, parse_aca
-from smitp.discovery import MAX_LEVEL, Discovery, sca_for
+from smitp.discovery import (GUARD_S, MAX_LEVEL, Discovery, answering, journey_s, rc_for, sca_for,
+                             timetable)
 from smitp.network import neighbourhood
 from smitp.sim import build_section, read_every
 
@@ -86,6 +89,64 @@ def test_many_direct_meters_all_found_despite_collisions():
     assert len(d.discover_direct()) == 60
     assert net.medium.stats["collisions"] > 0
     assert d.stats["rounds"] > 2  # crowded: the address filter split the group
+
+
+def test_a_crowd_beyond_one_round_is_found_by_address_groups():
+    # 150 direct meters: more than the 64 slots of RC4 hold; the first round to
+    # a quarter tells how many to expect, the groups get the disciplines that suit them
+    nodes = [{"name": "dcu", "role": "concentrator"}] + [{"name": "m%d" % i, "aca": "A8040A1E%04X" % i}
+                                                        for i in range(1, 151)]
+    links = [{"a": "dcu", "b": "m%d" % i, "attenuation_db": 40} for i in range(1, 151)]
+    net, d, _conc = setup(topology.load({"nodes": nodes, "links": links}))
+    d.unsilence()
+    t0 = net.clock.now()
+    assert len(d.discover_direct()) == 150
+    # Random slots let at best one answer in e come through alone: 150 x e slots
+    # of 250 ms (102 s), then the silencing. Within twice that (RC4 rounds
+    # only, splitting crowded groups, took 274 s).
+    assert net.clock.now() - t0 < 2 * 150 * math.e * 0.25
+
+
+def test_relays_of_a_level_listen_at_once():
+    # six direct meters that do not hear each other, three meters behind each
+    nodes = [{"name": "dcu", "role": "concentrator"}]
+    links = []
+    for i in range(1, 7):
+        nodes.append({"name": "m%d" % i, "aca": aca(i)})
+        links.append({"a": "dcu", "b": "m%d" % i})
+        for j in range(3):
+            k = 16 * i + j
+            nodes.append({"name": "m%d" % k, "aca": aca(k)})
+            links.append({"a": "m%d" % i, "b": "m%d" % k})
+    net, d, conc = setup(topology.load({"nodes": nodes, "links": links}))
+    assert d.discover() == 24
+    assert all(d.meters[parse_aca(aca(16 * i + j))].route == (parse_aca(aca(i)),) for i in range(1, 7) for j in range(3))
+    # 24 relays asked at least once: 24 windows of 16 s one after the other;
+    # overlapping, the two levels take a few
+    window = NM.RELAY_WINDOW_MS / 1000.0
+    assert d.stats["reqaddr"] >= 24 and d.phase_s["relays"] < 6 * window
+    assert d.register_all() == 24 and all(read_every(d, conc).values())
+
+
+def test_timetable_keeps_requests_relay_broadcasts_and_answers_apart():
+    window = NM.RELAY_WINDOW_MS / 1000.0
+    broadcast = 0.02 + journey_s(0, 5)
+    for reps in (0, 3, 7):
+        times = timetable([reps] * 500)
+        there, back = journey_s(reps, 5), journey_s(reps, 2 + 4 * 12)
+        assert 1 < len(times) < 500 and times[0] == 0.0
+        reach = [t + there for t in times]
+        for a, b in zip(reach, reach[1:]):
+            assert b - there >= a + broadcast + GUARD_S - 1e-9  # after the relay's ADDRESS.REQ
+            assert b >= a + back + GUARD_S - 1e-9  # the previous answer is home
+        assert reach[-1] + broadcast <= reach[0] + window  # all out before the first answer
+
+
+def test_answers_expected_and_the_discipline_for_them():
+    assert answering(0, 8) == 0 and answering(8, 8) == 8
+    # 40 answers in 64 slots leave about 21.6 alone: 22 heard means about 40 answered
+    assert 36 <= answering(22, 64) <= 44
+    assert [rc_for(n) for n in (1, 6, 12, 24, 60)] == [0xC, 0xC, 0xD, 0xE, 0xF]
 
 
 def test_route_failure_is_repaired_through_another_repeater():

@@ -48,6 +48,25 @@ def test_sections_run_in_parallel_workers():
     assert svg.count("<rect x=") == 3 and "unreachable" not in svg
 
 
+def test_a_section_costs_a_few_times_its_floor():
+    # 150 meters, one section, four levels. The floor: the airtime of the
+    # frames that must be sent plus the windows the protocol imposes (one
+    # REQADDR window per level, a slot per direct answer, the un-silencing gap).
+    # A level's relays listen at once, in batches of about two windows
+    # (requests go out while the first runs, answers come home during the
+    # next), and a level takes a few batches: the relays that found something
+    # are asked again until they report nothing new. Hence about 3 x the floor;
+    # with one window after the other it was 16 x (27 x the airtime).
+    rep = sim.run(150, seed=1)
+    assert rep["reachable"] == rep["discovered"] == rep["registered"] == rep["read_ok"] == 150
+    assert rep["max_hops"] >= 3
+    assert rep["sim_time_s"] < 4 * (rep["airtime_min_s"] + rep["fixed_windows_s"])
+    assert rep["sim_to_min_airtime"] <= 8  # the fleet target holds for one small section too
+    phases = rep["details"][0]["phases_s"]
+    assert set(phases) == {"direct", "relays", "register", "read"}
+    assert abs(sum(phases.values()) - rep["sim_time_s"]) < 1
+
+
 def test_bad_arguments_are_one_line_errors(capsys):
     assert main(["sim", "--meters", "0"]) == 2
     assert "error" in capsys.readouterr().err

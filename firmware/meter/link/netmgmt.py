@@ -115,9 +115,13 @@ class NetMgmt:
         saved = self.store.get(_SCA_RECORD)
         if saved is not None and len(saved) == 6 and valid_sca(saved, 0):
             self.sca = bytes(saved)
+        # Slot generator seed: every ACA byte mixed in by a multiply and a
+        # shift, so that meters with consecutive ACAs (a maker's batch) do not
+        # draw related slots; a linear mix left them colliding round after round.
         r = seed & 0xFFFF
         for b in aca:
-            r = (r * 31 + b) & 0xFFFF
+            r = ((r ^ b) * 0x2F4B + 0x3C6D) & 0xFFFF  # product < 2**30: a small int on 32-bit ports
+            r ^= r >> 7
         self._rnd = r or 0xACE1
         self._apdu = bytearray(mac.MAX_LLC_DATA)
         # one answer waiting for its RC slot
