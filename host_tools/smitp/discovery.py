@@ -273,6 +273,7 @@ class Discovery:
         batch = self._next_batch(queue)
         times = timetable([len(m.route) for m in batch])
         queue[:0] = batch[len(times):]  # in their new order, fewer may fit
+        batch = batch[:len(times)]
         due = {}  # relay's on-air address -> [relay, repeaters, latest arrival, records]
         t0 = self.port.now()
         for m, at in zip(batch, times):
