@@ -55,6 +55,7 @@ def test_boards_and_in_process_meters_behave_the_same(mixed):
 
 
 @pytest.mark.skipif(not os.environ.get("SMITP_SLOW_TESTS"), reason="real-time REQADDR waits; set SMITP_SLOW_TESTS=1")
+@pytest.mark.timeout(300)  # real-time windows: over two minutes on a busy machine
 def test_discovery_through_a_board_relay_and_a_repair(tmp_path):
     # dcu - m1 (board) - m2 - m3 (board), and m4 hears dcu and m2
     topo = section([("dcu", "m1"), ("m1", "m2"), ("m2", "m3"), ("dcu", "m4"), ("m4", "m2")], (1, 2, 3, 4))
