@@ -83,11 +83,42 @@ def test_discipline_for():
         mac.discipline_for(141)
 
 
-def test_logical_address_other_than_broadcast_is_refused():
+# SCA-addressed frames: 2-byte repeater entries (sub-section | node), as the
+# public parser reads them when ADDRESS byte 5 is 03. CRC-32 by zlib when made.
+SCA3 = unhex("010000 01 03 03")  # section 1, sub-section 1, node 3 (on air)
+SCA_VECTORS = (
+    ("sca direct", "0d0100000103033100000002003fb4d7e158", "", 3, False, 0, "02003F"),
+    ("sca via 2", "11010000010303320102010400000002003f04dd224a", "01020104", 3, False, 0, "02003F"),
+    ("sca repeated", "11010000010303320102010401000002003fa10e7e81", "01020104", 3, False, 1, "02003F"),
+    ("sca answer", "170100000103030201020104830000030000000000000000c1b2c6fb", "01020104", 0, True, 3,
+     "03" + "00" * 8),
+)
+
+
+def test_sca_vectors_both_ways():
     out = bytearray(mac.MAX_FRAME)
-    n = mac.encode(out, unhex("0102030405" "03"), b"", 3, False, 0, False, 0, 0, b"\x02\x00\x3f")
+    f = mac.Frame()
+    for name, hx, rp, disc, up, pos, data in SCA_VECTORS:
+        n = mac.encode(out, SCA3, unhex(rp), disc, up, pos, False, 0, 0, unhex(data))
+        assert bytes(out[:n]) == unhex(hx), name
+        b = unhex(hx)
+        mac.decode(f, b, len(b))
+        assert f.rp_size == 2 and f.repeaters == len(rp) // 4, name
+        assert bytes(b[f.rp_addr(1):f.rp_addr(1) + 2]) == unhex(rp)[2:4] if rp else True, name
+        assert f.discipline == disc and f.uplink == up and f.position == pos, name
+        assert bytes(b[f.data:f.data + f.data_len]) == unhex(data), name
+
+
+def test_sca_route_must_be_whole_entries():
+    out = bytearray(mac.MAX_FRAME)
     with raises(DecodeError) as r:
-        mac.decode(mac.Frame(), out, n)
+        mac.encode(out, SCA3, unhex("010203"), 3, False, 0, False, 0, 0, b"\x02")
+    assert r.value.field == "RP"
+    n = mac.encode(out, SCA3, unhex("0102" * 8), 3, False, 0, False, 0, 0, b"\x02\x00\x3f")
+    f = mac.decode(mac.Frame(), out, n)
+    assert f.repeaters == 8 and f.data == 8 + 16 + 3
+    with raises(DecodeError) as r:  # an answer's address must keep the route's form
+        mac.answer(out, f, mac.aca_to_air(M3), 0, b"\x03", 1)
     assert r.value.field == "ADDRESS"
 
 

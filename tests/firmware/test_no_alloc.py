@@ -26,9 +26,24 @@ except ImportError:  # CPython: nothing to lock
         pass
 
 
-def reference(frame):
-    """The node's answer to frame by the copying path (on_phy into node.out)."""
+SCA = b"\x01\x00\x00\x01\x03\x03"  # section 1, sub-section 1, node 3 (on air)
+
+
+def node_with(sca):
     node = plain_node()
+    node.nm.sca = sca
+    return node
+
+
+def sca_request(lsdu, rp=b""):
+    out = bytearray(mac.MAX_FRAME)
+    n = mac.encode(out, SCA, rp, 3, False, 0, False, 0, 0, lsdu)
+    return bytes(out[:n])
+
+
+def reference(frame, sca=None):
+    """The node's answer to frame by the copying path (on_phy into node.out)."""
+    node = node_with(sca)
     n = node.on_phy(frame, len(frame))
     assert n
     return bytes(node.out[0:n])
@@ -54,10 +69,10 @@ def locked(port, ind, now, times):
     return now
 
 
-def _round_trips(frame, counter):
-    port, now = ready_port(plain_node())
+def _round_trips(frame, counter, sca=None):
+    port, now = ready_port(node_with(sca))
     ind = indication(frame)
-    want = reference(frame)
+    want = reference(frame, sca)
     now = exchange(port, ind, now)  # warm-up: first calls may allocate
     expect(port, want)
     now = locked(port, ind, now, 1)
@@ -74,6 +89,15 @@ def test_plain_read_allocates_nothing():
 
 def test_frame_to_repeat_allocates_nothing():
     _round_trips(request(OTHER, b"\x02\x00\x3f", route=(ACA,)), "repeated")
+
+
+def test_sca_read_allocates_nothing():
+    _round_trips(sca_request(b"\x02\x00\x3f"), "served", SCA)
+
+
+def test_frame_to_repeat_by_sca_allocates_nothing():
+    # this meter is node 4 of sub-section 1 and repeats for node 3 (SCA)
+    _round_trips(sca_request(b"\x02\x00\x3f", rp=b"\x01\x04"), "repeated", b"\x01\x00\x00\x01\x04\x03")
 
 
 def test_answer_is_written_in_the_transmit_slot():

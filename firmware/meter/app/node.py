@@ -14,6 +14,14 @@ from meter.link.netmgmt import NetMgmt
 from meter.app.services import Application
 
 
+def in_section(buf, off, sca):
+    """Is the SCA-form address buf[off:off + 6] in sca's section (the
+    broadcast's all-ones section is in every section)?"""
+    if buf[off] == 0xFF and buf[off + 1] == 0xFF and buf[off + 2] == 0xFF:
+        return True
+    return buf[off] == sca[0] and buf[off + 1] == sca[1] and buf[off + 2] == sca[2]
+
+
 class MeterNode:
     def __init__(self, aca, model, security=None, store=None, seed=0):
         """aca: 6 bytes, natural order; model: the DataModel; security: a
@@ -34,12 +42,26 @@ class MeterNode:
         self._quality = None
         self._ans_ecc = 0  # ECC and buffer of the last answer of _serve_lsdu
         self._ans_buf = self.app.resp
+        self._ans_addr = self.air  # the address an answer goes from: ACA, or the SCA it was addressed to
 
     def _my_repeater_position(self, f):
-        """1-based position of this node in the repeater list, or 0."""
+        """1-based position of this node in the repeater list, or 0. A 6-byte
+        entry names it by ACA or by its whole SCA; a 2-byte entry (an
+        SCA-addressed frame) by the sub-section and node of its SCA, in the
+        section of the frame's ADDRESS (any section for the broadcast)."""
         buf = f.buf
+        sca = self.nm.sca
+        if f.rp_size == mac.ADDR_LEN:
+            for i in range(f.repeaters):
+                at = f.rp_addr(i)
+                if mac.same_addr(buf, at, self.air) or (sca is not None and mac.same_addr(buf, at, sca)):
+                    return i + 1
+            return 0
+        if sca is None or not in_section(buf, f.addr, sca):
+            return 0
         for i in range(f.repeaters):
-            if mac.same_addr(buf, f.rp_addr(i), self.air):
+            at = f.rp_addr(i)
+            if buf[at] == sca[3] and buf[at + 1] == sca[4]:
                 return i + 1
         return 0
 
@@ -87,7 +109,12 @@ class MeterNode:
             st["ignored"] += 1
             return 0
         broadcast = mac.same_addr(buf, f.addr, mac.BROADCAST)
-        if not broadcast and not mac.same_addr(buf, f.addr, self.air):
+        sca = self.nm.sca
+        if broadcast or mac.same_addr(buf, f.addr, self.air):
+            self._ans_addr = self.air
+        elif sca is not None and mac.same_addr(buf, f.addr, sca):
+            self._ans_addr = sca  # answered in the form it was addressed: the 2-byte route stays valid
+        else:  # another meter's ACA or SCA
             st["ignored"] += 1
             return 0
         return self._serve(f, broadcast, out)
@@ -109,7 +136,7 @@ class MeterNode:
         if not reply or size == 0:
             return 0
         st["served"] += 1
-        return mac.answer(out, f, self.air, self._ans_ecc, self._ans_buf, size)
+        return mac.answer(out, f, self._ans_addr, self._ans_ecc, self._ans_buf, size)
 
     def serve_lsdu(self, buf, off, n, ecc, limit, now_ms=None):
         """Serve one application LSDU buf[off:off+n] that came with `ecc`, from

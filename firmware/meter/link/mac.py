@@ -6,7 +6,11 @@
 # - ADDRESS final destination (downlink) or responding node (uplink), ACA least
 #           significant byte first
 # - CTL     bit 0 NOR (1 = direct), bits 1-3 repeaters - 1, bits 4-7 discipline
-# - RP      repeater ACAs, the one nearest the concentrator first (project choice)
+# - RP      repeater addresses, the one nearest the concentrator first (project
+#           choice): 6-byte entries (an ACA, or a whole SCA) when ADDRESS is an
+#           ACA; 2-byte entries (sub-section | node of an SCA in ADDRESS's
+#           section) when ADDRESS is in SCA form (byte 5 = 03, as the public
+#           parser reads it, the broadcast included)
 # - HOP     the "Reserved" byte, used for the repetition state (project choice):
 #           bit 7 uplink, bits 0-3 position of the node that sent this copy
 #           (0 concentrator, 1..n repeaters, n + 1 the remote node)
@@ -21,6 +25,8 @@ from meter.errors import DecodeError
 from meter.link import llc
 
 ADDR_LEN = const(6)
+SCA_ENTRY_LEN = const(2)  # a repeater entry of an SCA-addressed frame: sub-section | node
+SCA_MARK = const(0x03)  # ADDRESS byte 5 (on air) of the SCA form
 MAX_REPEATERS = const(8)  # 3-bit CTL field, repeaters - 1
 MAX_LLC_DATA = const(128)  # ATTR + APDU
 HEADER_LEN = const(11)  # LT, ADDRESS, CTL, HOP, INF-control, INF-LSAP (no RP)
@@ -118,6 +124,7 @@ class Frame:
         self.repeaters = 0
         self.discipline = 0
         self.rp = 0  # offset of RP
+        self.rp_size = ADDR_LEN  # bytes per repeater entry: 6, or 2 when ADDRESS is an SCA
         self.uplink = False
         self.position = 0
         self.poll = False
@@ -128,7 +135,12 @@ class Frame:
 
     def rp_addr(self, i):
         """Offset of repeater i (0 = nearest the concentrator)."""
-        return self.rp + ADDR_LEN * i
+        return self.rp + self.rp_size * i
+
+
+def entry_len(addr, off=0):
+    """Bytes per repeater entry of a frame whose ADDRESS is addr[off:off + 6]."""
+    return SCA_ENTRY_LEN if addr[off + 5] == SCA_MARK else ADDR_LEN
 
 
 def same_addr(buf, off, addr):
@@ -153,11 +165,10 @@ def decode(frame, buf, n):
     crc_into(buf, 0, body, c, 0)
     if c[0] != buf[body] or c[1] != buf[body + 1] or c[2] != buf[body + 2] or c[3] != buf[body + 3]:
         raise DecodeError("CRC", "frame CRC-32 mismatch")
-    if buf[_OFF_ADDR + 5] == 0x03 and not same_addr(buf, _OFF_ADDR, BROADCAST):
-        raise DecodeError("ADDRESS", "logical (SCA) addressing is not supported")
+    esz = entry_len(buf, _OFF_ADDR)
     ctl = buf[_OFF_CTL]
     reps = 0 if ctl & _NOR else ((ctl >> 1) & 0x07) + 1
-    hop = _OFF_RP + reps * ADDR_LEN
+    hop = _OFF_RP + reps * esz
     if hop + 3 >= body:
         raise DecodeError("RP", "%d repeaters leave no room for the LLC header" % reps)
     pos = buf[hop] & _POS_MASK
@@ -170,6 +181,7 @@ def decode(frame, buf, n):
     frame.repeaters = reps
     frame.discipline = ctl >> 4
     frame.rp = _OFF_RP
+    frame.rp_size = esz
     frame.uplink = bool(buf[hop] & _UPLINK)
     frame.position = pos
     frame.poll = llc.poll_flag(buf[hop + 1])
@@ -190,12 +202,12 @@ def _finish(out, end):
 
 
 def _head(out, addr, route, rp, reps, discipline, uplink, position, poll, dsap, ecc):
-    """Everything before the LLC data, the route copied from route[rp:rp + reps * 6];
-    returns where the LLC data goes."""
+    """Everything before the LLC data, the route copied from route[rp:rp + reps *
+    entry size] (the entry size follows addr); returns where the LLC data goes."""
     for i in range(ADDR_LEN):
         out[_OFF_ADDR + i] = addr[i]
     out[_OFF_CTL] = (discipline << 4) | (((reps - 1) << 1) if reps else _NOR)
-    hop = _OFF_RP + reps * ADDR_LEN
+    hop = _OFF_RP + reps * entry_len(addr)
     for i in range(hop - _OFF_RP):
         out[_OFF_RP + i] = route[rp + i]
     out[hop] = (_UPLINK if uplink else 0) | position
@@ -212,15 +224,17 @@ def _check_data(n):
 def encode(out, addr, route, discipline, uplink, position, poll, dsap, ecc, data, size=-1):
     """Build a frame into `out` (bytearray or memoryview); return its length.
 
-    addr: on-air ADDRESS (6 bytes); route: on-air repeater ACAs concatenated
-    (len a multiple of 6, nearest the concentrator first); data: the LLC data,
-    data[0:size] (all of data when size < 0).
+    addr: on-air ADDRESS (6 bytes); route: on-air repeater entries concatenated,
+    nearest the concentrator first: 6 bytes each, or 2 (sub-section | node)
+    when addr is in SCA form; data: the LLC data, data[0:size] (all of data
+    when size < 0).
     """
     data_len = len(data) if size < 0 else size
     _check_data(data_len)
-    reps = len(route) // ADDR_LEN
-    if reps * ADDR_LEN != len(route) or reps > MAX_REPEATERS:
-        raise DecodeError("RP", "route of %d bytes is not 0..8 addresses" % len(route))
+    esz = entry_len(addr)
+    reps = len(route) // esz
+    if reps * esz != len(route) or reps > MAX_REPEATERS:
+        raise DecodeError("RP", "route of %d bytes is not 0..8 entries of %d" % (len(route), esz))
     d = _head(out, addr, route, 0, reps, discipline, uplink, position, poll, dsap, ecc)
     for i in range(data_len):
         out[d + i] = data[i]
@@ -230,8 +244,11 @@ def encode(out, addr, route, discipline, uplink, position, poll, dsap, ecc, data
 def answer(out, frame, addr, ecc, data, size):
     """The answer to the decoded `frame` into `out`: from addr, back along
     the frame's repeaters, class S, same DSAP, LLC data data[0:size]; return
-    its length. The one copy of an answer on its way to the modem."""
+    its length. The one copy of an answer on its way to the modem. addr must
+    have the frame's address form (an SCA when the route has 2-byte entries)."""
     _check_data(size)
+    if frame.repeaters and entry_len(addr) != frame.rp_size:
+        raise DecodeError("ADDRESS", "answer address form differs from the route's")
     reps = frame.repeaters
     d = _head(out, addr, frame.buf, frame.rp, reps, DISC_S, True, reps + 1, False, frame.dsap, ecc)
     for i in range(size):

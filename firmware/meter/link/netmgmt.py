@@ -133,6 +133,7 @@ class NetMgmt:
         self._relay_end = 0
         self._relay_route = bytearray(mac.MAX_REPEATERS * mac.ADDR_LEN)
         self._relay_reps = 0
+        self._relay_from = air  # the address REQADDR.RESP goes from (the request's form)
         self._recs = bytearray(1 + RELAY_RECORDS * RECORD_LEN)
         self.stats = {"requests": 0, "answered": 0, "slotted": 0, "bad": 0, "filtered": 0,
                       "busy": 0, "collected": 0, "overflow": 0, "relayed": 0}
@@ -229,7 +230,22 @@ class NetMgmt:
         return self._encode_answer(f, out, size)
 
     def _encode_answer(self, f, out, size):
-        return mac.answer(out, f, self.air, NM_ECC, self._apdu, size)
+        addr = self._from(f)
+        if addr is None:
+            return 0
+        return mac.answer(out, f, addr, NM_ECC, self._apdu, size)
+
+    def _from(self, f):
+        """The address an answer to f goes from: the SCA when f was addressed
+        to it or came through 2-byte (SCA) repeater entries, else the ACA;
+        None when f needs an SCA this meter does not hold."""
+        buf = f.buf
+        sca = self.sca
+        if sca is not None and mac.same_addr(buf, f.addr, sca):
+            return sca
+        if f.rp_size == mac.ADDR_LEN or not f.repeaters:
+            return self.air
+        return sca
 
     def _address_resp(self, quality):
         r = self._apdu
@@ -283,8 +299,12 @@ class NetMgmt:
         if self._relay_busy:
             self.stats["busy"] += 1
             return 0
+        addr = self._from(f)
+        if addr is None:
+            return self._bad()
+        self._relay_from = addr
         reps = f.repeaters
-        k = reps * mac.ADDR_LEN
+        k = reps * f.rp_size
         self._relay_route[0:k] = memoryview(f.buf)[f.rp:f.rp + k]
         self._relay_reps = reps
         self._recs[0] = 0
@@ -332,9 +352,10 @@ class NetMgmt:
         r[0] = A.REQADDR_RESP
         r[1:size] = memoryview(self._recs)[0:size - 1]
         reps = self._relay_reps
-        route = memoryview(self._relay_route)[0:reps * mac.ADDR_LEN]
+        addr = self._relay_from
+        route = memoryview(self._relay_route)[0:reps * mac.entry_len(addr)]
         self.stats["answered"] += 1
-        return mac.encode(out, self.air, route, mac.DISC_S, True, reps + 1, False, DSAP_NM, NM_ECC, r, size)
+        return mac.encode(out, addr, route, mac.DISC_S, True, reps + 1, False, DSAP_NM, NM_ECC, r, size)
 
     # ---- timers
     def poll(self, now, out):
