@@ -17,6 +17,7 @@ from smitp.aca import aca_text, parse_aca  # noqa: F401 (part of this module's i
 from smitp.client import register_size  # noqa: F401 (part of this module's interface)
 from smitp.errors import Nack, NoAnswer, PeerError, UsageError  # noqa: F401 (part of this module's interface)
 from smitp.medium import PHY_OVERHEAD_BITS
+from smitp.scabook import ScaBook
 from smitp.transport import Link, resend
 
 # Master timing (project choice: the standard's timer formulas are not public).
@@ -37,8 +38,11 @@ def response_timeout(repeaters, request_len, max_response):
 
 
 class Concentrator:
-    def __init__(self, port, retries=RETRIES, keyring=None):
+    def __init__(self, port, retries=RETRIES, keyring=None, book=None):
+        """book: the SCAs registration gave (smitp.scabook); meters in it are
+        addressed by SCA where that saves airtime."""
         self.port = port
+        self.book = book if book is not None else ScaBook()
         self.retries = retries
         self._out = bytearray(mac.MAX_FRAME)
         self._frame = mac.Frame()
@@ -55,8 +59,7 @@ class Concentrator:
         `tries` times at most (default: 1 + retries) while the line stays silent; raises NoAnswer.
         accept(LLC data, ECC): is this answer ours? (else a late one to something else: dropped)"""
         disc = mac.discipline_for(max_response)
-        air = mac.aca_to_air(aca)
-        rp = b"".join(mac.aca_to_air(r) for r in route)
+        air, rp = self.book.addresses(aca, route)  # the answer comes from the address asked
         n = mac.encode(self._out, air, rp, disc, False, 0, False, 0, ecc, bytes(data))
         frame = bytes(self._out[:n])
         timeout = response_timeout(len(route), n, max_response)

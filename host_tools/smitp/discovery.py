@@ -29,6 +29,7 @@ from meter import timers as T
 from meter.errors import DecodeError
 from meter.link.llc import DSAP_NM
 from meter.link.netmgmt import RECORD_LEN, RELAY_RECORDS, RELAY_WINDOW_MS
+from smitp.scabook import ScaBook, ScaCollision
 from smitp.concentrator import (BITRATE, ELABORATION_S, MARGIN_S, PHY_OVERHEAD_BITS, RETRIES, NoAnswer, aca_text,
                                 response_timeout)
 
@@ -171,6 +172,7 @@ class Discovery:
         self.stats = {"rounds": 0, "reqaddr": 0, "silenced": 0, "registered": 0, "exchanges": 0,
                       "retries": 0, "timeouts": 0, "rerouted": 0, "probes": 0}
         self.phase_s = {}
+        self.book = ScaBook()  # the SCAs registration gave: a Concentrator(book=...) addresses by them
 
     # ---- the routing table
     @property
@@ -183,6 +185,8 @@ class Discovery:
 
     # ---- link: frames out, answers in
     def _send(self, addr, route, disc, poll, data):
+        if route and mac.entry_len(addr) != mac.ADDR_LEN:  # the broadcast's repeater entries are SCA entries
+            raise ValueError("a broadcast goes through repeaters only by their SCAs")
         rp = b"".join(mac.aca_to_air(r) for r in route)
         n = mac.encode(self._out, addr, rp, disc, False, 0, poll, DSAP_NM, 0, bytes(data))
         self.port.send(self._out[:n])
@@ -494,6 +498,10 @@ class Discovery:
             if m.registered:
                 m.sca = sca
                 self.stats["registered"] += 1
+                try:
+                    self.book.learn(m.aca, sca)
+                except ScaCollision:  # addressed by ACA then; the registration stands
+                    self.stats["sca_collisions"] = self.stats.get("sca_collisions", 0) + 1
         return sum(1 for m in self.meters.values() if m.registered)
 
     # ---- route repair

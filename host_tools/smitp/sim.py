@@ -31,6 +31,7 @@ from smitp.concentrator import Concentrator, ConcentratorError, NoAnswer
 from smitp.discovery import MAX_LEVEL, UNSILENCE_GAP_S, UNSILENCE_TIMES, Discovery, airtime_s
 from smitp.medium import Medium
 from smitp.network import Network, RealClock, VirtualClock, in_process_meter, serial_for
+from smitp.scabook import frame_len
 
 READ_REGISTERS = (R.ENERGY_IMPORT, R.STATUS_WORD)
 BOARD_SECTION_MAX = 50  # meters in a real-time section: minutes of wall clock
@@ -98,13 +99,14 @@ def min_airtime_s(disc, read_request=1 + 2 * len(READ_REGISTERS), read_answer=_R
     for m in disc.meters.values():
         hops = len(m.route) + 1
 
-        def both_ways(req, ans):
-            size = mac.HEADER_LEN + mac.ADDR_LEN * len(m.route) + mac.CRC_LEN
+        def both_ways(req, ans, by_sca=False):
+            size = frame_len(0, len(m.route), by_sca)
             return hops * (airtime_s(size + req) + airtime_s(size + ans))
 
         total += airtime_s(mac.HEADER_LEN + 13 + mac.CRC_LEN)  # its ADDRESS.RESP
         total += (hops - 1) * 12 * 8 / 4800.0  # its record in REQADDR.RESP frames
-        total += both_ways(2, 5) + both_ways(7, 8) + both_ways(read_request, read_answer)
+        by_sca = disc.book.addresses(m.aca, m.route)[0][5] == mac.SCA_MARK  # as the reads address it
+        total += both_ways(2, 5) + both_ways(7, 8) + both_ways(read_request, read_answer, by_sca)
     return total
 
 
@@ -162,7 +164,7 @@ def run_section(topo, seed=0, fail_repeaters=0, boards=(), workdir=None, progres
         t1 = net.clock.now()
         disc.register_all()
         t2 = net.clock.now()
-        conc = Concentrator(port)
+        conc = Concentrator(port, book=disc.book)  # reads by SCA where it saves airtime
         reads = read_every(disc, conc)
         phases.update(register=t2 - t1, read=net.clock.now() - t2)
         names = {aca: by_aca.get(aca, aca.hex()) for aca in disc.meters}
