@@ -34,6 +34,8 @@ STATUS_REQ = const(84)  # Status
 STATUS_RESP = const(85)
 PING_REQ = const(86)  # Ping: reachability and link quality
 PING_RESP = const(87)
+SETIC_REQ = const(40)  # public code; carries data for the B-Node (project mapping, docs/protocol.md)
+WRITETABIC_REQ = const(42)  # public code; a table for the B-Node (project mapping)
 CHL_REQ = const(112)
 CHL_RESP = const(113)
 NACK_RESP = const(247)
@@ -42,6 +44,9 @@ NACK_A = const(255)
 ACK_A_AUTH = const(243)
 NACK_A_AUTH = const(245)
 NACK_B_AUTH = const(239)
+ACK_B = const(251)
+NACK_B = const(249)
+ACK_B_AUTH = const(241)
 
 # NACK A-Node PAR1 codes
 NACK_UNKNOWN_REGISTER = const(1)  # project choice
@@ -54,6 +59,12 @@ NACK_NOT_STORED = const(7)  # project choice: the flash refused the write
 NACK_BUSY = const(8)  # project choice: the flash write budget is used up, try later
 NACK_AUTH = const(10)  # public: authentication failure / LMON mismatch
 NACK_LMON_EXHAUSTED = const(11)  # project choice: LMON used up, authenticated services refused
+NACK_DISCIPLINE = const(12)  # project choice: a B-Node message not in an RB discipline
+
+# NACK B-Node PAR1 codes (project choices): why the B-Node was not updated
+BNACK_NO_ANSWER = const(1)  # the B-Node did not answer in time
+BNACK_REFUSED = const(2)  # the B-Node refused; its own code follows PAR1
+BNACK_NO_BNODE = const(3)  # this meter has no B-Node link
 
 NAMES = {
     READ_REQ: "READ.REQ",
@@ -85,6 +96,8 @@ NAMES = {
     STATUS_RESP: "STATUS.RESP",
     PING_REQ: "PING.REQ",
     PING_RESP: "PING.RESP",
+    SETIC_REQ: "SETIC.REQ",
+    WRITETABIC_REQ: "WRITETABIC.REQ",
     CHL_REQ: "CHL.REQ",
     CHL_RESP: "CHL.RESP",
     NACK_RESP: "NACK.RESP",
@@ -93,6 +106,9 @@ NAMES = {
     ACK_A_AUTH: "ACK A-Node AUTH",
     NACK_A_AUTH: "NACK A-Node AUTH",
     NACK_B_AUTH: "NACK B-Node AUTH",
+    ACK_B: "ACK B-Node",
+    NACK_B: "NACK B-Node",
+    ACK_B_AUTH: "ACK B-Node AUTH",
 }
 
 NACK_NAMES = {
@@ -106,4 +122,11 @@ NACK_NAMES = {
     NACK_BUSY: "busy",
     NACK_AUTH: "authentication failure",
     NACK_LMON_EXHAUSTED: "LMON exhausted",
+    NACK_DISCIPLINE: "B-Node messages need an RB discipline",
+}
+
+BNACK_NAMES = {
+    BNACK_NO_ANSWER: "no answer from the B-Node",
+    BNACK_REFUSED: "refused by the B-Node",
+    BNACK_NO_BNODE: "no B-Node link",
 }

@@ -59,6 +59,7 @@ class SecureLayer:
         self._limit = TokenBucket(T.AUTH_NACK_BURST, T.AUTH_NACK_REFILL_MS)
         self.work = bytearray(MAX_LLC_DATA + S.AUTH_OVERHEAD)
         self.resp = bytearray(MAX_LLC_DATA)
+        self._held = None  # (request, ECC, ECB?, MON) of a deferred answer
         self.stats = {"accepted": 0, "auth_failures": 0, "repeats": 0, "challenges": 0, "refused": 0,
                       "silenced": 0}
 
@@ -152,10 +153,27 @@ class SecureLayer:
             size = self._stage(keys, work, end, grant)
         else:
             size = self.app.handle(work, 0, end, room, grant)
+        if self.app.deferred:  # a B-Node exchange: sealed by finish() when it ends
+            self._held = (bytes(req), ecc, ecb, self.lmon.value)
+            return 0, ecc
+        return self._seal(keys, req, size, ecc, ecb, self.lmon.value)
+
+    def finish(self, size):
+        """Seal the deferred answer now in app.resp[0:size] (meter/app/bnode.py)
+        as the request held by handle() asked; returns (length in self.resp, ECC)."""
+        req, ecc, ecb, mon = self._held
+        self._held = None
+        keys = self.keystore.keys()
+        if keys is None:  # keys gone meanwhile: nothing to seal with
+            return 0, 0
+        return self._seal(keys, req, size, ecc, ecb, mon)
+
+    def _seal(self, keys, req, size, ecc, ecb, mon):
         ans = self.app.resp
-        if ans[0] == A.NACK_A:
+        if ans[0] == A.NACK_A or ans[0] == A.NACK_B:
             # An authenticated NACK has the shape of NACK-10: PAR1 only, ECB/K2, MON = LMON.
-            lsdu = S.seal_auth_nack(keys, self.aca, self.lmon.value, nack_etm(req), ans[1])
+            attr = A.NACK_A_AUTH if ans[0] == A.NACK_A else A.NACK_B_AUTH
+            lsdu = S.seal_auth_nack(keys, self.aca, mon, nack_etm(req), ans[1], attr)
             answer_ecc = S.ECC_CHALLENGE
             size = self._answer(lsdu)
         else:
@@ -164,7 +182,7 @@ class SecureLayer:
             r[0] = S.auth_attr(r[0])
             if ecb:
                 size = S.ecb_pad(r, size)
-            size = S.seal_into(keys, self.aca, r, size, self.lmon.value, ecc, self._clock())
+            size = S.seal_into(keys, self.aca, r, size, mon, ecc, self._clock())
             answer_ecc = ecc
         # Only a request that changed something must find its answer after a reboot
         # (a WRITE, a table write, a command, a key change: the application says so).

@@ -12,6 +12,7 @@ from meter.errors import DecodeError
 from meter.link.llc import DSAP_APP, DSAP_NM
 from meter.link.netmgmt import NetMgmt
 from meter.app.services import Application
+from meter.app.bnode import BNodeRelay
 
 
 def in_section(buf, off, sca):
@@ -23,13 +24,15 @@ def in_section(buf, off, sca):
 
 
 class MeterNode:
-    def __init__(self, aca, model, security=None, store=None, seed=0):
+    def __init__(self, aca, model, security=None, store=None, seed=0, bnode=None):
         """aca: 6 bytes, natural order; model: the DataModel; security: a
         SecureLayer over self.app (built by make_security), or None; store:
-        keeps the network-management state (RAM if None); seed: RC slot choice."""
+        keeps the network-management state (RAM if None); seed: RC slot choice;
+        bnode: the local link to a B-Node (meter.link.bnode.ANodeLink), or None."""
         self.aca = bytes(aca)
         self.air = mac.aca_to_air(aca)
         self.app = Application(model)
+        self.bnode = BNodeRelay(self.app, bnode)
         self.secure = security(self.app) if security else None
         self.frame = mac.Frame()
         self.out = bytearray(mac.MAX_FRAME)
@@ -43,6 +46,11 @@ class MeterNode:
         self._ans_ecc = 0  # ECC and buffer of the last answer of _serve_lsdu
         self._ans_buf = self.app.resp
         self._ans_addr = self.air  # the address an answer goes from: ACA, or the SCA it was addressed to
+        # a request whose answer waits for the B-Node: the frame, its answer's address, authenticated?
+        self._held = bytearray(mac.MAX_FRAME)
+        self._held_frame = mac.Frame()
+        self._held_addr = self.air
+        self._held_secure = False
 
     def _my_repeater_position(self, f):
         """1-based position of this node in the repeater list, or 0. A 6-byte
@@ -132,7 +140,14 @@ class MeterNode:
         cls, max_resp, _slots = mac.DISCIPLINES[f.discipline]
         reply = not broadcast and cls != mac.CLASS_S
         limit = max_resp if reply else mac.MAX_LLC_DATA
+        bn = self.bnode
+        bn.accepting = reply and cls == mac.CLASS_RB  # the B-Node services: RB only, on the power line
+        bn.now = self._now
         size = self._serve_lsdu(f.buf, f.data, f.data_len, f.ecc, limit, self._now)
+        bn.accepting = False
+        if self.app.deferred:
+            self.app.deferred = False
+            return self._hold(f)
         if not reply or size == 0:
             return 0
         st["served"] += 1
@@ -166,11 +181,45 @@ class MeterNode:
             self._ans_buf = self.app.resp
             return self._fault("service", e)
 
+    def _hold(self, f):
+        # The answer waits for the B-Node: keep the request frame to answer along later.
+        n = f.length
+        self._held[0:n] = memoryview(f.buf)[0:n]
+        self._held_addr = self._ans_addr
+        self._held_secure = self._ans_buf is not self.app.resp
+        self.stats["held"] = self.stats.get("held", 0) + 1
+        return 0
+
+    def _answer_held(self, now_ms, out):
+        size = self.bnode.finish(now_ms)
+        if not size:
+            return 0
+        buf, ecc = self.app.resp, 0
+        if self._held_secure:
+            size, ecc = self.secure.finish(size)
+            buf = self.secure.resp
+            if not size:
+                return 0
+        f = self._held_frame
+        mac.decode(f, self._held, self._held[0] + 1 + mac.CRC_LEN)
+        self.stats["served"] += 1
+        return mac.answer(out, f, self._held_addr, ecc, buf, size)
+
     def poll(self, now_ms, out=None):
-        """Length of a delayed frame (RC slot answer, REQADDR) due at now_ms,
-        written in `out` (None: self.out); 0: none. Call until it returns 0."""
-        return self.nm.poll(now_ms, self.out if out is None else out)
+        """Length of a delayed frame (RC slot answer, REQADDR, an answer that
+        waited for the B-Node) due at now_ms, written in `out` (None:
+        self.out); 0: none. Call until it returns 0."""
+        out = self.out if out is None else out
+        try:
+            n = self._answer_held(now_ms, out)
+        except Exception as e:  # noqa: BLE001 - the guard, as in on_phy
+            n = self._fault("bnode", e)
+        return n or self.nm.poll(now_ms, out)
 
     def next_timeout(self, now_ms):
         """Milliseconds until poll() has a frame (0: now), or -1 if none is pending."""
-        return self.nm.next_timeout(now_ms)
+        t = self.nm.next_timeout(now_ms)
+        u = self.bnode.next_timeout(now_ms)
+        if u >= 0 and (t < 0 or u < t):
+            return u
+        return t

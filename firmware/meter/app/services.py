@@ -34,6 +34,7 @@ class Responder:
         self.resp = bytearray(MAX_LLC_DATA)
         self.stats = {"requests": 0, "nacks": 0}
         self.changed = False  # the last request changed something (the security layer keeps its answer)
+        self.deferred = False  # the last request's answer comes later (a B-Node exchange: meter/app/bnode.py)
 
     def _nack(self, code, item=0):
         self.stats["nacks"] += 1
@@ -82,6 +83,7 @@ class Application(Responder):
         (ACC_PLAIN, or ACC_READ_KEY / ACC_WRITE_KEY after authentication)."""
         self.stats["requests"] += 1
         self.changed = False
+        self.deferred = False
         self._grant = grant
         room = min(max_resp, MAX_LLC_DATA)
         try:

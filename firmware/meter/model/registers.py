@@ -480,6 +480,7 @@ CF_MEASURAND_PROFILE = const(2)  # capture the measurand profile
 CF_BILLING = const(3)  # close the billing period at the programmed time
 CF_LOAD_MODULATION = const(4)  # open the cut-off device above the power limit
 CF_SPONTANEOUS = const(5)  # queue spontaneous data for DATASPONT
+CF_BNODE_PLAIN = const(15)  # serve plain SETIC / WRITETABIC (off: the write key only; docs/security.md)
 
 
 def lookup(reg_id):
