@@ -20,6 +20,8 @@
 #   b"W"/b"w" flash write protection on/off (ControlPipe).
 # - the optical port's UART on a second pty master ("--optical fd:N"): the
 #   rate the hand-held unit sets on the slave is read with termios (OpticalUart).
+# - the B-Node's local link on a third pty master ("--bnode fd:N", optional):
+#   the harness's B-Node device sits on the slave (smitp.bnode).
 import io
 import os
 import struct
@@ -347,10 +349,12 @@ class Board:
     name = "unix"
 
     def __init__(self, uart, pins, flash, aca, serial, import_w=1200, export_w=0, display=None, control=None,
-                 optical=None, load=None, mains=None, time_scale="1", reset_cause="power"):
+                 optical=None, load=None, mains=None, time_scale="1", reset_cause="power", bnode=None):
         self._uart_fd = int(uart[3:]) if uart.startswith("fd:") else int(uart)
         self._optical = None if optical is None else OpticalUart(int(optical[3:]) if optical.startswith("fd:")
                                                                  else int(optical))
+        self._bnode = None
+        self._bnode_fd = None if bnode is None else int(bnode[3:]) if bnode.startswith("fd:") else int(bnode)
         self._pin_file = open(int(pins[3:]) if pins.startswith("fd:") else int(pins), "wb")
         self.treq = PipePin(self._pin_file, b"T", b"t")
         self.resetn = PipePin(self._pin_file, b"R", b"r")
@@ -410,6 +414,12 @@ class Board:
     def optical_uart(self):
         """The optical port's UART (None: the harness gave none)."""
         return self._optical
+
+    def bnode_uart(self):
+        """The B-Node's local UART (None: the harness gave none); one stream per fd."""
+        if self._bnode is None and self._bnode_fd is not None:
+            self._bnode = FdUart(self._bnode_fd)
+        return self._bnode
 
     def set_optical_line(self, baud, seven_e1):
         optical = self._optical

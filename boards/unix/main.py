@@ -1,6 +1,6 @@
 # Entry point of the emulated board:
 #   micropython boards/unix/main.py --uart fd:N --pins fd:M --flash IMAGE --aca HEX12 --serial S
-#       [--import-w W] [--export-w W] [--display DUMPFILE] [--control fd:K] [--optical fd:O]
+#       [--import-w W] [--export-w W] [--display DUMPFILE] [--control fd:K] [--optical fd:O] [--bnode fd:B]
 #       [--load W1,W2,W3] [--mains FILE] [--time-scale N] [--reset-cause power|watchdog|soft|other]
 import sys
 

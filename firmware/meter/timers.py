@@ -45,7 +45,7 @@ OPT_F_IDLE_MS = const(5000)  # mode F: this long without a frame ends the sessio
 OPT_LOCK_AFTER = const(3)  # consecutive failed authentications that lock the port
 OPT_LOCK_BASE_MS = const(5000)  # the first lock; each further lock doubles it ...
 OPT_LOCK_MAX_MS = const(3600000)  # ... up to one hour
-# B-Node local link (meter/link/bnode.py, meter/app/bnode.py): project choices
+# B-Node local link (meter/link/bnodelink.py, meter/app/bnode.py): project choices
 BNODE_TIMEOUT_MS = const(300)  # the A-Node waits this long for the B-Node's answer
 BNODE_PLAIN_BURST = const(10)  # plain B-Node messages (when allowed at all): a burst, ...
 BNODE_PLAIN_REFILL_S = const(60)  # ... then one a minute

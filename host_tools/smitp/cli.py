@@ -736,6 +736,9 @@ def build_parser():
     add_meter_service("readtab", cmd_readtab, "read a table of a meter (load profile, event log, "
                                               "billing data ...), a custom table or its spontaneous events")
     add_meter_service("command", cmd_command, "send a special command to a meter (COMMAND)")
+    from smitp import bnode
+
+    bnode.add_options(add_meter_service("bnode", bnode.cmd_bnode, bnode.HELP), _number, _arg)
     sp = sub.choices["readtab"]
     what = sp.add_mutually_exclusive_group(required=True)
     what.add_argument("--table", type=_table, help="table register id or name (0x0200, 'load profile', event_log ...)")

@@ -15,12 +15,12 @@ import struct
 
 from meter import attrs as A
 from meter.app import keychange as KC
-from meter.link import mac
+from meter.link import bnodelink, mac
 from meter.model import registers as R
 from meter.app import security as sec
 from meter.app import tables as TB
 from meter.errors import DecodeError
-from smitp.errors import BadAnswer, Nack, UsageError
+from smitp.errors import BadAnswer, BNodeNack, Nack, UsageError
 
 # Services that change nothing, or name a state (DATASPONT acknowledges up to a record number):
 # running one twice is harmless. Every other service has an effect.
@@ -225,6 +225,40 @@ def dataspont(acknowledged):
         return [(struct.unpack_from(">I", item)[0], item[4:]) for item in items], bool(ans[1] & _MORE)
 
     return Request(A.DATASPONT, struct.pack(">I", acknowledged), parse)
+
+
+# B-Node services (meter/app/bnode.py): in an RB discipline, answered ACK / NACK B-Node
+BNODE_SERVICES = frozenset((A.SETIC_REQ, A.WRITETABIC_REQ))
+
+
+def is_bnode(attr):
+    """Is attr (plain or authenticated) a request the meter passes to its B-Node?"""
+    return (attr - 100 if attr >= 102 else attr) in BNODE_SERVICES
+
+
+def bnode_update(data, table=None, first=0):
+    """SETIC.REQ of data for the meter's B-Node, or WRITETABIC.REQ of entries (data) of B-Node
+    table `table` from entry `first` -> the B-Node's reply (bytes) on ACK B-Node; raises
+    BNodeNack on NACK B-Node, Nack when the meter refused before asking the B-Node."""
+    data = bytes(data)
+    if table is None:
+        attr, body = A.SETIC_REQ, data
+    else:
+        attr, body = A.WRITETABIC_REQ, struct.pack(">BH", table, first) + data
+    if not 1 <= len(body) <= bnodelink.MAX_DATA:
+        raise UsageError("B-Node data of %d bytes: 1..%d with the table header" % (len(body), bnodelink.MAX_DATA))
+
+    def parse(ans):
+        refused(ans)
+        if ans[:1] == bytes((A.NACK_B,)):
+            if len(ans) < 2:
+                raise DecodeError("NACK", "no PAR1 code")
+            raise BNodeNack(ans[1], ans[2] if len(ans) > 2 else 0)
+        if ans[:1] != bytes((A.ACK_B,)) or len(ans) > 1 + bnodelink.MAX_REPLY:
+            raise DecodeError("ATTR", "%s, expected ACK B-Node" % A.NAMES.get(ans[0], ans[0]) if ans else "empty")
+        return bytes(ans[1:])
+
+    return Request(attr, body, parse, 1 + bnodelink.MAX_REPLY)
 
 
 def key_change_stage(current_k1, k1, k2):

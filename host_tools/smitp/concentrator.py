@@ -58,11 +58,12 @@ class Concentrator:
         return the answer's LLC data (its ECC in self.answer_ecc). Sends the same bytes
         `tries` times at most (default: 1 + retries) while the line stays silent; raises NoAnswer.
         accept(LLC data, ECC): is this answer ours? (else a late one to something else: dropped)"""
-        disc = mac.discipline_for(max_response)
+        bnode = client.is_bnode(data[0])  # RB: the meter answers once its B-Node has
+        disc = mac.discipline_for(max_response, mac.CLASS_RB if bnode else mac.CLASS_RA)
         air, rp = self.book.addresses(aca, route)  # the answer comes from the address asked
         n = mac.encode(self._out, air, rp, disc, False, 0, False, 0, ecc, bytes(data))
         frame = bytes(self._out[:n])
-        timeout = response_timeout(len(route), n, max_response)
+        timeout = response_timeout(len(route), n, max_response) + (T.BNODE_TIMEOUT_MS / 1000.0 if bnode else 0)
         self.stats["requests"] += 1
         answer = resend(lambda: self.port.send(frame), lambda: self._wait_answer(air, len(route), timeout, accept),
                         self.retries + 1 if tries is None else tries, self.stats)
@@ -185,6 +186,12 @@ class Concentrator:
         """Drain the meter's spontaneous events from `acknowledged` on; returns
         ([(number, raw)], the acknowledgement to give next time)."""
         return self._call(aca, route, client.spontaneous(acknowledged), auth, ecc)
+
+
+    def bnode_update(self, aca, data, table=None, first=0, route=(), auth=False, ecc=None):
+        """SETIC (or WRITETABIC of B-Node table `table` from entry `first`): the meter passes data
+        to its B-Node; returns the B-Node's reply on ACK B-Node, raises BNodeNack / Nack."""
+        return self._call(aca, route, client.bnode_update(data, table, first), auth, ecc)
 
 
 class _PlcLink(Link):

@@ -53,8 +53,10 @@ def micropython_path():
 
 class EmulatedBoard:
     def __init__(self, name, aca, serial, workdir, import_w=1200, export_w=0, heap=DEFAULT_HEAP, main=None,
-                 load=None, time_scale=1):
+                 load=None, time_scale=1, bnode=False):
         self.name = name
+        self.bnode = bnode  # give the board a B-Node local link (a pty; smitp.bnode sits on its slave)
+        self.bnode_fd = None  # harness side of the B-Node link (pty slave) while the board runs
         self.aca = aca.upper()
         self.serial = serial
         self.workdir = Path(workdir)
@@ -112,6 +114,11 @@ class EmulatedBoard:
         self._log = open(self.log_path, "ab")
         # The harness keeps the board's ends open: a reset starts a process on the same ones.
         self._board_ends = (master, ctl_r, opt_master)
+        if self.bnode:
+            bn_master, self.bnode_fd = os.openpty()
+            tty.setraw(self.bnode_fd)
+            os.set_blocking(bn_master, False)
+            self._board_ends += (bn_master,)
         self._pins_w = pin_w
         self.uart_fd, self.pins_fd, self.control_fd = slave, pin_r, ctl_w
         self.optical_fd, self.optical_path = opt_slave, os.ttyname(opt_slave)
@@ -126,7 +133,8 @@ class EmulatedBoard:
         self._supervisor.start()
 
     def _spawn(self, cause):
-        master, ctl_r, opt_master = self._board_ends
+        master, ctl_r, opt_master = self._board_ends[:3]
+        extra = self._board_ends[3:]  # the B-Node link's master, if any
         pins_r, pins_w = os.pipe()
         cmd = [
             micropython_path(), "-X", "heapsize=%s" % self.heap, str(self.main),
@@ -137,9 +145,9 @@ class EmulatedBoard:
             "--optical", "fd:%d" % opt_master,
             "--mains", str(self.mains_path), "--time-scale", str(int(self.time_scale)),
             "--reset-cause", cause,
-        ] + (["--load", self.load] if self.load else [])
+        ] + (["--load", self.load] if self.load else []) + (["--bnode", "fd:%d" % extra[0]] if extra else [])
         try:
-            self.proc = subprocess.Popen(cmd, pass_fds=(master, pins_w, ctl_r, opt_master), stdout=self._log,
+            self.proc = subprocess.Popen(cmd, pass_fds=(master, pins_w, ctl_r, opt_master) + extra, stdout=self._log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         except OSError:
             os.close(pins_r)
@@ -280,6 +288,9 @@ class EmulatedBoard:
         if self.optical_fd is not None:
             os.close(self.optical_fd)
             self.optical_fd = self.optical_path = None
+        if self.bnode_fd is not None:
+            os.close(self.bnode_fd)
+            self.bnode_fd = None
         self.proc = None
         if self._log:
             self._log.close()

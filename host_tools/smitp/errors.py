@@ -34,3 +34,14 @@ class Nack(PeerError):
         super().__init__("NACK %d (%s)%s" % (code, A.NACK_NAMES.get(code, "?"), " for 0x%04X" % item if item else ""))
         self.code = code
         self.item = self.reg_id = item
+
+
+class BNodeNack(PeerError):
+    """NACK B-Node: the meter could not update its B-Node (meter/app/bnode.py), with its PAR1
+    code and, plain, the B-Node's own code (0: none or not carried)."""
+
+    def __init__(self, code, detail=0):
+        super().__init__("NACK B-Node %d (%s)%s" % (code, A.BNACK_NAMES.get(code, "?"),
+                                                    ", B-Node code %d" % detail if detail else ""))
+        self.code = code
+        self.detail = detail

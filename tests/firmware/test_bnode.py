@@ -3,7 +3,7 @@
 # SETIC / WRITETABIC in RB disciplines, plain (only when allowed) and
 # authenticated (write key), ACK / NACK B-Node, and bad input.
 from meter.link import mac
-from meter.link import bnode as L
+from meter.link import bnodelink as L
 from meter import attrs as A
 from meter.model import registers as R
 from meter.app import security as S

@@ -1,6 +1,6 @@
 # Messages updating the B-Node with A-Node data (CLC/TS 50568-8 9.1.6.4): the
 # concentrator asks this meter (the A-Node) to pass data to its B-Node; the
-# meter sends it on the local link (meter/link/bnode.py), waits for the
+# meter sends it on the local link (meter/link/bnodelink.py), waits for the
 # B-Node, and answers ACK B-Node (251, authenticated 241) with the B-Node's
 # reply or NACK B-Node (249, authenticated 239). Project mapping
 # (docs/protocol.md, "B-Nodes"), DATA after the ATTR:
@@ -19,7 +19,7 @@ from meter import timers as T
 from meter.budget import TokenBucket
 from meter.compat import const
 from meter.errors import Refused
-from meter.link import bnode as L
+from meter.link import bnodelink as L
 
 _TABLE_HEAD = const(3)  # WRITETABIC: table | first entry
 
@@ -36,7 +36,7 @@ def nack_b(resp, code, detail=0):
 class BNodeRelay:
     """The B-Node services of an application (its `services` table gains
     SETIC and WRITETABIC). link: the A-Node's side of the local link
-    (meter.link.bnode.ANodeLink), None when the board has none."""
+    (meter.link.bnodelink.ANodeLink), None when the board has none."""
 
     def __init__(self, app, link=None):
         self.app = app

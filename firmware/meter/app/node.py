@@ -28,7 +28,7 @@ class MeterNode:
         """aca: 6 bytes, natural order; model: the DataModel; security: a
         SecureLayer over self.app (built by make_security), or None; store:
         keeps the network-management state (RAM if None); seed: RC slot choice;
-        bnode: the local link to a B-Node (meter.link.bnode.ANodeLink), or None."""
+        bnode: the local link to a B-Node (meter.link.bnodelink.ANodeLink), or None."""
         self.aca = bytes(aca)
         self.air = mac.aca_to_air(aca)
         self.app = Application(model)

@@ -105,12 +105,12 @@ def aca_to_air(aca):
     return bytes(reversed(aca))
 
 
-def discipline_for(max_response):
-    """Smallest RA discipline whose response length fits `max_response`."""
-    for d in range(2, 9):
-        if DISCIPLINES[d][1] >= max_response:
+def discipline_for(max_response, cls=CLASS_RA):
+    """Smallest discipline of class RA (or RB) whose response length fits `max_response`."""
+    for d in range(2, 12):
+        if DISCIPLINES[d][0] == cls and DISCIPLINES[d][1] >= max_response:
             return d
-    raise DecodeError("discipline", "no RA discipline fits %d bytes" % max_response)
+    raise DecodeError("discipline", "no R%s discipline fits %d bytes" % ("A" if cls == CLASS_RA else "B", max_response))
 
 
 class Frame:

@@ -16,6 +16,7 @@ from meter.model.datamodel import DataModel
 from meter.display.manager import Display
 from meter.model.metering import BoardFeed, Metering
 from meter.app.node import MeterNode
+from meter.link.bnodelink import ANodeLink
 from meter.storage import Store
 
 # The Board and PHY-driver contracts, typed for the type checker (meter/contracts.pyi).
@@ -92,6 +93,7 @@ class ModemPort:
         self.mv = memoryview(self.buf)
         self.ready = False
         self._reset_at = 0
+        self.bnode_uart = None  # the B-Node's local UART, when the board has one (bnode_task)
 
     def _write(self, buf, n):
         self.uart.write(buf, n)  # buf[0:n] without a slice (Board contract: MicroPython streams)
@@ -144,6 +146,11 @@ class ModemPort:
         self._events(now)
         self._poll_node(now)
         self._flush()
+        if self.bnode_uart is not None:  # a frame for the B-Node (meter/app/bnode.py)
+            link = self.node.bnode.link
+            k = link.to_send()
+            if k:
+                self.bnode_uart.write(link.tx, k)
 
     async def run(self):
         if self.reader is None:
@@ -176,6 +183,22 @@ class ModemPort:
             if self.ready:
                 self.drv.send(n)
             n = self.node.poll(now, self._space())
+
+
+async def bnode_task(uart, node, port):
+    """The B-Node's local UART: its answers go to the node's link, and the
+    modem port takes a turn at once (the answer to the concentrator waits)."""
+    reader = asyncio.StreamReader(uart)
+    buf = bytearray(32)
+    mv = memoryview(buf)
+    link = node.bnode.link
+    while True:
+        n = await read_within(reader, mv, -1)
+        if not n:
+            log("B-Node link closed")
+            return
+        link.receive(buf, n)
+        port.step(0, ticks_ms())
 
 
 async def metering_task(board: "Board", model, feed, beats):
@@ -227,7 +250,10 @@ def build(board: "Board"):
     store = Store(board.storage_dir)
     model = DataModel(serial, aca, firmware_id(board.name), store, board.unix_time, board.set_unix_time)
     meter = Metering(model, store, getattr(board, "set_relay", None))  # the engines behind the registers
-    node = MeterNode(aca, model, security_factory(aca, store, model, board.unix_time), store=store, seed=ticks_us())
+    bnode_uart = getattr(board, "bnode_uart", None)  # optional member: the B-Node's local link
+    link = ANodeLink(T.BNODE_TIMEOUT_MS) if bnode_uart is not None and bnode_uart() is not None else None
+    node = MeterNode(aca, model, security_factory(aca, store, model, board.unix_time), store=store, seed=ticks_us(),
+                     bnode=link)
     return model, node, meter
 
 
@@ -259,6 +285,9 @@ async def main(board: "Board"):
 
         # the optical port (meter/optical/port.py)
         asyncio.create_task(supervised("optical", diag, lambda: optical.run(board, node, model)))
+    if node.bnode.link is not None:
+        port.bnode_uart = board.bnode_uart()
+        asyncio.create_task(supervised("bnode", diag, lambda: bnode_task(port.bnode_uart, node, port)))
     await supervised("modem", diag, port.run)
 
 

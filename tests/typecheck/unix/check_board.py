@@ -6,6 +6,7 @@ import board
 from meter.phy import st7580
 from meter.contracts import (
     Board,
+    HasBNodeLink,
     HasButton,
     HasClock,
     HasDisplay,
@@ -21,6 +22,7 @@ def board_contract(b: board.Board) -> None:
     required: Board = b
     clock: HasClock = b
     optical: HasOpticalPort = b
+    bnode: HasBNodeLink = b
     display: HasDisplay = b
     button: HasButton = b
     relay: HasRelay = b

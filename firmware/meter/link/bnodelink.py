@@ -153,9 +153,11 @@ class ANodeLink:
         self.state = IDLE
 
     def next_timeout(self, now):
-        """ms until result() changes without input (-1: nothing pending)."""
-        if self.state != PENDING:
+        """ms until result() has news (0: it has now; -1: no exchange)."""
+        if self.state == IDLE:
             return -1
+        if self.state != PENDING:
+            return 0
         t = ticks_diff(self._deadline, now)
         return t if t > 0 else 0
 
