@@ -174,6 +174,9 @@ def run_section(topo, seed=0, fail_repeaters=0, boards=(), workdir=None, progres
             "discovered": len(disc.meters),
             "registered": sum(1 for m in disc.meters.values() if m.registered),
             "read_ok": sum(1 for ok in reads.values() if ok),
+            # read by SCA through 2-byte SCA repeater entries (smitp.scabook: where it saves airtime)
+            "read_by_sca": sum(1 for a, ok in reads.items()
+                               if ok and disc.book.addresses(a, disc.meters[a].route)[0][5] == mac.SCA_MARK),
             "max_hops": max([m.level for m in disc.meters.values()] or [0]),
             "missing": sorted(n for n in reach if n not in {names[a] for a in disc.meters}),
         }
@@ -296,6 +299,7 @@ def summarise(results, n_meters, seed, wall_s, fail_repeaters=0):
         "discovered": total("discovered"),
         "registered": total("registered"),
         "read_ok": total("read_ok"),
+        "read_by_sca": total("read_by_sca"),
         "max_hops": max(r["max_hops"] for r in results),
         "frames": total("frames"),
         "airtime_s": round(total("airtime_s"), 1),
