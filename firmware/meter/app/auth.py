@@ -161,7 +161,10 @@ class SecureLayer:
     def finish(self, size):
         """Seal the deferred answer now in app.resp[0:size] (meter/app/bnode.py)
         as the request held by handle() asked; returns (length in self.resp, ECC)."""
-        req, ecc, ecb, mon = self._held
+        held = self._held
+        if held is None:
+            return 0, 0
+        req, ecc, ecb, mon = held
         self._held = None
         keys = self.keystore.keys()
         if keys is None:  # keys gone meanwhile: nothing to seal with

@@ -88,9 +88,9 @@ class BNodeRelay:
     def finish(self, now):
         """The answer once the B-Node answered or the wait is over, in
         app.resp: its length; 0 while the exchange goes on (or none is held)."""
-        if not self.held:
-            return 0
         link = self.link
+        if not self.held or link is None:
+            return 0
         r = link.result(now)
         if r == L.PENDING:
             return 0
@@ -112,4 +112,5 @@ class BNodeRelay:
         return nack_b(resp, A.BNACK_NO_ANSWER)
 
     def next_timeout(self, now):
-        return self.link.next_timeout(now) if self.held else -1
+        link = self.link
+        return link.next_timeout(now) if self.held and link is not None else -1

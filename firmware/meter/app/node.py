@@ -195,9 +195,10 @@ class MeterNode:
         if not size:
             return 0
         buf, ecc = self.app.resp, 0
-        if self._held_secure:
-            size, ecc = self.secure.finish(size)
-            buf = self.secure.resp
+        secure = self.secure
+        if self._held_secure and secure is not None:
+            size, ecc = secure.finish(size)
+            buf = secure.resp
             if not size:
                 return 0
         f = self._held_frame

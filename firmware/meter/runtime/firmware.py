@@ -285,8 +285,9 @@ async def main(board: "Board"):
 
         # the optical port (meter/optical/port.py)
         asyncio.create_task(supervised("optical", diag, lambda: optical.run(board, node, model)))
-    if node.bnode.link is not None:
-        port.bnode_uart = board.bnode_uart()
+    make_bnode = getattr(board, "bnode_uart", None)
+    if node.bnode.link is not None and make_bnode is not None:
+        port.bnode_uart = make_bnode()
         asyncio.create_task(supervised("bnode", diag, lambda: bnode_task(port.bnode_uart, node, port)))
     await supervised("modem", diag, port.run)
 
