@@ -185,10 +185,30 @@ def frame(t, lsdu, ecc=0, broadcast=False, max_response=mac.DISCIPLINES[mac.DISC
     """The MAC frame that carries `lsdu` to the meter (or to all, along its route)."""
     out = bytearray(mac.MAX_FRAME)
     addr = mac.BROADCAST if broadcast else mac.aca_to_air(t.aca)
-    route = b"".join(mac.aca_to_air(r) for r in t.route)
+    route = broadcast_route(t) if broadcast and t.route else b"".join(mac.aca_to_air(r) for r in t.route)
     disc = mac.DISC_S if broadcast else mac.discipline_for(max_response)
     n = mac.encode(out, addr, route, disc, False, 0, False, 0, ecc, bytes(lsdu))
     return bytes(out[:n])
+
+
+def broadcast_route(t):
+    """A broadcast's repeater entries are 2-byte SCA entries (the public parser's rule for an
+    address in SCA form): the route's repeaters by their SCAs, learnt by STATUS and given by
+    REGISTER where they hold none; both are plain network management, open to anyone
+    (docs/security.md)."""
+    if getattr(t, "_bcast_route", None) is None:
+        from smitp.discovery import Discovery, sca_for
+
+        d = Discovery(t.port)
+        entries = b""
+        for i, r in enumerate(t.route):
+            sca = bytes(d.status(r, t.route[:i])["sca"])
+            if sca == bytes(6):
+                sca = sca_for(0x5A5A5A, 200 + i)
+                d.register(r, sca, t.route[:i])
+            entries += sca[3:5]
+        t._bcast_route = entries
+    return t._bcast_route
 
 
 def lsdu_of(payload):
@@ -203,7 +223,7 @@ def reframe(payload, lsdu):
     f = mac.Frame()
     mac.decode(f, payload, len(payload))
     out = bytearray(mac.MAX_FRAME)
-    route = payload[f.rp:f.rp + f.repeaters * mac.ADDR_LEN]
+    route = payload[f.rp:f.rp + f.repeaters * f.rp_size]
     n = mac.encode(out, payload[f.addr:f.addr + mac.ADDR_LEN], route, f.discipline, f.uplink, f.position,
                    f.poll, f.dsap, f.ecc, lsdu)
     return bytes(out[:n])
