@@ -84,19 +84,29 @@ def decode_phy(data):
     raise DecodeError("CMD", "0x%02X carries no PLC frame" % cmd)
 
 
+def _address(data, off, size=mac.ADDR_LEN):
+    """An ACA, an SCA ("SCA section/sub-section/node") or a 2-byte SCA repeater entry
+    ("SCA sub-section/node")."""
+    if size == mac.SCA_ENTRY_LEN:
+        return "SCA %d/%d" % (data[off], data[off + 1])
+    if data[off + 5] == mac.SCA_MARK:
+        return "SCA %d/%d/%d" % (int.from_bytes(data[off:off + 3], "little"), data[off + 3], data[off + 4])
+    return _aca(data, off)
+
+
 def decode_mac(data, key=None, mon=None):
     f = mac.Frame()
     mac.decode(f, data, len(data))
     cls, max_resp, slots = mac.DISCIPLINES[f.discipline]
     disc = "%s%s" % (CLASS_NAMES[cls], "" if cls == mac.CLASS_S else f.discipline - (1, 1, 8, 11)[cls])
     answer = " (answer <= %d bytes%s)" % (max_resp, ", %d slots" % slots if slots else "") if max_resp else ""
-    addr = "broadcast" if mac.same_addr(data, f.addr, mac.BROADCAST) else _aca(data, f.addr)
+    addr = "broadcast" if mac.same_addr(data, f.addr, mac.BROADCAST) else _address(data, f.addr)
     head: dict[str, Any] = dict(lt=data[0], address=addr, ctl="0x%02X" % f.ctl, discipline=disc, max_response=max_resp or None,
                 slots=slots or None, repeaters=f.repeaters)
     lines = [("MAC", "LT %(lt)d, ADDRESS %(address)s, CTL %(ctl)s: discipline %(discipline)s%(answer)s, "
                      "%(repeaters)d repeater(s)" % dict(head, answer=answer), head)]
     if f.repeaters:
-        route = [_aca(data, f.rp_addr(i)) for i in range(f.repeaters)]
+        route = [_address(data, f.rp_addr(i), f.rp_size) for i in range(f.repeaters)]
         lines.append(("MAC", "RP: " + ", ".join(route), {"route": route}))
     who = "concentrator" if f.position == 0 else ("meter" if f.position == f.repeaters + 1 else "repeater %d" % f.position)
     lines.append(_line("MAC", "HOP: %(direction)s, this copy sent by position %(position)d (%(sender)s)",

@@ -118,3 +118,11 @@ def test_smitp_sim_reads_by_sca(capsys):
     # every meter behind a repeater (all registered, one section) is read by SCA; direct ones by ACA
     assert rep["read_ok"] == rep["registered"] == rep["reachable"] and rep["max_hops"] > 1
     assert 0 < rep["read_by_sca"] < rep["read_ok"]
+
+
+def test_decode_shows_sca_addresses_and_entries(capsys):
+    from smitp.cli import main
+
+    assert main(["decode", "11010000010303320102010400000002003f04dd224a"]) == 0
+    out = capsys.readouterr().out
+    assert "ADDRESS SCA 1/1/3" in out and "RP: SCA 1/2, SCA 1/4" in out and "READ.REQ" in out
