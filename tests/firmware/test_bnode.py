@@ -230,3 +230,29 @@ def test_b_node_update_by_sca_answers_from_the_sca():
     node.nm.sca = SCA
     data, _e, addr = relay(node, b"\x28SCA", dev, addr=SCA)
     assert data[0] == A.ACK_B and addr == SCA
+
+
+def test_modem_task_writes_to_the_b_node_uart_and_answers_when_it_replies():
+    # the firmware's modem task (ModemPort) with a B-Node UART, as meter.runtime.firmware wires it
+    import modemkit as K
+
+    node = make(plain_allowed=True)
+    port, now = K.ready_port(node)
+    port.bnode_uart = K.Uart()
+    K.feed(port, K.indication(frame(b"\x28HI")), now)
+    K.feed(port, b"", now + 1)
+    assert port.board.uart.take() == K.ACK  # the indication acknowledged, no answer yet
+    sent = port.bnode_uart.take()
+    dev = L.BNodeDevice()
+    back = dev.feed(sent)
+    assert dev.received == [(L.KIND_SET, b"HI")] and node.next_timeout(now + 5) == T.BNODE_TIMEOUT_MS - 5
+    node.bnode.link.receive(back, len(back))
+    assert node.next_timeout(now + 5) == 0
+    K.feed(port, b"", now + 5)  # what the B-Node task does once it read the answer
+    K.feed(port, b"", now + 6)
+    K.feed(port, K.STATUS_FREE, now + 7)
+    got = port.board.uart.take()
+    other = make(plain_allowed=True)  # the same answer by the copying path
+    relay(other, b"\x28HI", L.BNodeDevice(), t=now)
+    n = len(got) - 6  # STX LEN CMD options | the frame | CS CS
+    assert got == K.phy_request(bytes(other.out[:n]))
