@@ -29,7 +29,7 @@ def _addr(rng, me_pct=70):
     if k < me_pct + 21:
         return rng.pick(NEIGHBOURS)
     if k < me_pct + 25:
-        return rng.bytes(5) + b"\x03"  # SCA form
+        return SCA if rng.chance(50) else rng.bytes(5) + b"\x03"  # SCA form: its own (once registered) or another
     return rng.bytes(6)
 
 
@@ -42,15 +42,17 @@ def plc(rng, data, dsap, ecc, me_pct=70, shape_pct=30, odd_pct=25, wreck_pct=0):
     reps = 0
     if rng.chance(shape_pct):
         reps = rng.span(1, mac.MAX_REPEATERS)
+    esz = mac.entry_len(addr)  # 2-byte SCA entries under an SCA-form address
     route = bytearray()
     for _ in range(reps):
-        route.extend(rng.pick(NEIGHBOURS) if rng.chance(70) else rng.bytes(6))
+        entry = rng.pick(NEIGHBOURS) if rng.chance(70) else rng.bytes(6)
+        route.extend(entry[3:5] if esz == 2 and rng.chance(90) else entry[0:esz])
     odd = rng.chance(odd_pct)
     uplink = odd and rng.chance(25)
     pos = rng.below(16) if odd and rng.chance(75) else reps
     if reps and rng.chance(25):  # this meter as repeater i + 1, often its turn to repeat
         i = rng.below(reps)
-        route[i * 6:i * 6 + 6] = AIR
+        route[i * esz:i * esz + esz] = AIR if esz == 6 else SCA[3:5]
         if rng.chance(60):
             uplink = rng.chance(30)
             pos = i + 2 if uplink else i

@@ -21,10 +21,12 @@ WRITABLE = tuple(row[R.R_ID] for row in R.TABLE if row[R.R_WRITE] != R.ACC_NONE 
 WRITABLE_TABLES = tuple(row[R.R_ID] for row in R.TABLE if row[R.R_WRITE] != R.ACC_NONE
                         and row[R.R_ENC] == R.ENC_TABLE)
 SERVICES = (A.READ_REQ, A.WRITE_REQ, A.READTAB_SEL_REQ, A.READTAB_REQ, A.WRITETAB_REQ, A.SETTAB_REQ,
-            A.RESETTAB_REQ, A.COMMAND, A.DATASPONT, A.BUFF_SELECT_REQ, A.GETTAB_REQ)
+            A.RESETTAB_REQ, A.COMMAND, A.DATASPONT, A.BUFF_SELECT_REQ, A.GETTAB_REQ, A.SETIC_REQ,
+            A.WRITETABIC_REQ)
 # answers and NACKs a meter never expects, sent to it anyway
 ANSWERS = (A.READ_RESP, A.READTAB_SEL_RESP, A.READTAB_RESP, A.BUFF_SELECT_RESP, A.GETTAB_RESP, A.CHL_RESP,
-           A.NACK_RESP, A.ACK_A, A.NACK_A, A.ACK_A_AUTH, A.NACK_A_AUTH, S.ATTR_NACK_B_AUTH)
+           A.NACK_RESP, A.ACK_A, A.NACK_A, A.ACK_A_AUTH, A.NACK_A_AUTH, S.ATTR_NACK_B_AUTH, A.ACK_B, A.NACK_B,
+           A.ACK_B_AUTH)
 # lengths around the codec's and the disciplines' limits (LSDU bytes)
 LIMITS = (0, 1, 2, 15, 16, 17, 18, 19, 20, 31, 32, 33, 40, 47, 48, 60, 63, 64, 80, 90, 95, 100, 111, 112,
           113, 120, 126, 127, 128, 129, 140)
@@ -149,6 +151,10 @@ def data_for(rng, attr):
     if attr == A.GETTAB_REQ:
         c = rng.span(1, 4) if rng.chance(85) else rng.pick((0, 5, 0xFF))
         return bytes((c, rng.below(17) if rng.chance(80) else rng.number(1)))
+    if attr == A.SETIC_REQ:
+        return rng.bytes(rng.pick((0, 1, 5, 99, 100, 101, rng.below(127))))
+    if attr == A.WRITETABIC_REQ:
+        return rng.bytes(rng.pick((0, 2, 3, 4, 100, 101, rng.below(127))))
     if attr == A.CHL_REQ:
         return rng.bytes(S.CHL_REQ_LEN)
     return rng.bytes(rng.pick((0, 1, 2, 4, 8, rng.below(40))))

@@ -10,6 +10,8 @@ from meter.optical import port as optical
 from meter.phy import st7580 as ST
 from meter.compat import ticks_add
 from meter.storage import Store
+from meter.link.bnodelink import ANodeLink, BNodeDevice
+from meter import timers as T
 import frames
 import script as SC
 
@@ -46,6 +48,25 @@ def copy_store(store):
     return _ram_store(store._ram)
 
 
+class FuzzLink(ANodeLink):
+    """The meter's B-Node link with a B-Node behind it that answers at once, every
+    third answer with a flipped byte (a bad CRC the link must drop)."""
+
+    def __init__(self):
+        ANodeLink.__init__(self, T.BNODE_TIMEOUT_MS)
+        self.device = BNodeDevice()
+        self.count = 0
+
+    def send(self, kind, data, off, n, now):
+        ANodeLink.send(self, kind, data, off, n, now)
+        k = self.to_send()
+        back = bytearray(self.device.feed(bytes(self.tx[:k])))
+        self.count += 1
+        if back and self.count % 3 == 0:
+            back[len(back) // 2] ^= 0x40
+        self.receive(back, len(back))
+
+
 class Node:
     """A meter node (MeterNode, its data model and engines) fed whole PHY
     payloads; keys: provisioned with the test keys or not."""
@@ -57,6 +78,8 @@ class Node:
             store = _ram_store(ram)
         self.sim = meterkit.Sim(now if t0 is None else t0, store=store, sample=sample)
         self.node = self.sim.node
+        # a B-Node that answers (and corrupts now and then): SETIC / WRITETABIC go the whole way
+        self.node.bnode.link = FuzzLink()
         self.secure = self.node.secure
         self.fault = None  # the exception behind the last fault the guard counted
         d = getattr(self.node, "diag", None)
