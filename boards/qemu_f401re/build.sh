@@ -93,6 +93,11 @@ CONF="$(cat "$HERE"/port/*.mk "$HERE"/port/*.h "$HERE"/patches/*.patch | sha256s
 if [ "$(cat "$OUT/fw/.config" 2>/dev/null)" != "$CONF" ]; then
   rm -rf "$OUT/fw" && mkdir -p "$OUT/fw" && echo "$CONF" > "$OUT/fw/.config"
 fi
+# Reproducible: the version from the pinned source, not from a git repository
+# around the build directory; the build date from the source's own timestamp.
+export MICROPY_GIT_TAG="v$UP" MICROPY_GIT_HASH="debian-$MP_VER"
+SOURCE_DATE_EPOCH="$(stat -c %Y "$MPY/py/mpconfig.h")"
+export SOURCE_DATE_EPOCH
 make -s -C "$MPY/mpy-cross" -j"$JOBS" BUILD="$OUT/mpy-cross" >/dev/null
 make -s -C "$MPY/ports/qemu" -j"$JOBS" BOARD=F401RE_EMU BUILD="$OUT/fw" \
   MICROPY_MPYCROSS="$OUT/mpy-cross/mpy-cross" MICROPY_MPYCROSS_DEPENDENCY="$OUT/mpy-cross/mpy-cross" \
