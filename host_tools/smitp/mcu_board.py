@@ -181,3 +181,44 @@ def _read(fd):
         return os.read(fd, 4096)
     except (BlockingIOError, OSError):
         return b""
+
+
+def run_script(code, heap=DEFAULT_HEAP, icount=None, timeout_s=120.0):
+    """Run MicroPython code on the bare image (--repl 1: the firmware does not
+    start) through the raw REPL on the console; returns what it printed.
+    BoardError with the device's error text when the code raised."""
+    cmd = qemu_command(image_path(), "--repl 1 --heap %d" % heap, ["stdio", "null", "null"], icount)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdin is not None and proc.stdout is not None
+    out = proc.stdout.fileno()
+    os.set_blocking(out, False)
+    end = time.monotonic() + timeout_s
+    seen = b""
+
+    def until(marker):
+        nonlocal seen
+        while marker not in seen:
+            left = end - time.monotonic()
+            if left <= 0 or proc.poll() is not None:
+                raise BoardError("MCU script: no %r from the board (said %r)" % (marker, seen[-300:]))
+            if select.select([out], [], [], min(left, 0.5))[0]:
+                seen += _read(out)
+        head, _sep, seen = seen.partition(marker)
+        return head
+
+    try:
+        until(b">>> ")
+        proc.stdin.write(b"\r\x01")
+        proc.stdin.flush()
+        until(b"raw REPL; CTRL-B to exit\r\n>")
+        proc.stdin.write(code.encode() + b"\x04")
+        proc.stdin.flush()
+        until(b"OK")
+        printed = until(b"\x04")
+        error = until(b"\x04")
+    finally:
+        proc.kill()
+        proc.wait()
+    if error.strip():
+        raise BoardError("MCU script failed: %s" % error.decode(errors="replace").strip())
+    return printed.decode(errors="replace").replace("\r\n", "\n")
