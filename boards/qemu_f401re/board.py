@@ -135,7 +135,16 @@ class UsartWatchdog:
             self._sent = now
 
 
-class HostFlash:
+# vfs.AbstractBlockDev: a class to the type checker, none on the device, where
+# a block device is any object with the block protocol's methods.
+TYPE_CHECKING = const(False)
+if TYPE_CHECKING:
+    from vfs import AbstractBlockDev as _BlockDev
+else:
+    _BlockDev = object
+
+
+class HostFlash(_BlockDev):
     """Block device for vfs.VfsLfs2 with NOR semantics, its blocks in a host
     file (semihosting): the board's external flash chip."""
 

@@ -63,10 +63,11 @@ class McuBoard(EmulatedBoard):
 
     def __init__(self, name, aca, serial, workdir, import_w=1200, export_w=0, heap=DEFAULT_HEAP, load=None,
                  heap_report=False, icount=None, **_unix_only):
-        super().__init__(name, aca, serial, workdir, import_w=import_w, export_w=export_w, heap=heap, load=load)
+        super().__init__(name, aca, serial, workdir, import_w=import_w, export_w=export_w, load=load)
+        self.heap = heap  # bytes (the unix board's is a -X heapsize string)
         self.heap_report = heap_report
         self.icount = icount
-        self._console = None
+        self._console = -1  # the console pty's master, from start()
 
     def start(self):
         if self.proc is not None:
@@ -117,14 +118,16 @@ class McuBoard(EmulatedBoard):
         """Copy the console to the log, pass the pin levels on, watch the
         watchdog and the process (QEMU exits when the firmware resets)."""
         pending = b""
+        pins = self._board_pins
+        assert pins is not None  # start() set it; it lives as long as the board
         while not self._stopping.is_set():
             deadline = self._deadline
             wait = POLL_S if deadline is None else min(POLL_S, max(0.0, deadline - time.monotonic()))
-            ready = select.select([self._board_pins, self._console], [], [], wait)[0]
+            ready = select.select([pins, self._console], [], [], wait)[0]
             if self._console in ready:
                 self._copy_console()
-            if self._board_pins in ready:
-                pending = self._take(pending + _read(self._board_pins))
+            if pins in ready:
+                pending = self._take(pending + _read(pins))
                 continue
             proc = self.proc
             if proc is not None and proc.poll() is not None and not self._stopping.is_set():

@@ -118,6 +118,8 @@ def instructions():
         print("READ %-13s %7d instructions (min %d, max %d): %5.2f ms at %d MHz if 1 cycle each, "
               "%5.2f ms at 1.5; %d B heap/frame" % (kind, n, int(lo) * 1000, int(hi) * 1000, n / (MHZ * 1000.0),
                                                    MHZ, 1.5 * n / (MHZ * 1000.0), int(heap)))
+    for name, us in re.findall(r"AES (\w+) (\d+)", out):
+        print("AES-128 block, %-9s %7d instructions" % (name, int(us) * 1000))
     print("  against the %d ms elaboration time. Limits: QEMU counts instructions, not cycles: flash wait "
           "states (2 at 84 MHz, hidden in part by the ART accelerator), multi-cycle loads, branches and "
           "divisions are not modelled; 1.5 cycles per instruction is an assumption, not a measurement. "

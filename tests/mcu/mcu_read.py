@@ -4,7 +4,10 @@
 # whole frame (node.on_phy: link layer, application, security), as
 # tests/bench/bench_auth.py measures it on the unix port: a plain READ.REQ, a
 # frame the meter repeats, an authenticated + AES-CTR encrypted READ.REQ.
-# Prints "READ <kind> <median us> <min us> <max us> <heap B per frame>".
+# The same authenticated READ.REQ with meter/aes.py, the pure-Python AES, as the
+# node's cipher (a port without cryptolib), and one AES block each way.
+# Prints "READ <kind> <median us> <min us> <max us> <heap B per frame>" and
+# "AES <backend> <us per block>".
 import gc
 from time import ticks_diff, ticks_us
 
@@ -62,6 +65,20 @@ def main():
     batch = [frame(me, b"", S.seal(keys, ACA, 102, b"\x00\x3f", mon, S.ECC_CTR_READ, 1700000000), S.ECC_CTR_READ)
              for mon in range(1, N + 1)]
     timed("authenticated", make_node(), batch)
+    from meter import crypto
+    from meter.aes import Aes128
+
+    saved = crypto._BACKEND
+    crypto._BACKEND = "python"
+    timed("auth_python_aes", make_node(), batch)
+    crypto._BACKEND = saved
+    block = bytearray(16)
+    for name, enc in (("python", Aes128(K1).encrypt_block), ("cryptolib", crypto.Aes(K1).encrypt_block)):
+        enc(block, block)
+        t0 = ticks_us()
+        for _ in range(10):
+            enc(block, block)
+        print("AES %s %d" % (name, ticks_diff(ticks_us(), t0) // 10))
 
 
 main()
