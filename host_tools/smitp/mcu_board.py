@@ -36,7 +36,7 @@ def image_path():
     if not shutil.which(QEMU):
         raise BoardError("%s not found: apt-get install qemu-system-arm (see README, MCU)" % QEMU)
     if not IMAGE.exists():
-        raise BoardError("no MCU image at %s: run `make mcu`" % IMAGE.relative_to(ROOT))
+        raise BoardError("no MCU image at %s: run `make mcu`" % os.path.relpath(IMAGE, ROOT))
     return IMAGE
 
 

@@ -6,6 +6,7 @@ and authenticated READ (direct and through the MCU as repeater), a power cut,
 the heap; AES on the MCU against FIPS-197 (mbedTLS's and the firmware's own).
 Skipped, saying why, when the image or QEMU is missing."""
 
+import json
 import os
 import re
 
@@ -110,3 +111,18 @@ def test_aes_on_the_mcu_fips197_both_backends():
         "    print(crypto.backend(), b.hex())\n")
     lines = out.split()
     assert lines == ["cryptolib", "69c4e0d86a7b0430d8cdb78070b4c55a"] * 2, out
+
+
+def test_demo_mcu_json(capsys):
+    """`smitp demo --mcu --json`: the demo's JSON, m2 and m3 answering from the MCU, m3 through m2."""
+    from smitp.cli import main
+
+    assert main(["demo", "--mcu", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"meters", "concentrator", "medium"}
+    fw = {m["aca"]: m["firmware"] for m in report["meters"]}
+    routes = {m["aca"]: m["route"] for m in report["meters"]}
+    assert fw["A8040A1E8901"].endswith(" unix")
+    assert fw["A8040A1E8902"].endswith(" micropython 1.26.1 qemu_f401re")
+    assert fw["A8040A1E8903"].endswith(" micropython 1.26.1 qemu_f401re")
+    assert routes["A8040A1E8903"] == ["A8040A1E8902", "A8040A1E8903"]
