@@ -49,6 +49,7 @@ _SH_NEW = const(7)  # "w+b"
 _SH_W = const(4)  # "w"
 _ERASED = b"\xff" * 256
 _FEED_GAP_MS = const(100)
+_REANCHOR_MS = const(1 << 27)  # about 37 h: far inside ticks_diff's 2**29 ms
 
 
 class Usart(io.IOBase):
@@ -151,13 +152,12 @@ class HostFlash(_BlockDev):
     def __init__(self, path):
         try:
             self._h = semihost.open(path, _SH_RW)
-            fresh = semihost.flen(self._h) < _BLOCK_SIZE * _BLOCK_COUNT
+            have = semihost.flen(self._h) // _BLOCK_SIZE
         except OSError:  # a new chip: every block erased
             self._h = semihost.open(path, _SH_NEW)
-            fresh = True
-        if fresh:
-            for block in range(_BLOCK_COUNT):
-                self._erase(block)
+            have = 0
+        for block in range(have, _BLOCK_COUNT):  # a short file: the blocks past its end, erased
+            self._erase(block)
         self._scratch = bytearray(256)
         self.erases = 0
 
@@ -294,7 +294,13 @@ class Board:
         return self._reset_cause
 
     def now_ms(self):
-        return self._t0 + time.ticks_diff(time.ticks_ms(), self._tick0) + self._offset_ms
+        now = time.ticks_ms()
+        dt = time.ticks_diff(now, self._tick0)
+        if dt > _REANCHOR_MS:  # ticks wrap (2**30 ms): move the anchor on well before
+            self._t0 += dt
+            self._tick0 = now
+            dt = 0
+        return self._t0 + dt + self._offset_ms
 
     def unix_time(self):
         return self.now_ms() // 1000
