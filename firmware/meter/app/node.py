@@ -34,6 +34,7 @@ class MeterNode:
         self._quality = None
         self._ans_ecc = 0  # ECC and buffer of the last answer of _serve_lsdu
         self._ans_buf = self.app.resp
+        self.ans_ecc = 0  # ECC of the answer on_lsdu gave
 
     def _my_repeater_position(self, f):
         """1-based position of this node in the repeater list, or 0."""
@@ -138,6 +139,25 @@ class MeterNode:
             self._ans_ecc = 0
             self._ans_buf = self.app.resp
             return self._fault("service", e)
+
+    def on_lsdu(self, buf, n, ecc, limit, now_ms, out):
+        """An application LSDU buf[0:n] handed over by a modem that runs the
+        data link itself (meter.phy.contract LSDU): its answer copied into
+        `out` (at most `limit` bytes); returns its length, its ECC in
+        self.ans_ecc; 0: no answer. Never raises; allocates nothing."""
+        self.stats["rx"] += 1
+        if out is None:
+            out = self.out
+        if len(out) < limit:
+            limit = len(out)
+        size = self._serve_lsdu(buf, 0, n, ecc, limit, now_ms)
+        self.ans_ecc = self._ans_ecc
+        src = self._ans_buf
+        for i in range(size):
+            out[i] = src[i]
+        if size:
+            self.stats["served"] += 1
+        return size
 
     def poll(self, now_ms, out=None):
         """Length of a delayed frame (RC slot answer, REQADDR) due at now_ms,

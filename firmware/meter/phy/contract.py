@@ -43,6 +43,12 @@ Events (next_kind):
            ready until the next READY. A request in flight was lost.
   FAILED   a request to the modem failed (ev_cmd, ev_code: the modem's error,
            or NO_ANSWER); for the log: the driver retries its configuration.
+  LSDU     an application request from a modem that runs the data link
+           itself (meter/phy/hi.py): rx[0:rx_len] is the LLC data (ATTR,
+           APDU), ev_code the ECC it came with, ev_cmd the most bytes the
+           answer may have. The answer LSDU goes into tx_space() and out
+           with answer(n, ecc); a driver without such a modem never raises
+           it (its answer() is False).
 Kinds from DRIVER up are the driver's own; the modem task ignores them.
 
 The board picks the driver: Board.modem_driver(), when the board has it,
@@ -65,6 +71,7 @@ DATA = const(1)
 READY = const(2)
 RESET = const(3)
 FAILED = const(4)
+LSDU = const(5)
 DRIVER = const(16)  # first kind a driver may use for itself
 
 NO_ANSWER = const(-1)  # FAILED code: the modem did not answer in time

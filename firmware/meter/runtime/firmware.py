@@ -118,6 +118,10 @@ class ModemPort:
                 n = self.node.on_phy(drv.rx, drv.rx_len, now, drv.quality, self._space())
                 if n and self.ready:
                     drv.send(n)  # False when the queue is full: the driver counts it
+            elif kind == phy.LSDU:  # a modem that runs the data link (meter/phy/hi.py)
+                n = self.node.on_lsdu(drv.rx, drv.rx_len, drv.ev_code, drv.ev_cmd, now, self._space())
+                if n and self.ready:
+                    drv.answer(n, self.node.ans_ecc)
             elif kind == phy.RESET:
                 if self.ready:
                     self.model.status |= 1 << R.SW_MODEM_RESET
