@@ -349,7 +349,8 @@ class Board:
     name = "unix"
 
     def __init__(self, uart, pins, flash, aca, serial, import_w=1200, export_w=0, display=None, control=None,
-                 optical=None, load=None, mains=None, time_scale="1", reset_cause="power", bnode=None):
+                 optical=None, load=None, mains=None, time_scale="1", reset_cause="power", bnode=None,
+                 modem="st7580"):
         self._uart_fd = int(uart[3:]) if uart.startswith("fd:") else int(uart)
         self._optical = None if optical is None else OpticalUart(int(optical[3:]) if optical.startswith("fd:")
                                                                  else int(optical))
@@ -359,6 +360,9 @@ class Board:
         self.treq = PipePin(self._pin_file, b"T", b"t")
         self.resetn = PipePin(self._pin_file, b"R", b"r")
         self._reset_cause = reset_cause
+        if modem not in ("st7580", "hi", "hi-sum", "hi-sec"):
+            raise SystemExit("--modem st7580, hi (Microchip M&M modem), hi-sum (ST75MM) or hi-sec (the modem runs the security)")
+        self._modem = modem
         self._aca = bytes.fromhex(aca)
         self._serial = serial
         self._power = (import_w, export_w)
@@ -410,6 +414,18 @@ class Board:
 
     def modem_uart(self):
         return FdUart(self._uart_fd)
+
+    def modem_driver(self):
+        """The driver of the modem the harness emulates (--modem): the ST7580, or a
+        Meters and More modem on the Host Interface (meter/phy/hi.py)."""
+        if self._modem == "st7580":
+            from meter.phy import st7580
+
+            return st7580.driver()
+        from meter.phy import hi
+
+        profile = hi.ST75MM if self._modem == "hi-sum" else hi.MICROCHIP
+        return hi.driver(profile, aca=self._aca, serial=self._serial, modem_security=self._modem == "hi-sec")
 
     def optical_uart(self):
         """The optical port's UART (None: the harness gave none)."""

@@ -256,7 +256,7 @@ def cmd_demo(args):
 
         mcu_board.image_path()  # built? (a one-line error saying how, else)
         mcu = demo.MCU_METERS
-    report = demo.run(progress=progress_printer("reading meters"), auth=args.auth, mcu=mcu)
+    report = demo.run(progress=progress_printer("reading meters"), auth=args.auth, mcu=mcu, modem=args.modem)
     if not args.json:
         demo.print_table(report)
         return 0
@@ -719,6 +719,9 @@ def build_parser():
                     help="provision keys, read authenticated and encrypted (AES-CTR), then attack every meter (docs/security.md, section 9)")
     sp.add_argument("--mcu", action="store_true",
                     help="run the repeater and the meter behind it on the emulated Cortex-M4 (QEMU; `make mcu` builds the image)")
+    sp.add_argument("--modem", choices=("st7580", "hi", "mixed"), default="st7580",
+                    help="the meters' modem: the ST7580, a Meters and More modem on the Host Interface (hi), "
+                         "or every other meter on each (mixed)")
 
     from smitp.client import ENCRYPT_CHOICES, ENCRYPT_HELP
 

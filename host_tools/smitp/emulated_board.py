@@ -53,7 +53,7 @@ def micropython_path():
 
 class EmulatedBoard:
     def __init__(self, name, aca, serial, workdir, import_w=1200, export_w=0, heap=DEFAULT_HEAP, main=None,
-                 load=None, time_scale=1, bnode=False):
+                 load=None, time_scale=1, bnode=False, modem="st7580"):
         self.name = name
         self.bnode = bnode  # give the board a B-Node local link (a pty; smitp.bnode sits on its slave)
         self.bnode_fd = None  # harness side of the B-Node link (pty slave) while the board runs
@@ -66,6 +66,7 @@ class EmulatedBoard:
         self.mains_path = self.workdir / ("%s.mains" % name)  # the load generator's live settings
         self.load = load  # watts per phase, "W1,W2,W3" (default: import_w - export_w on L1)
         self.time_scale = time_scale  # the board's clock runs this many times as fast
+        self.modem = modem  # "st7580", or a Meters and More modem on the Host Interface: "hi", "hi-sum", "hi-sec"
         self.import_w = import_w
         self.export_w = export_w
         self.heap = heap
@@ -146,6 +147,7 @@ class EmulatedBoard:
             "--mains", str(self.mains_path), "--time-scale", str(int(self.time_scale)),
             "--reset-cause", cause,
         ] + (["--load", self.load] if self.load else []) + (["--bnode", "fd:%d" % extra[0]] if extra else [])
+            + (["--modem", self.modem] if self.modem != "st7580" else [])
         try:
             self.proc = subprocess.Popen(cmd, pass_fds=(master, pins_w, ctl_r, opt_master) + extra, stdout=self._log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

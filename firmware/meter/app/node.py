@@ -12,6 +12,9 @@ from meter.errors import DecodeError
 from meter.link.llc import DSAP_APP, DSAP_NM
 from meter.link.netmgmt import NetMgmt
 from meter.app.services import Application
+from meter.app.auth import grant_for
+from meter.app.security import AUTH_OVERHEAD, MODE_ECB, ecc_mode
+from meter.phy.contract import OPENED
 from meter.app.bnode import BNodeRelay
 
 
@@ -51,6 +54,7 @@ class MeterNode:
         self._held_frame = mac.Frame()
         self._held_addr = self.air
         self._held_secure = False
+        self.ans_ecc = 0  # ECC of the answer on_lsdu gave
 
     def _my_repeater_position(self, f):
         """1-based position of this node in the repeater list, or 0. A 6-byte
@@ -205,6 +209,39 @@ class MeterNode:
         mac.decode(f, self._held, self._held[0] + 1 + mac.CRC_LEN)
         self.stats["served"] += 1
         return mac.answer(out, f, self._held_addr, ecc, buf, size)
+
+    def on_lsdu(self, buf, n, ecc, limit, now_ms, out):
+        """An application LSDU buf[0:n] handed over by a modem that runs the
+        data link itself (meter.phy.contract LSDU): its answer copied into
+        `out` (at most `limit` bytes); returns its length, its ECC in
+        self.ans_ecc; 0: no answer. Never raises; allocates nothing."""
+        self.stats["rx"] += 1
+        if out is None:
+            out = self.out
+        if len(out) < limit:
+            limit = len(out)
+        if ecc & OPENED:  # opened by the modem: in clear, with the rights of its key
+            size = self._serve_opened(buf, n, ecc & 0x0F, limit)
+        else:
+            size = self._serve_lsdu(buf, 0, n, ecc, limit, now_ms)
+        self.ans_ecc = self._ans_ecc
+        src = self._ans_buf
+        for i in range(size):
+            out[i] = src[i]
+        if size:
+            self.stats["served"] += 1
+        return size
+
+    def _serve_opened(self, buf, n, ecc, limit):
+        self._ans_ecc = 0
+        self._ans_buf = self.app.resp
+        room = limit - AUTH_OVERHEAD
+        if ecc_mode(ecc) == MODE_ECB:
+            room = (room - 1) // 16 * 16  # the answer, padded by the modem, still fits
+        try:
+            return self.app.handle(buf, 0, n, room, grant_for(ecc))
+        except Exception as e:  # noqa: BLE001 - the guard, as in on_phy
+            return self._fault("service", e)
 
     def poll(self, now_ms, out=None):
         """Length of a delayed frame (RC slot answer, REQADDR, an answer that

@@ -96,6 +96,12 @@ class DriverBase:
         self._fs = -1
         return self._qk[fs]
 
+    def answer(self, n, ecc=0):
+        """Answer an LSDU event (meter.phy.contract); a driver whose modem
+        leaves the data link to the firmware has none to answer."""
+        self.stats["overflow"] += 1
+        return False
+
     # ---- bytes for the UART
     def _send_byte(self, b):
         n = self._out_n

@@ -180,7 +180,9 @@ _R_STATUS = const(4)  # 0x3F seen, status byte next
 
 
 class FrameReceiver:
-    """Byte-stream parser for the local port, allocation-free.
+    """Byte-stream parser for the local port, allocation-free; the framing
+    core the M&M Host Interface shares (meter/phy/hi_codec.py builds it with
+    its own length rule, checksum and status message).
 
     Feed it with `pos = rx.feed(data, pos, now)` in a loop; after each call
     `rx.kind` says what completed (MSG_*), MSG_NONE when data ran out. A good
@@ -197,14 +199,23 @@ class FrameReceiver:
     it equals the last good frame and nothing was dropped in between (project
     choice: after a bad or dropped frame the repeat is that frame's, so it is
     delivered). The status message (0x3F) is parsed only while accept_status.
+
+    Profile settings: len_bias, bytes the frame holds beyond LEN + 5 (0 here,
+    1 for the HI, whose LEN is payload - 1); check(buf, start, stop), the
+    checksum of LEN..DATA; status_len, bytes after 0x3F (the first one in
+    .status, the next two, low byte first, in .status_mask).
     """
 
-    def __init__(self, tic_ms=10, max_data=MAX_DATA, buffers=2):
+    def __init__(self, tic_ms=10, max_data=MAX_DATA, buffers=2, len_bias=0, check=checksum, status_len=1):
         if not 0 <= max_data <= MAX_DATA:
             raise ValueError("max_data %d" % max_data)
         if buffers < 2:
             raise ValueError("buffers %d" % buffers)
-        bufs = [bytearray(max_data + 5) for _ in range(buffers)]
+        self._bias = len_bias
+        self._check = check
+        self._status_len = status_len
+        self.status_mask = 0
+        bufs = [bytearray(max_data + 5 + len_bias) for _ in range(buffers)]
         self._bufs = tuple(bufs)
         self._mvs = tuple(memoryview(b) for b in bufs)
         self.gen = [0] * buffers
@@ -231,6 +242,10 @@ class FrameReceiver:
         """True while a message is partly received."""
         return self._st != _R_HUNT
 
+    def in_status(self):
+        """True once a status message has started and is not complete."""
+        return self._st == _R_STATUS
+
     def expire(self, now):
         """Drop a partial message older than TIC; True if one was dropped."""
         if self._st != _R_HUNT and ticks_diff(now, self._last) > self.tic_ms:
@@ -241,7 +256,7 @@ class FrameReceiver:
 
     def payload(self, start=0):
         """Copy of the last good frame's DATA from offset start (one bytes object)."""
-        return bytes(self.mv[HEAD_LEN + start : HEAD_LEN + self.frame[1]])
+        return bytes(self.mv[HEAD_LEN + start : HEAD_LEN + self.frame[1] + self._bias])
 
     def feed(self, data, pos, now, end=-1):
         """Parse data[pos:end] (end < 0: to the end) up to the first complete
@@ -287,6 +302,7 @@ class FrameReceiver:
                     continue
                 if b == STATUS_MSG and self.accept_status:
                     self._st = _R_STATUS
+                    self._got = 0
                     continue
                 if b == ACK:
                     self.kind = MSG_ACK
@@ -298,11 +314,20 @@ class FrameReceiver:
             if st == _R_LEN:
                 buf[1] = b
                 self._got = 2
-                self._need = b + 5
+                self._need = b + 5 + self._bias
                 self._st = _R_SKIP if b > self.max_data else _R_BODY
                 continue
-            # _R_STATUS
-            self.status = b
+            # _R_STATUS: the status byte, then the mask bytes when the profile has them
+            got = self._got
+            if got == 0:
+                self.status = b
+                self.status_mask = 0
+            else:
+                self.status_mask |= b << (8 * (got - 1))
+            got += 1
+            self._got = got
+            if got < self._status_len:
+                continue
             self._st = _R_HUNT
             self.kind = MSG_STATUS
             return pos
@@ -310,7 +335,7 @@ class FrameReceiver:
         return pos
 
     def _complete(self, buf, need, pos):
-        if checksum(buf, 1, need - 2) != buf[need - 2] | (buf[need - 1] << 8):
+        if self._check(buf, 1, need - 2) != buf[need - 2] | (buf[need - 1] << 8):
             self.total = 0
             self.kind = MSG_BAD
             return pos

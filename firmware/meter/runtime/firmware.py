@@ -120,6 +120,10 @@ class ModemPort:
                 n = self.node.on_phy(drv.rx, drv.rx_len, now, drv.quality, self._space())
                 if n and self.ready:
                     drv.send(n)  # False when the queue is full: the driver counts it
+            elif kind == phy.LSDU:  # a modem that runs the data link (meter/phy/hi.py)
+                n = self.node.on_lsdu(drv.rx, drv.rx_len, drv.ev_code, drv.ev_cmd, now, self._space())
+                if n and self.ready:
+                    drv.answer(n, self.node.ans_ecc)
             elif kind == phy.RESET:
                 if self.ready:
                     self.model.status |= 1 << R.SW_MODEM_RESET
@@ -270,6 +274,11 @@ async def main(board: "Board"):
     if watchdog is not None:
         asyncio.create_task(watchdog_task(watchdog(T.WATCHDOG_MS), beats))
     port = ModemPort(board, node, model, beats)
+    use_keeper = getattr(port.drv, "use_keeper", None)  # a modem that may run the security (meter/phy/hi.py)
+    if use_keeper is not None and node.secure is not None:
+        from meter.app.modemkeys import ModemSecrets
+
+        use_keeper(ModemSecrets(node.secure.keystore, node.secure.lmon))
     feed = BoardFeed(board, meter)
     disp = Display(model)
     wake = asyncio.Event()
