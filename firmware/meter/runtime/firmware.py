@@ -16,6 +16,7 @@ from meter.model.datamodel import DataModel
 from meter.display.manager import Display
 from meter.model.metering import BoardFeed, Metering
 from meter.app.node import MeterNode
+from meter.dlms.server import profile as dlms_profile
 from meter.storage import Store
 
 # The Board and PHY-driver contracts, typed for the type checker (meter/contracts.pyi).
@@ -227,7 +228,8 @@ def build(board: "Board"):
     store = Store(board.storage_dir)
     model = DataModel(serial, aca, firmware_id(board.name), store, board.unix_time, board.set_unix_time)
     meter = Metering(model, store, getattr(board, "set_relay", None))  # the engines behind the registers
-    node = MeterNode(aca, model, security_factory(aca, store, model, board.unix_time), store=store, seed=ticks_us())
+    node = MeterNode(aca, model, security_factory(aca, store, model, board.unix_time), store=store, seed=ticks_us(),
+                     dlms=dlms_profile(model, store, aca))
     return model, node, meter
 
 

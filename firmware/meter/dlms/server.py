@@ -1,0 +1,235 @@
+# The xDLMS services of the DLMS/COSEM profile's server (EN 62056-5-3, CLC/TS
+# 50568-8 4.5/4.6): GET (normal, with block transfer), SET normal, ACTION
+# normal, over the association of meter/dlms/assoc.py.
+#
+# The handler of the convergence layer (meter/dlms/cl.py): a whole request
+# APDU in, a whole response APDU out. Every refusal is an answer (AARE reject,
+# exception-response, data-access-result or action-result), never an
+# exception; a DecodeError from a malformed APDU becomes an exception-response.
+from meter.compat import const
+from meter.errors import DecodeError
+from meter.dlms import acse as A
+from meter.dlms import axdr as X
+from meter.dlms import cosem as C
+from meter.dlms.assoc import (ASSOCIATED, CIPHER_OVERHEAD, CONF_ACTION, CONF_BLOCK_GET, CONF_GET, CONF_SET,
+                              GENERAL_GLO_CIPHERING, IDLE, OPERATION_NOT_POSSIBLE, OTHER_REASON, PENDING,
+                              SERVICE_NOT_ALLOWED, SERVICE_NOT_SUPPORTED, SERVICE_UNKNOWN, Association, Reject,
+                              provision, random_bytes, system_title)  # noqa: F401 (provision: this module's interface)
+
+GET_REQUEST = const(0xC0)
+SET_REQUEST = const(0xC1)
+ACTION_REQUEST = const(0xC3)
+GET_RESPONSE = const(0xC4)
+SET_RESPONSE = const(0xC5)
+ACTION_RESPONSE = const(0xC7)
+EXCEPTION_RESPONSE = const(0xD8)
+
+
+class XdlmsServer(Association):
+    # ---- the convergence layer's handler
+    def handle(self, req, n, resp):
+        """Serve the request APDU req[0:n]; write the response APDU into resp; return its length."""
+        w = X.Writer(resp)
+        try:
+            if n < 1:
+                raise DecodeError("APDU", "empty")
+            tag = req[0]
+            if tag == A.AARQ:
+                return self._associate(req, n, w)
+            if tag == A.RLRQ:
+                self._release()
+                A.rlre(w)
+                return w.n
+            if self.state == IDLE:
+                raise Reject(SERVICE_NOT_ALLOWED, OPERATION_NOT_POSSIBLE)
+            if not self.ciphered:
+                return self._serve(req, 0, n, w)
+            if tag != GENERAL_GLO_CIPHERING:
+                raise Reject(SERVICE_NOT_ALLOWED, OPERATION_NOT_POSSIBLE)
+            start, end = self._decipher(req, n)
+            pw = X.Writer(self.work)
+            self._serve(req, start, end, pw)
+            return self._encipher(self.work, pw.n, w)
+        except Reject as e:
+            return self._exception(w, e.state, e.service, e.ic)
+        except DecodeError:
+            return self._exception(w, SERVICE_UNKNOWN, OTHER_REASON)
+
+    def _exception(self, w, state, service, ic=-1):
+        self.stats["exceptions"] += 1
+        w.n = 0
+        w.byte(EXCEPTION_RESPONSE)
+        w.byte(state)
+        w.byte(service)
+        if ic >= 0:
+            w.uint(ic, 4)
+        return w.n
+
+    # ---- xDLMS services
+    def _serve(self, req, off, end, w):
+        if end - off < 3:
+            raise DecodeError("xDLMS", "truncated")
+        tag = req[off]
+        kind = req[off + 1]
+        invoke = req[off + 2]
+        if tag == GET_REQUEST and kind == 1:
+            return self._get(req, off + 3, end, invoke, w)
+        if tag == GET_REQUEST and kind == 2:
+            return self._get_next(req, off + 3, end, invoke, w)
+        if tag == SET_REQUEST and kind == 1:
+            return self._set(req, off + 3, end, invoke, w)
+        if tag == ACTION_REQUEST and kind == 1:
+            return self._action(req, off + 3, end, invoke, w)
+        raise Reject(SERVICE_UNKNOWN, SERVICE_NOT_SUPPORTED)
+
+    def _target(self, req, off, end, cls_off=0):
+        # class (2) | OBIS (6) | attribute or method (1): (index or -1/-2, attribute)
+        if off + 9 > end:
+            raise DecodeError("descriptor", "truncated")
+        return C.find(X.uint(req, off, 2), req, off + 2), req[off + 8]
+
+    def _head(self, w, tag, kind, invoke):
+        w.byte(tag)
+        w.byte(kind)
+        w.byte(invoke)
+
+    def _get(self, req, off, end, invoke, w):
+        i, attr = self._target(req, off, end)
+        if off + 10 > end:
+            raise DecodeError("GET", "access selection")
+        self._long_len = 0
+        dar = C.OK
+        if self.conformance & CONF_GET == 0:
+            dar = C.DENIED
+        elif i < 0:
+            dar = C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
+        elif req[off + 9]:
+            dar = C.OTHER  # selective access: not offered
+        elif self.state == PENDING or not C.may_read(C.OBJECTS[i], attr, self.level):
+            dar = C.DENIED
+        lw = X.Writer(self.long)
+        if dar == C.OK:
+            dar = self.objects.get(i, attr, lw)
+        if dar != C.OK:
+            self._head(w, GET_RESPONSE, 1, invoke)
+            w.byte(1)
+            w.byte(dar)
+            return w.n
+        room = self.max_pdu - 4 - (CIPHER_OVERHEAD if self.ciphered else 0)
+        if lw.n <= room:
+            self._head(w, GET_RESPONSE, 1, invoke)
+            w.byte(0)
+            w.raw(self.long, 0, lw.n)
+            return w.n
+        if self.conformance & CONF_BLOCK_GET == 0:
+            self._head(w, GET_RESPONSE, 1, invoke)
+            w.byte(1)
+            w.byte(C.OTHER)
+            return w.n
+        self._long_len = lw.n
+        self._block_size = self.max_pdu - 12 - (CIPHER_OVERHEAD if self.ciphered else 0)
+        self._invoke = invoke
+        return self._send_block(1, w)
+
+    def _send_block(self, number, w):
+        # GetResponseWithDatablock: last | block-number | raw-data
+        start = (number - 1) * self._block_size
+        size = min(self._block_size, self._long_len - start)
+        last = start + size >= self._long_len
+        self._head(w, GET_RESPONSE, 2, self._invoke)
+        w.byte(1 if last else 0)
+        w.uint(number, 4)
+        w.byte(0)
+        w.length(size)
+        w.raw(self.long, start, start + size)
+        self._block = number
+        if last:
+            self._long_len = 0
+        return w.n
+
+    def _get_next(self, req, off, end, invoke, w):
+        if off + 4 > end:
+            raise DecodeError("GET next", "truncated")
+        number = X.uint(req, off, 4)
+        if self._long_len == 0 or number != self._block:
+            dar = 16 if self._long_len == 0 else 15  # no-long-get-in-progress / long-get-aborted
+            self._long_len = 0
+            self._head(w, GET_RESPONSE, 2, invoke)
+            w.byte(1)
+            w.uint(number, 4)
+            w.byte(1)
+            w.byte(dar)
+            return w.n
+        return self._send_block(number + 1, w)
+
+    def _set(self, req, off, end, invoke, w):
+        i, attr = self._target(req, off, end)
+        if off + 10 > end:
+            raise DecodeError("SET", "access selection")
+        if self.conformance & CONF_SET == 0 or self.state == PENDING:
+            res = C.DENIED
+        elif i < 0:
+            res = C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
+        elif req[off + 9]:
+            res = C.OTHER
+        elif not C.may_write(C.OBJECTS[i], attr, self.level):
+            res = C.DENIED
+        else:
+            X.skip(req, off + 10, end)
+            res = self.objects.set(i, attr, req, off + 10, end)
+        self._head(w, SET_RESPONSE, 1, invoke)
+        w.byte(res)
+        return w.n
+
+    def _action(self, req, off, end, invoke, w):
+        i, method = self._target(req, off, end)
+        has_data = off + 9 < end and req[off + 9] == 1
+        data = off + 10
+        if has_data:
+            X.skip(req, data, end)
+        if self.conformance & CONF_ACTION == 0:
+            res = C.DENIED
+        elif i < 0:
+            res = C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
+        elif C.OBJECTS[i][C.O_CLASS] == C.ASSOCIATION_LN and method == 1:
+            return self._reply_to_hls(req, data if has_data else end, end, invoke, w)
+        elif self.state == PENDING or not C.may_invoke(C.OBJECTS[i], method, self.level):
+            res = C.DENIED
+        else:
+            res = self.objects.action(i, method, req, data if has_data else end, end)
+        self._head(w, ACTION_RESPONSE, 1, invoke)
+        w.byte(res)
+        w.byte(0)  # no return parameters
+        return w.n
+
+    def _reply_to_hls(self, req, off, end, invoke, w):
+        self._head(w, ACTION_RESPONSE, 1, invoke)
+        if self.state != PENDING:
+            w.byte(C.DENIED)
+            w.byte(0)
+            return w.n
+        at = w.n
+        w.byte(C.OK)
+        w.byte(1)  # return parameters: Get-Data-Result, data
+        w.byte(0)
+        if off < end and self._hls_reply(req, off, end, w):
+            self.state = ASSOCIATED
+            self.level = C.MANAGER
+            return w.n
+        self._release()
+        self.ciphered = True  # this answer still goes ciphered; the association is gone
+        w.n = at
+        w.byte(C.OTHER)
+        w.byte(0)
+        return w.n
+
+
+def profile(model, store, aca, random=random_bytes):
+    """The DLMS profile of a meter: its convergence layer (MeterNode(dlms=...))
+    over its xDLMS server (the layer's .server)."""
+    from meter.dlms.cl import ClServer
+
+    server = XdlmsServer(model, store, system_title(aca), random)
+    cl = ClServer(server.handle)
+    cl.server = server
+    return cl
