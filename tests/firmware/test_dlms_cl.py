@@ -175,3 +175,11 @@ def test_a_fault_in_dlms_costs_one_frame():
     m1.dlms.handler = Echo()
     req = _frame(M1, unhex("01 02 00 C0"))
     assert m1.on_phy(req, len(req)) > 0
+
+
+def test_new_exchange_reusing_the_xid_is_not_a_repeat():
+    h = Echo()
+    cl = ClServer(h)
+    assert serve(cl, unhex("01 07 00 C001")) == unhex("01 07 00 EE C001")
+    assert serve(cl, unhex("01 07 00 C002")) == unhex("01 07 00 EE C002")  # other bytes: served
+    assert serve(cl, unhex("01 07 00 C002")) == unhex("01 07 00 EE C002") and h.calls == 2  # a repeat

@@ -101,8 +101,9 @@ class MeterNode:
             if n:
                 st["served"] += 1
             return n
-        if f.dsap == DSAP_DLMS and self.dlms is not None:
-            return self._serve_dlms(f, broadcast, out)
+        dlms = self.dlms
+        if f.dsap == DSAP_DLMS and dlms is not None:
+            return self._serve_dlms(dlms, f, broadcast, out)
         if f.dsap != DSAP_APP or f.data_len < 1:
             st["ignored"] += 1
             return 0
@@ -115,20 +116,20 @@ class MeterNode:
         st["served"] += 1
         return mac.answer(out, f, self.air, self._ans_ecc, self._ans_buf, size)
 
-    def _serve_dlms(self, f, broadcast, out):
+    def _serve_dlms(self, dlms, f, broadcast, out):
         # One CLPDU, unicast, request/respond, ECC 0 (xDLMS has its own security).
         cls, max_resp, _slots = mac.DISCIPLINES[f.discipline]
         if broadcast or cls == mac.CLASS_S or f.ecc != 0:
             self.stats["ignored"] += 1
             return 0
         try:
-            size = self.dlms.serve(f.buf, f.data, f.data_len, max_resp, self._now)
+            size = dlms.serve(f.buf, f.data, f.data_len, max_resp, self._now)
         except Exception as e:  # noqa: BLE001 - the guard, as in on_phy
             return self._fault("dlms", e)
         if size == 0:
             return 0
         self.stats["served"] += 1
-        return mac.answer(out, f, self.air, 0, self.dlms.ans, size)
+        return mac.answer(out, f, self.air, 0, dlms.ans, size)
 
     def serve_lsdu(self, buf, off, n, ecc, limit, now_ms=None):
         """Serve one application LSDU buf[off:off+n] that came with `ecc`, from

@@ -144,11 +144,18 @@ class Association:
             self.cic_saved = ic
 
     # ---- suite 0 ciphering
+    def _gcm(self):
+        gcm = self.gcm
+        if gcm is None:  # no keys provisioned: nothing ciphered is served
+            raise Reject(SERVICE_NOT_ALLOWED, DECIPHERING_ERROR)
+        return gcm
+
     def _open(self, buf, at, end, title):
         """Check and decrypt SC | IC | ciphertext | tag at buf[at:end] from the
         client `title`; return (plaintext start, end, IC). Rejects in the
         ladder's order; the counter is not committed here."""
-        if self.gcm is None or end - at < 5 + TAG_LEN:
+        gcm = self._gcm()
+        if end - at < 5 + TAG_LEN:
             raise Reject(SERVICE_NOT_ALLOWED, DECIPHERING_ERROR)
         if buf[at] != SC_SUITE0:
             self.stats["deciphering"] += 1
@@ -159,7 +166,7 @@ class Association:
             iv[k] = title[k]
         for k in range(4):
             iv[8 + k] = buf[at + 1 + k]
-        if not self.gcm.open(self.ivm, (b"\x30", self.ak), buf, at + 5, end - TAG_LEN, buf, end - TAG_LEN):
+        if not gcm.open(self.ivm, (b"\x30", self.ak), buf, at + 5, end - TAG_LEN, buf, end - TAG_LEN):
             self.stats["deciphering"] += 1
             raise Reject(SERVICE_NOT_ALLOWED, DECIPHERING_ERROR)
         if ic <= self.cic:
@@ -169,9 +176,8 @@ class Association:
 
     def _decipher(self, req, n):
         # general-glo-ciphering: DB | title (octet string) | ciphered content (octet string)
-        at, tn, tend = 2, req[1] if n > 1 else 0, 0
-        tend = at + tn
-        if tn != 8 or tend > n or req[at:tend] != self.client_title:
+        tend = 10
+        if n < tend or req[1] != 8 or req[2:tend] != self.client_title:
             raise Reject(SERVICE_NOT_ALLOWED, DECIPHERING_ERROR)
         size, at = X.get_len(req, tend, n)
         if at + size != n:
@@ -192,7 +198,7 @@ class Association:
         start = w.n
         w.raw(buf, at, at + n)
         w._room(TAG_LEN)
-        self.gcm.seal(self.ivm, (b"\x30", self.ak), w.buf, start, start + n, w.buf, w.n)
+        self._gcm().seal(self.ivm, (b"\x30", self.ak), w.buf, start, start + n, w.buf, w.n)
         w.n += TAG_LEN
 
     def _encipher(self, plain, n, w):
@@ -297,7 +303,8 @@ class Association:
             iv[k] = self.client_title[k]
         for k in range(4):
             iv[8 + k] = req[start + 1 + k]
-        if not self.gcm.open(self.ivm, (b"\x10", self.ak, self.stoc), b"", 0, 0, req, start + 5):
+        gcm = self._gcm()
+        if not gcm.open(self.ivm, (b"\x10", self.ak, self.stoc), b"", 0, 0, req, start + 5):
             return False
         # f(CtoS) with the meter's own counter, the answer's data
         ic = self.next_ic()
@@ -308,7 +315,7 @@ class Association:
             iv[k] = self.title[k]
         for k in range(4):
             iv[8 + k] = f[1 + k]
-        self.gcm.seal(self.ivm, (b"\x10", self.ak, self.ctos), b"", 0, 0, f, 5)
+        gcm.seal(self.ivm, (b"\x10", self.ak, self.ctos), b"", 0, 0, f, 5)
         w.octets(f)
         return True
 

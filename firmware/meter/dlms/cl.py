@@ -14,7 +14,9 @@
 # first segment of the response APDU (server transmitting phase), and each
 # NEXT of the client fetches the following one. The link is polled: the meter
 # only answers. A repeated frame (its answer lost) gets the same answer again,
-# and a complete request is executed once only: its response is kept.
+# and a complete request is executed once only: its response is kept. A repeat
+# is the last segment again, same XID, same number and same bytes (a sum of
+# them is kept): a new exchange that happens to reuse the XID is not one.
 from meter.compat import const, ticks_diff
 
 HEADER = const(3)
@@ -45,6 +47,15 @@ _RX = const(1)  # receiving request segments
 _TX = const(2)  # response kept, segments sent on NEXT
 
 
+def _fletcher(buf, start, end):
+    # Fletcher-16 of buf[start:end]: small ints only, no allocation
+    a = b = 0
+    for i in range(start, end):
+        a = (a + buf[i]) % 255
+        b = (b + a) % 255
+    return (b << 8) | a
+
+
 def segment_size(limit):
     """Segment size for an answer room of `limit` LLC bytes."""
     room = (limit if limit < LSDU_MAX else LSDU_MAX) - HEADER
@@ -58,6 +69,7 @@ class ClServer:
 
     def __init__(self, handler, mtu=MTU):
         self.handler = handler
+        self.server = None  # the xDLMS server behind the handler, when one is (meter/dlms/server.py profile)
         self.req = bytearray(mtu)
         self.resp = bytearray(mtu)
         self.ans = bytearray(LSDU_MAX)  # the CLPDU to send back
@@ -65,8 +77,8 @@ class ClServer:
         self._xid = -1
         self._next = 0  # next request segment expected
         self._len = 0  # request bytes so far
-        self._last = 0  # request segment of the last DATA_MORE accepted
         self._t = 0  # when the last request segment arrived
+        self._sum = 0  # Fletcher-16 of the last request segment (repeats must match)
         self._rlen = 0  # response length
         self._seg = 0  # response segment size of this exchange
         self.stats = {"apdus": 0, "segments": 0, "repeats": 0, "errors": 0}
@@ -84,7 +96,8 @@ class ClServer:
             return self._on_next(xid, seg, limit)
         if kind != DATA_MORE and kind != DATA_LAST:
             return self._error(xid, seg, E_CLPDU)
-        if xid == self._xid and self._state != _IDLE and seg < self._next:
+        total = _fletcher(buf, off, off + n)
+        if xid == self._xid and self._state != _IDLE and seg == self._next - 1 and total == self._sum:
             return self._repeat(xid, seg, kind)
         if seg == 0:
             self._state = _RX  # a new exchange: whatever was going on is dropped
@@ -105,8 +118,8 @@ class ClServer:
         self._len = at + size
         self._next = seg + 1
         self._t = now_ms
+        self._sum = total
         if kind == DATA_MORE:
-            self._last = seg
             return self._head(NEXT, xid, seg)
         return self._respond(xid, limit)
 
@@ -125,11 +138,11 @@ class ClServer:
         return self._segment(xid, 0)
 
     def _repeat(self, xid, seg, kind):
-        # The client sent this segment again: our answer to it was lost.
+        # The client sent its last segment again: our answer to it was lost.
         self.stats["repeats"] += 1
-        if seg == self._next - 1 and self._state == _TX and kind == DATA_LAST:
+        if self._state == _TX and kind == DATA_LAST:
             return self._segment(xid, 0)
-        if kind == DATA_MORE and (self._state == _RX and seg <= self._last):
+        if self._state == _RX and kind == DATA_MORE:
             return self._head(NEXT, xid, seg)
         return self._fail(xid, seg, E_SEQUENCE)
 

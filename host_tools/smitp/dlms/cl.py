@@ -8,6 +8,8 @@ concentrator's request on DSAP_DLMS). Every way an exchange fails ends in ClErro
 stated reason: the meter's ERROR code, or a timeout when the line stayed silent.
 """
 
+import os
+
 from meter.dlms import cl as C
 from smitp.errors import NoAnswer, PeerError
 
@@ -23,11 +25,13 @@ class ClError(PeerError):
 
 
 class ClClient:
-    def __init__(self, link, max_response=140, mtu=C.MTU, xid=0):
+    def __init__(self, link, max_response=140, mtu=C.MTU, xid=None):
+        """xid: the number before the first exchange's (None: a random one, so that a new client
+        rarely meets the XID of the meter's last exchange)."""
         self.link = link
         self.max_response = max_response  # answer room of every request (the MAC discipline's)
         self.mtu = mtu
-        self.xid = xid & 0xFF
+        self.xid = (os.urandom(1)[0] if xid is None else xid) & 0xFF
         self.stats = {"exchanges": 0, "frames": 0}
 
     def exchange(self, apdu):

@@ -1,0 +1,225 @@
+"""An independent DLMS client, dlms-cosem (a test-only dependency), drives an in-process meter
+over the project's convergence layer, the concentrator and the simulated PLC medium: it
+associates (no security, LLS, HLS-GMAC with suite 0), GETs the clock and a register, SETs the
+clock, runs the disconnect control; the negative cases get the right DLMS error and the meter
+keeps serving. What it reads is what the Original-SMITP READ of the same register gives."""
+
+import datetime
+import logging
+
+import pytest
+import structlog
+from dlms_cosem import cosem, dlms_data
+from dlms_cosem import enumerations as E
+from dlms_cosem import time as dtime
+from dlms_cosem.client import DataResultError, DlmsClient, HLSError
+from dlms_cosem.cosem import Obis
+from dlms_cosem.exceptions import DlmsClientException
+from dlms_cosem.protocol import xdlms
+from dlms_cosem.security import (HighLevelSecurityGmacAuthentication, LowLevelSecurityAuthentication,
+                                 NoSecurityAuthentication)
+
+from meter import firmware_id
+from meter.app.node import MeterNode
+from meter.dlms.cosem import OBJECTS
+from meter.dlms.server import profile, provision
+from meter.model.energy import I_IMP
+from meter.model import registers as R
+from meter.model.datamodel import DataModel
+from meter.model.metering import Metering
+from meter.storage import Store
+from smitp import topology
+from smitp.concentrator import Concentrator, parse_aca
+from smitp.dlms.cl import ClClient, plc_link
+from smitp.network import neighbourhood
+
+structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+LLS = b"12345678"
+TITLE = bytes.fromhex("4D4D4D0000000001")
+M1, M2, M3 = (parse_aca(a) for a in ("A8040A1E8901", "A8040A1E8902", "A8040A1E8903"))
+CLOCK = cosem.CosemAttribute(E.CosemInterface.CLOCK, Obis(0, 0, 1, 0, 0), 2)
+ENERGY = cosem.CosemAttribute(E.CosemInterface.REGISTER, Obis(1, 0, 1, 8, 0), 2)
+DISCONNECT = cosem.CosemMethod(E.CosemInterface.DISCONNECT_CONTROL, Obis(0, 0, 96, 3, 10), 1)
+
+
+class ClTransport:
+    """dlms-cosem's transport: each APDU through the project's convergence layer client."""
+
+    client_logical_address = 16
+    server_logical_address = 1
+    io = None
+    timeout = 10
+
+    def __init__(self, cl):
+        self.cl = cl
+        self.sent = []
+
+    def connect(self):
+        pass
+
+    def disconnect(self):
+        pass
+
+    def send_request(self, apdu):
+        self.sent.append(bytes(apdu))
+        return self.cl.exchange(apdu)
+
+
+class Feeder:
+    """The demo feeder on a virtual clock; m3 (behind the repeater m2) is a meter whose clock
+    DLMS may set, with suite 0 keys and an LLS secret provisioned."""
+
+    def __init__(self):
+        self.net, port = neighbourhood(topology.demo_feeder(), boards=False)
+        self.conc = Concentrator(port)
+        self.offset = 1764676800 - int(self.net.clock.now())  # 2025-12-02 12:00 UTC
+        store = Store()
+        provision(store, EK, AK, LLS)
+        self.model = DataModel("SN0E8903", M3, firmware_id("in-process"), store, self.now, self.set_now)
+        Metering(self.model, store)
+        self.node = MeterNode(M3, self.model, store=store, dlms=profile(self.model, store, M3))
+        self.net.meters["m3"] = self.node
+        self.ic = 0  # the client's invocation counter, across sessions
+
+    def now(self):
+        return int(self.net.clock.now()) + self.offset
+
+    def set_now(self, t):
+        self.offset = t - int(self.net.clock.now())
+
+    def transport(self):
+        return ClTransport(ClClient(plc_link(self.conc, M3, (M2,)), max_response=140))
+
+    def client(self, auth="hls", ek=EK, ak=AK, max_pdu=1024):
+        if auth == "hls":
+            c = DlmsClient(transport=self.transport(), authentication=HighLevelSecurityGmacAuthentication(),
+                           encryption_key=ek, authentication_key=ak, client_system_title=TITLE,
+                           client_initial_invocation_counter=self.ic, max_pdu_size=max_pdu)
+        elif auth == "lls":
+            c = DlmsClient(transport=self.transport(), authentication=LowLevelSecurityAuthentication(LLS),
+                           max_pdu_size=max_pdu)
+        else:
+            c = DlmsClient(transport=self.transport(), authentication=NoSecurityAuthentication(),
+                           max_pdu_size=max_pdu)
+        return c
+
+    def done(self, c):
+        self.ic = c.client_invocation_counter
+
+    def read(self, reg):
+        return self.conc.read(M3, [reg], route=(M2,))[reg]
+
+
+@pytest.fixture
+def feeder():
+    return Feeder()
+
+
+def u32(raw):
+    assert raw[0] == 0x06 and len(raw) == 5, raw.hex()  # double-long-unsigned
+    return int.from_bytes(raw[1:], "big")
+
+
+def utc(raw):
+    assert raw[:2] == b"\x09\x0c", raw.hex()  # an octet-string of 12 bytes: a date-time
+    t = dtime.datetime_from_bytes(raw[2:])[0]
+    return t if t.tzinfo is not None else t.replace(tzinfo=datetime.timezone.utc)  # deviation 0: UTC
+
+
+def test_public_association_reads_the_clock_of_the_data_model(feeder):
+    c = feeder.client(auth=None)
+    with c.session():
+        t = utc(c.get(CLOCK))
+    t = int(t.timestamp())
+    assert t == 1764676800 + (t - 1764676800) and 0 <= t - 1764676800 <= 5  # a few virtual seconds passed
+    assert 0 <= int.from_bytes(feeder.read(R.CLOCK), "big") - t <= 5
+
+
+def test_hls_gmac_suite0_get_register_set_clock_and_disconnect(feeder):
+    feeder.model.owner(R.ENERGY_IMPORT).e[I_IMP] = 98765  # the energy engine's counter
+    c = feeder.client()
+    new = datetime.datetime(2026, 3, 1, 8, 30, 0, tzinfo=datetime.timezone.utc)
+    with c.session():
+        energy = u32(c.get(ENERGY))
+        r = c.set(CLOCK, dlms_data.OctetStringData(dtime.datetime_to_bytes(new)).to_bytes())
+        assert r.result == E.DataAccessResult.SUCCESS
+        read_back = utc(c.get(CLOCK))
+        c.action(DISCONNECT, dlms_data.IntegerData(0).to_bytes())
+    feeder.done(c)
+    # the same registers through the Original-SMITP READ
+    assert energy == 98765 == int.from_bytes(feeder.read(R.ENERGY_IMPORT), "big")
+    assert new <= read_back <= new + datetime.timedelta(seconds=5)
+    assert abs(int.from_bytes(feeder.read(R.CLOCK), "big") - int(new.timestamp())) <= 5
+    assert feeder.read(R.CUTOFF_STATE)[0] == 1  # open
+    # every APDU after the AARQ went general-glo-ciphered
+    assert all(a[0] == 0xDB for a in c.transport.sent[1:-1])
+
+
+def test_lls_reader_reads_but_may_not_set(feeder):
+    c = feeder.client(auth="lls")
+    with c.session():
+        assert u32(c.get(ENERGY)) == 0
+        r = c.set(CLOCK, dlms_data.OctetStringData(dtime.datetime_to_bytes(datetime.datetime(
+            2026, 3, 1, tzinfo=datetime.timezone.utc))).to_bytes())
+        assert r.result == E.DataAccessResult.READ_WRITE_DENIED
+
+
+def test_access_denied_to_the_public_client(feeder):
+    c = feeder.client(auth=None)
+    with c.session():
+        with pytest.raises(DataResultError, match="READ_WRITE_DENIED"):
+            c.get(ENERGY)
+        assert utc(c.get(CLOCK)).year == 2025  # and it keeps serving
+
+
+def test_block_transfer_of_the_object_list(feeder):
+    c = feeder.client(max_pdu=128)
+    with c.session():
+        raw = c.get(cosem.CosemAttribute(E.CosemInterface.ASSOCIATION_LN, Obis(0, 0, 40, 0, 0), 2))
+    feeder.done(c)
+    assert raw[:2] == bytes((0x01, len(OBJECTS))) and len(raw) > 500  # array of every object
+    assert c.transport.cl.stats["exchanges"] > 6  # GET, GET-next ... in blocks of 128 bytes
+
+
+def test_wrong_key_is_refused_and_the_meter_keeps_serving(feeder):
+    c = feeder.client(ak=bytes(16))
+    with pytest.raises(DlmsClientException, match="REJECTED_PERMANENT"):
+        c.associate()
+    c = feeder.client(ek=bytes(16))
+    with pytest.raises(DlmsClientException, match="REJECTED_PERMANENT"):
+        c.associate()
+    c = feeder.client()
+    with c.session():
+        assert utc(c.get(CLOCK)).year == 2025
+
+
+def test_replayed_and_tampered_apdus_get_exception_responses(feeder):
+    c = feeder.client()
+    t = c.transport
+    with c.session():
+        c.get(CLOCK)
+        recorded = t.sent[-1]
+        replay = xdlms.ExceptionResponse.from_bytes(t.cl.exchange(recorded))
+        assert replay.service_error == E.ServiceException.INVOCATION_COUNTER_ERROR
+        assert replay.invocation_counter_data == int.from_bytes(recorded[12:16], "big") + 1
+        tampered = bytearray(recorded)
+        tampered[-1] ^= 0x01
+        tampered[12:16] = (c.client_invocation_counter + 5).to_bytes(4, "big")
+        bad = xdlms.ExceptionResponse.from_bytes(t.cl.exchange(bytes(tampered)))
+        assert bad.service_error == E.ServiceException.DECIPHERING_ERROR
+        assert utc(c.get(CLOCK)).year == 2025  # the association is still there
+    feeder.done(c)
+
+
+def test_hls_with_a_wrong_challenge_answer_fails(feeder):
+    c = feeder.client()
+    c.dlms_connection.authentication.hls_generate_reply_data = lambda conn: b"\x10" + bytes(16)
+    with pytest.raises(HLSError):
+        c.associate()
+    feeder.done(c)
+    c = feeder.client()
+    with c.session():
+        assert utc(c.get(CLOCK)).year == 2025
