@@ -65,11 +65,12 @@ def segment_size(limit):
 class ClServer:
     """The meter's end of the convergence layer. handler(req, n, resp) serves
     the request APDU req[0:n] and writes the response APDU into resp (a
-    bytearray of MTU bytes); it returns its length (0: no response)."""
+    bytearray of MTU bytes); it returns its length (0: no response). server:
+    the object behind the handler (diagnostics, tests)."""
 
-    def __init__(self, handler, mtu=MTU):
+    def __init__(self, handler, mtu=MTU, server=None):
         self.handler = handler
-        self.server = None  # the xDLMS server behind the handler, when one is (meter/dlms/server.py profile)
+        self.server = server  # the xDLMS server behind the handler, if any (meter/dlms/server.py profile)
         self.req = bytearray(mtu)
         self.resp = bytearray(mtu)
         self.ans = bytearray(LSDU_MAX)  # the CLPDU to send back

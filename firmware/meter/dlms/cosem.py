@@ -95,6 +95,8 @@ def find(cls, buf, off):
 
 
 def may_read(obj, attr, level):
+    if obj[O_CLASS] == ASSOCIATION_LN and attr == 7:
+        return False  # the LLS secret: never read
     return attr == 1 or level >= obj[O_READ]
 
 
@@ -167,8 +169,8 @@ def _value(model, reg, w):
         tag = {1: X.S8, 2: X.S16, 4: X.S32, 8: X.S64}[size] if signed else {
             1: X.U8, 2: X.U16, 4: X.U32, 8: X.U64}[size]
         w.value(tag, v & ((1 << (8 * size)) - 1))
-    else:
-        w.octets(v)
+    else:  # bytes, bit fields, structures: the register's bytes as the READ gives them
+        w.octets(v.to_bytes(size, "big") if isinstance(v, int) else v)
 
 
 class Objects:

@@ -230,6 +230,4 @@ def profile(model, store, aca, random=random_bytes):
     from meter.dlms.cl import ClServer
 
     server = XdlmsServer(model, store, system_title(aca), random)
-    cl = ClServer(server.handle)
-    cl.server = server
-    return cl
+    return ClServer(server.handle, server=server)

@@ -121,7 +121,7 @@ class Session:
     auth: "none", "lls" (secret) or "hls" (ek, ak, title, ic: the client's system title and its
     next invocation counter, which goes up with every ciphered APDU)."""
 
-    def __init__(self, exchange, auth="none", secret=b"", ek=None, ak=None, title=b"SMITPDCU", ic=0,
+    def __init__(self, exchange, auth="none", secret=b"", ek=b"", ak=b"", title=b"SMITPDCU", ic=0,
                  max_pdu=1024, random=os.urandom):
         self.exchange = exchange
         self.auth = auth
@@ -131,7 +131,8 @@ class Session:
         self.ic = ic
         self.max_pdu = max_pdu
         self.random = random
-        self.meter_title = None
+        self.meter_title = b""
+        self.stoc = self.ctos = b""
         self.meter_ic = -1
         self.ciphered = auth == "hls"
 
