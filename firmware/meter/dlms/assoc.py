@@ -87,6 +87,10 @@ class Association:
         self.scratch = bytearray(64)  # the InitiateResponse
         self.iv = bytearray(12)  # system title | invocation counter
         self.ivm = memoryview(self.iv)
+        self.w_resp = X.Writer(self.work)  # Writers made once, reset per frame
+        self.w_work = X.Writer(self.work)
+        self.w_long = X.Writer(self.long)
+        self.w_iv = X.Writer(self.iv)
         self.stats = {"associations": 0, "rejected": 0, "exceptions": 0, "deciphering": 0, "replays": 0}
         self.load_keys()
         raw = store.get("dlms_ic")
@@ -105,6 +109,7 @@ class Association:
         if keys is not None and len(keys) == 36 and crc32(keys[:32]) == int.from_bytes(keys[32:], "big"):
             self.gcm = Gcm(keys[:16])
             self.ak = bytes(keys[16:32])
+        self.aad = (b"\x30", self.ak)  # the AAD of an authenticated and encrypted APDU: SC | AK
         self.lls = store.get("dlms_lls") or b""
 
     def _release(self):
@@ -166,7 +171,7 @@ class Association:
             iv[k] = title[k]
         for k in range(4):
             iv[8 + k] = buf[at + 1 + k]
-        if not gcm.open(self.ivm, (b"\x30", self.ak), buf, at + 5, end - TAG_LEN, buf, end - TAG_LEN):
+        if not gcm.open(self.ivm, self.aad, buf, at + 5, end - TAG_LEN, buf, end - TAG_LEN):
             self.stats["deciphering"] += 1
             raise Reject(SERVICE_NOT_ALLOWED, DECIPHERING_ERROR)
         if ic <= self.cic:
@@ -177,8 +182,12 @@ class Association:
     def _decipher(self, req, n):
         # general-glo-ciphering: DB | title (octet string) | ciphered content (octet string)
         tend = 10
-        if n < tend or req[1] != 8 or req[2:tend] != self.client_title:
+        title = self.client_title
+        if n < tend or req[1] != 8:
             raise Reject(SERVICE_NOT_ALLOWED, DECIPHERING_ERROR)
+        for k in range(8):
+            if req[2 + k] != title[k]:
+                raise Reject(SERVICE_NOT_ALLOWED, DECIPHERING_ERROR)
         size, at = X.get_len(req, tend, n)
         if at + size != n:
             raise DecodeError("general-glo-ciphering", "length")
@@ -192,13 +201,13 @@ class Association:
         iv = self.iv
         for k in range(8):
             iv[k] = iv_title[k]
-        iv[8], iv[9], iv[10], iv[11] = ic >> 24, (ic >> 16) & 0xFF, (ic >> 8) & 0xFF, ic & 0xFF
+        self.w_iv.put32(8, ic)
         w.byte(SC_SUITE0)
         w.uint(ic, 4)
         start = w.n
         w.raw(buf, at, at + n)
         w._room(TAG_LEN)
-        self._gcm().seal(self.ivm, (b"\x30", self.ak), w.buf, start, start + n, w.buf, w.n)
+        self._gcm().seal(self.ivm, self.aad, w.buf, start, start + n, w.buf, w.n)
         w.n += TAG_LEN
 
     def _encipher(self, plain, n, w):
@@ -310,7 +319,7 @@ class Association:
         ic = self.next_ic()
         f = bytearray(5 + TAG_LEN)
         f[0] = SC_AUTH
-        f[1], f[2], f[3], f[4] = ic >> 24, (ic >> 16) & 0xFF, (ic >> 8) & 0xFF, ic & 0xFF
+        X.Writer(f).put32(1, ic)
         for k in range(8):
             iv[k] = self.title[k]
         for k in range(4):

@@ -117,6 +117,20 @@ class Writer:
         self.buf = buf
         self.n = 0
 
+    def reset(self, buf):
+        """Start again at the beginning of buf (a Writer made once, reused per frame)."""
+        self.buf = buf
+        self.n = 0
+        return self
+
+    def put32(self, at, v):
+        """Write v as 4 bytes big-endian at buf[at] (not appended)."""
+        b = self.buf
+        b[at] = (v >> 24) & 0xFF
+        b[at + 1] = (v >> 16) & 0xFF
+        b[at + 2] = (v >> 8) & 0xFF
+        b[at + 3] = v & 0xFF
+
     def _room(self, k):
         if self.n + k > len(self.buf):
             raise DecodeError("answer", "longer than %d bytes" % len(self.buf))

@@ -29,7 +29,7 @@ class XdlmsServer(Association):
     # ---- the convergence layer's handler
     def handle(self, req, n, resp):
         """Serve the request APDU req[0:n]; write the response APDU into resp; return its length."""
-        w = X.Writer(resp)
+        w = self.w_resp.reset(resp)
         try:
             if n < 1:
                 raise DecodeError("APDU", "empty")
@@ -47,7 +47,7 @@ class XdlmsServer(Association):
             if tag != GENERAL_GLO_CIPHERING:
                 raise Reject(SERVICE_NOT_ALLOWED, OPERATION_NOT_POSSIBLE)
             start, end = self._decipher(req, n)
-            pw = X.Writer(self.work)
+            pw = self.w_work.reset(self.work)
             self._serve(req, start, end, pw)
             return self._encipher(self.work, pw.n, w)
         except Reject as e:
@@ -107,7 +107,7 @@ class XdlmsServer(Association):
             dar = C.OTHER  # selective access: not offered
         elif self.state == PENDING or not C.may_read(C.OBJECTS[i], attr, self.level):
             dar = C.DENIED
-        lw = X.Writer(self.long)
+        lw = self.w_long.reset(self.long)
         if dar == C.OK:
             dar = self.objects.get(i, attr, lw)
         if dar != C.OK:
