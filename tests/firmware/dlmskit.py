@@ -100,9 +100,16 @@ def aarq(ctx=1, mech=None, auth=None, title=None, ui=INITIATE):
     return b"\x60" + length(len(body)) + body
 
 
-def hls_aarq(ic=0, ctos=CTOS, **kw):
-    body = seal(initiate(**kw), ic)
-    return aarq(3, 5, ctos, CLIENT_TITLE, b"\x21" + length(len(body)) + body)
+def hls_aarq(ic=0, ctos=CTOS, title=CLIENT_TITLE, **kw):
+    body = seal(initiate(**kw), ic, title=title)
+    return aarq(3, 5, ctos, title, b"\x21" + length(len(body)) + body)
+
+
+def f_stoc(ic, title=CLIENT_TITLE, stoc=STOC):
+    """The client's f(StoC): SC | IC | GMAC(SC | AK | StoC)."""
+    tag = bytearray(12)
+    Gcm(EK).seal(title + ic.to_bytes(4, "big"), (b"\x10", AK, stoc), b"", 0, 0, tag)
+    return b"\x10" + ic.to_bytes(4, "big") + bytes(tag)
 
 
 F_STOC = unhex("10 00000001 1A52FE7DD3E72748973C1E28")  # Green Book, client IC 1

@@ -133,6 +133,30 @@ def test_ciphered_refusals_keep_the_meter_serving():
     assert unglo(m.ask(glo(GET_CLOCK, 6)))[0][:4] == unhex("C4 01 C1 00")
 
 
+def test_green_book_glo_get_request_is_served_with_a_glo_get_response():
+    # The Green Book's glo-get-request of the clock, byte for byte, from a client whose system
+    # title is 4D4D4D0000BC614E; the answer is a glo-get-response (CC) under the meter's title.
+    from dlmskit import METER_TITLE, f_stoc
+
+    m = Meter(title=unhex("534DA8040A1E8901"))
+    gb = METER_TITLE  # the title the Green Book example ciphers under
+    assert m.ask(hls_aarq(ic=0x01234560, title=gb))[0] == 0x61
+    reply = REPLY_TO_HLS[:-17] + f_stoc(0x01234561, gb)
+    plain, _ = unglo(m.ask(glo(reply, 0x01234562, title=gb)), unhex("534DA8040A1E8901"))
+    assert plain[3] == 0 and m.server.level == C.MANAGER
+    ans = m.ask(unhex("C8 1E 30 01234567 411312FF935A47566827C467BC 7D825C3BE4A77C3FCC056B6B"))
+    assert ans[0] == 0xCC and ans[2] == 0x30
+    body = bytearray(ans[7:-12])
+    from meter.dlms.gcm import Gcm
+    from dlmskit import EK
+
+    assert Gcm(EK).open(unhex("534DA8040A1E8901") + ans[3:7], (b"\x30", AK), body, 0, len(body), ans[-12:])
+    assert bytes(body[:6]) == unhex("C4 01 00 00 09 0C")  # invoke-id 0, as asked
+    # a glo-get-request must hold a get-request
+    wrong = seal(unhex("C1 01 C1 0008 0000010000FF 02 00 0F 00"), 0x01234568, title=gb)
+    assert m.ask(b"\xc8" + bytes((len(wrong),)) + wrong) == unhex("D8 02 02")
+
+
 def test_hls_wrong_reply_ends_the_association():
     m = Meter()
     m.server.ic = m.server.ic_end = 10

@@ -33,6 +33,9 @@ DECIPHERING_ERROR = const(5)
 INVOCATION_COUNTER_ERROR = const(6)
 
 GENERAL_GLO_CIPHERING = const(0xDB)
+GLO_GET = const(0xC8)  # service-specific glo requests; their responses are tag + 4
+GLO_SET = const(0xC9)
+GLO_ACTION = const(0xCB)
 _GET_REQUEST = const(0xC0)
 SC_SUITE0 = const(0x30)  # security control: authenticated and encrypted, suite 0
 SC_AUTH = const(0x10)  # authenticated only: HLS-GMAC
@@ -180,18 +183,29 @@ class Association:
         return at + 5, end - TAG_LEN, ic
 
     def _decipher(self, req, n):
-        # general-glo-ciphering: DB | title (octet string) | ciphered content (octet string)
-        tend = 10
-        title = self.client_title
-        if n < tend or req[1] != 8:
-            raise Reject(SERVICE_NOT_ALLOWED, DECIPHERING_ERROR)
-        for k in range(8):
-            if req[2 + k] != title[k]:
+        """The plaintext span of a ciphered request: general-glo-ciphering
+        (DB | title | ciphered content) or a service-specific glo APDU (C8
+        get, C9 set, CB action: tag | ciphered content, the service inside
+        the one its tag names)."""
+        tag = req[0]
+        if tag == GENERAL_GLO_CIPHERING:
+            title = self.client_title
+            if n < 10 or req[1] != 8:
                 raise Reject(SERVICE_NOT_ALLOWED, DECIPHERING_ERROR)
-        size, at = X.get_len(req, tend, n)
+            for k in range(8):
+                if req[2 + k] != title[k]:
+                    raise Reject(SERVICE_NOT_ALLOWED, DECIPHERING_ERROR)
+            at = 10
+        elif tag == GLO_GET or tag == GLO_SET or tag == GLO_ACTION:
+            at = 1
+        else:
+            raise Reject(SERVICE_NOT_ALLOWED, OPERATION_NOT_POSSIBLE)
+        size, at = X.get_len(req, at, n)
         if at + size != n:
-            raise DecodeError("general-glo-ciphering", "length")
+            raise DecodeError("ciphered APDU", "length")
         start, end, ic = self._open(req, at, n, self.client_title)
+        if tag != GENERAL_GLO_CIPHERING and req[start] != tag - 8:
+            raise Reject(SERVICE_UNKNOWN, SERVICE_NOT_SUPPORTED)
         self._commit_cic(ic, req[start] != _GET_REQUEST)
         return start, end
 
@@ -210,10 +224,15 @@ class Association:
         self._gcm().seal(self.ivm, self.aad, w.buf, start, start + n, w.buf, w.n)
         w.n += TAG_LEN
 
-    def _encipher(self, plain, n, w):
-        w.byte(GENERAL_GLO_CIPHERING)
-        w.byte(len(self.title))
-        w.raw(self.title)
+    def _encipher(self, plain, n, w, tag=GENERAL_GLO_CIPHERING):
+        """The response plain[0:n] ciphered as the request was: general-glo
+        with the meter's title, or the glo response of a glo request (tag + 4)."""
+        if tag == GENERAL_GLO_CIPHERING:
+            w.byte(GENERAL_GLO_CIPHERING)
+            w.byte(len(self.title))
+            w.raw(self.title)
+        else:
+            w.byte(tag + 4)
         w.length(5 + n + TAG_LEN)
         self._seal(plain, 0, n, w, self.title)
         return w.n

@@ -12,7 +12,7 @@ from meter.dlms import acse as A
 from meter.dlms import axdr as X
 from meter.dlms import cosem as C
 from meter.dlms.assoc import (ASSOCIATED, CIPHER_OVERHEAD, CONF_ACTION, CONF_BLOCK_GET, CONF_GET, CONF_SET,
-                              GENERAL_GLO_CIPHERING, IDLE, OPERATION_NOT_POSSIBLE, OTHER_REASON, PENDING,
+                              IDLE, OPERATION_NOT_POSSIBLE, OTHER_REASON, PENDING,
                               SERVICE_NOT_ALLOWED, SERVICE_NOT_SUPPORTED, SERVICE_UNKNOWN, Association, Reject,
                               provision, random_bytes, system_title)  # noqa: F401 (provision: this module's interface)
 
@@ -44,12 +44,10 @@ class XdlmsServer(Association):
                 raise Reject(SERVICE_NOT_ALLOWED, OPERATION_NOT_POSSIBLE)
             if not self.ciphered:
                 return self._serve(req, 0, n, w)
-            if tag != GENERAL_GLO_CIPHERING:
-                raise Reject(SERVICE_NOT_ALLOWED, OPERATION_NOT_POSSIBLE)
             start, end = self._decipher(req, n)
             pw = self.w_work.reset(self.work)
             self._serve(req, start, end, pw)
-            return self._encipher(self.work, pw.n, w)
+            return self._encipher(self.work, pw.n, w, tag)
         except Reject as e:
             return self._exception(w, e.state, e.service, e.ic)
         except DecodeError:
