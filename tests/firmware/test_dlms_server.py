@@ -246,3 +246,28 @@ def test_garbage_never_raises_and_the_meter_keeps_serving():
     m.ask(aarq())
     assert m.ask(GET_CLOCK)[:4] == unhex("C4 01 C1 00")
 
+
+
+def test_mutated_apdus_never_raise_and_the_meter_keeps_serving():
+    # Valid APDUs of every kind with bytes flipped, cut or added: handle() answers or stays
+    # silent, never raises; a good association and GET work after each batch.
+    rng = Rng(13)
+    m = Meter()
+    seeds = [aarq(), aarq(mech=1, auth=LLS), hls_aarq(ic=1), GET_CLOCK, glo(GET_CLOCK, 3), REPLY_TO_HLS,
+             unhex("C0 02 C1 00000001"), unhex("C1 01 C1 0008 0000010000FF 02 00 090C 07EA0101040C0000000000 00 00"),
+             unhex("C3 01 C1 0046 0000600 30AFF 01 01 0F00".replace(" ", "")), unhex("62 03 80 01 00")]
+    for k in range(600):
+        apdu = bytearray(seeds[rng.below(len(seeds))])
+        for _ in range(1 + rng.below(3)):
+            what = rng.below(3)
+            if what == 0 and apdu:
+                apdu[rng.below(len(apdu))] ^= 1 << rng.below(8)
+            elif what == 1 and len(apdu) > 1:
+                apdu = apdu[:rng.below(len(apdu))]
+            else:
+                apdu += rng.bytes(1 + rng.below(4))
+        if k % 4 == 0:  # now and then inside an association
+            m.ask(aarq())
+        m.ask(bytes(apdu))
+    m.ask(aarq())
+    assert m.ask(GET_CLOCK)[:4] == unhex("C4 01 C1 00")
