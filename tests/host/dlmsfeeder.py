@@ -92,3 +92,31 @@ class Feeder:
 
     def read(self, reg):
         return self.conc.read(M3, [reg], route=(M2,))[reg]
+
+
+class BoardFeeder:
+    """The demo feeder as emulated boards (the firmware on MicroPython, real time); m1 gets the
+    suite 0 keys and the LLS secret on its flash before it boots. close() when done."""
+
+    def __init__(self, workdir):
+        from smitp import demo
+        from smitp.dlms.command import provision_image
+
+        provision_image("%s/m1.flash" % workdir, {"ek": EK.hex(), "ak": AK.hex(), "lls": LLS.decode()})
+        self.net, port = neighbourhood(topology.demo_feeder(), str(workdir), boards=True)
+        try:
+            demo.wait_until_ready(self.net)
+        except Exception:
+            self.net.close()
+            raise
+        self.conc = Concentrator(port)
+        self.ic = 0
+
+    def transport(self):
+        return ClTransport(ClClient(plc_link(self.conc, M1), max_response=140))
+
+    def read(self, reg):
+        return self.conc.read(M1, [reg])[reg]
+
+    def close(self):
+        self.net.close()

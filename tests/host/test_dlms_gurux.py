@@ -97,3 +97,24 @@ def test_gurux_wrong_key_is_refused_and_the_meter_keeps_serving(feeder):
     d = Driver(feeder)
     d.associate()
     d.read(GXDLMSClock("0.0.1.0.0.255"), 2)
+
+
+def test_gurux_against_an_emulated_board(tmp_path):
+    """Gurux against the firmware on MicroPython (an emulated board of the demo feeder)."""
+    from dlmsfeeder import BoardFeeder
+
+    feeder = BoardFeeder(tmp_path)
+    try:
+        d = Driver(feeder, general=False)
+        d.associate()
+        clock, reg = GXDLMSClock("0.0.1.0.0.255"), GXDLMSRegister("1.0.1.8.0.255")
+        d.read(reg, 2)
+        clock.time = GXDateTime(datetime.datetime(2026, 3, 1, 8, 30, tzinfo=datetime.timezone.utc))
+        d.run(d.c.write(clock, 2))
+        d.read(clock, 2)
+        assert abs(clock.time.value.timestamp() - 1772353800) <= 10
+        assert abs(reg.value - int.from_bytes(feeder.read(R.ENERGY_IMPORT), "big")) <= 5
+        d.run(d.c.releaseRequest())
+        assert 0xC8 in d.tags and 0xC9 in d.tags and 0xCB in d.tags
+    finally:
+        feeder.close()

@@ -139,3 +139,29 @@ def test_hls_with_a_wrong_challenge_answer_fails(feeder):
     c = feeder.client()
     with c.session():
         assert utc(c.get(CLOCK)).year == 2025
+
+
+def test_dlms_cosem_against_an_emulated_board(tmp_path):
+    """The same client against the firmware on MicroPython (an emulated board of the demo feeder)."""
+    from dlms_cosem.client import DlmsClient
+    from dlms_cosem.security import HighLevelSecurityGmacAuthentication
+
+    from dlmsfeeder import AK, EK, TITLE, BoardFeeder
+
+    feeder = BoardFeeder(tmp_path)
+    try:
+        c = DlmsClient(transport=feeder.transport(), authentication=HighLevelSecurityGmacAuthentication(),
+                       encryption_key=EK, authentication_key=AK, client_system_title=TITLE, max_pdu_size=512)
+        new = datetime.datetime(2026, 3, 1, 8, 30, 0, tzinfo=datetime.timezone.utc)
+        with c.session():
+            energy = u32(c.get(ENERGY))
+            assert c.set(CLOCK, dlms_data.OctetStringData(dtime.datetime_to_bytes(new)).to_bytes()).result == \
+                E.DataAccessResult.SUCCESS
+            read_back = utc(c.get(CLOCK))
+            raw = c.get(cosem.CosemAttribute(E.CosemInterface.ASSOCIATION_LN, Obis(0, 0, 40, 0, 0), 2))
+        assert new <= read_back <= new + datetime.timedelta(seconds=10)
+        assert abs(int.from_bytes(feeder.read(R.CLOCK), "big") - int(new.timestamp())) <= 10
+        assert abs(energy - int.from_bytes(feeder.read(R.ENERGY_IMPORT), "big")) <= 5  # the board meters on
+        assert raw[:2] == bytes((0x01, len(OBJECTS)))
+    finally:
+        feeder.close()
