@@ -11,8 +11,9 @@ from dlmskit import (AK, CLIENT_TITLE, F_CTOS, LLS, REPLY_TO_HLS, T0, Meter, aar
 
 GET_CLOCK = unhex("C0 01 C1 0008 0000010000FF 02 00")
 # The Green Book's accepted AARE with this meter's conformance (block transfer
-# with GET, GET, SET, ACTION of what the AARQ proposed) and max PDU size 1024.
-AARE_OK = unhex("6129 A109060760857405080101 A203020100 A305A103020100 BE10 040E 0800065F1F040000101904000007")
+# with GET, multiple references, GET, SET, ACTION of what the AARQ proposed)
+# and max PDU size 1024.
+AARE_OK = unhex("6129 A109060760857405080101 A203020100 A305A103020100 BE10 040E 0800065F1F040000121904000007")
 
 
 def test_axdr_lengths_and_data():
@@ -182,6 +183,21 @@ def test_disconnect_control_action_needs_the_manager():
     # no cut-off engine behind the register in this bare data model
     assert unglo(m.ask(glo(unhex("C3 01 C1 0046 00006003 0AFF 01 01 0F00"), 2)))[0] == unhex("C7 01 C1 0B 00")
     assert unglo(m.ask(glo(unhex("C3 01 C1 0046 00006003 0AFF 03 00"), 3)))[0] == unhex("C7 01 C1 03 00")
+
+
+def test_get_with_list():
+    m = Meter()
+    m.ask(aarq(mech=1, auth=LLS))
+    m.model.set(R.ENERGY_IMPORT, 7, False)
+    req = unhex("C0 03 C1 03  0008 0000010000FF 02 00  0003 0100010800FF 02 00  0003 0100630800FF 02 00")
+    ans = m.ask(req)
+    assert ans[:5] == unhex("C4 03 C1 03 00") and ans[5:7] == unhex("090C")
+    assert ans[19:] == unhex("00 06 00000007  01 04")  # energy, then object-undefined
+    assert m.ask(unhex("C0 03 C1 00")) == unhex("D8 02 03")  # an empty list
+    assert m.ask(req + b"\x00") == unhex("D8 02 03")  # trailing bytes
+    # with a selective access asked: refused for that attribute only
+    sel = unhex("C0 03 C1 02  0008 0000010000FF 02 01 01 0203 1200 08 0600000000 0F02  0003 0100010800FF 02 00")
+    assert m.ask(sel)[3:] == unhex("02 01 FA 00 06 00000007")
 
 
 def test_get_with_block_transfer_gives_the_whole_object_list():

@@ -2,8 +2,8 @@
 an in-process meter through the repeater over the project's convergence layer: HLS-GMAC with
 suite 0 (its reply to HLS as a service-specific glo-action-request), GETs of the clock and a
 register, with general-glo-ciphering and with service-specific glo-get-requests, SET of the
-clock, the disconnect control ACTION, release; a wrong key is refused and the meter keeps
-serving. Gurux's AES-GCM is its own pure-Python code: a third implementation beside the
+clock, the disconnect control ACTION, a GET with list, release; a wrong key is refused and the
+meter keeps serving. Gurux's AES-GCM is its own pure-Python code: a third implementation beside the
 firmware's and `cryptography`'s."""
 
 import datetime
@@ -72,6 +72,9 @@ def test_gurux_hls_suite0_get_set_action(feeder):
     d.read(reg, 3)
     d.read(reg, 2)
     assert reg.value == 4242 == int.from_bytes(feeder.read(R.ENERGY_IMPORT), "big") and reg.unit == 30
+    both = [(GXDLMSClock("0.0.1.0.0.255"), 2), (GXDLMSRegister("1.0.1.8.0.255"), 2)]
+    d.c.updateValues(both, d.run(d.c.readList(both)[0]).value)  # GET with list
+    assert both[1][0].value == 4242 and abs(both[0][0].time.value.timestamp() - feeder.now()) <= 5
     clock.time = GXDateTime(datetime.datetime(2026, 3, 1, 8, 30, tzinfo=datetime.timezone.utc))
     d.run(d.c.write(clock, 2))
     assert abs(int.from_bytes(feeder.read(R.CLOCK), "big") - 1772353800) <= 5

@@ -29,6 +29,7 @@ SERVICE_UNKNOWN = const(2)
 OPERATION_NOT_POSSIBLE = const(1)
 SERVICE_NOT_SUPPORTED = const(2)
 OTHER_REASON = const(3)
+PDU_TOO_LONG = const(4)
 DECIPHERING_ERROR = const(5)
 INVOCATION_COUNTER_ERROR = const(6)
 
@@ -39,12 +40,13 @@ GLO_ACTION = const(0xCB)
 _GET_REQUEST = const(0xC0)
 SC_SUITE0 = const(0x30)  # security control: authenticated and encrypted, suite 0
 SC_AUTH = const(0x10)  # authenticated only: HLS-GMAC
-# conformance offered: general-protection, block-transfer-with-get, get, set, action
+# conformance offered: general-protection, block-transfer-with-get, multiple-references, get, set, action
 CONF_GET = const(0x000010)
 CONF_SET = const(0x000008)
 CONF_ACTION = const(0x000001)
 CONF_BLOCK_GET = const(0x001000)
-CONFORMANCE = const(0x400000 | CONF_BLOCK_GET | CONF_GET | CONF_SET | CONF_ACTION)
+CONF_LIST = const(0x000200)  # multiple-references: GET with list
+CONFORMANCE = const(0x400000 | CONF_BLOCK_GET | CONF_LIST | CONF_GET | CONF_SET | CONF_ACTION)
 MIN_PDU = const(64)  # the smallest client-max-receive-pdu-size accepted
 IC_BLOCK = const(64)  # meter invocation counters reserved on flash at a time
 IC_MAX = const(0xFFFFFFFF)

@@ -1,5 +1,5 @@
 # The xDLMS services of the DLMS/COSEM profile's server (EN 62056-5-3, CLC/TS
-# 50568-8 4.5/4.6): GET (normal, with block transfer), SET normal, ACTION
+# 50568-8 4.5/4.6): GET (normal, with list, with block transfer), SET normal, ACTION
 # normal, over the association of meter/dlms/assoc.py.
 #
 # The handler of the convergence layer (meter/dlms/cl.py): a whole request
@@ -11,8 +11,8 @@ from meter.errors import DecodeError
 from meter.dlms import acse as A
 from meter.dlms import axdr as X
 from meter.dlms import cosem as C
-from meter.dlms.assoc import (ASSOCIATED, CIPHER_OVERHEAD, CONF_ACTION, CONF_BLOCK_GET, CONF_GET, CONF_SET,
-                              IDLE, OPERATION_NOT_POSSIBLE, OTHER_REASON, PENDING,
+from meter.dlms.assoc import (ASSOCIATED, CIPHER_OVERHEAD, CONF_ACTION, CONF_BLOCK_GET, CONF_GET, CONF_LIST, CONF_SET,
+                              IDLE, OPERATION_NOT_POSSIBLE, OTHER_REASON, PDU_TOO_LONG, PENDING,
                               SERVICE_NOT_ALLOWED, SERVICE_NOT_SUPPORTED, SERVICE_UNKNOWN, Association, Reject,
                               provision, random_bytes, system_title)  # noqa: F401 (provision: this module's interface)
 
@@ -23,6 +23,7 @@ GET_RESPONSE = const(0xC4)
 SET_RESPONSE = const(0xC5)
 ACTION_RESPONSE = const(0xC7)
 EXCEPTION_RESPONSE = const(0xD8)
+LIST_MAX = const(16)  # attributes in one GET with list
 
 
 class XdlmsServer(Association):
@@ -74,13 +75,15 @@ class XdlmsServer(Association):
             return self._get(req, off + 3, end, invoke, w)
         if tag == GET_REQUEST and kind == 2:
             return self._get_next(req, off + 3, end, invoke, w)
+        if tag == GET_REQUEST and kind == 3 and self.conformance & CONF_LIST:
+            return self._get_list(req, off + 3, end, invoke, w)
         if tag == SET_REQUEST and kind == 1:
             return self._set(req, off + 3, end, invoke, w)
         if tag == ACTION_REQUEST and kind == 1:
             return self._action(req, off + 3, end, invoke, w)
         raise Reject(SERVICE_UNKNOWN, SERVICE_NOT_SUPPORTED)
 
-    def _target(self, req, off, end, cls_off=0):
+    def _target(self, req, off, end):
         # class (2) | OBIS (6) | attribute or method (1): (index or -1/-2, attribute)
         if off + 9 > end:
             raise DecodeError("descriptor", "truncated")
@@ -91,20 +94,33 @@ class XdlmsServer(Association):
         w.byte(kind)
         w.byte(invoke)
 
-    def _get(self, req, off, end, invoke, w):
+    def _descriptor(self, req, off, end):
+        """An attribute descriptor with its access selection at req[off]:
+        (object index or -1/-2, attribute, selective access asked, offset after)."""
         i, attr = self._target(req, off, end)
         if off + 10 > end:
             raise DecodeError("GET", "access selection")
-        self._long_len = 0
-        dar = C.OK
+        at = off + 10
+        selective = req[off + 9] != 0
+        if selective:  # selector (1) and its parameters (Data): skipped, then refused
+            at = X.skip(req, at + 1, end)
+        return i, attr, selective, at
+
+    def _may_get(self, i, attr, selective):
         if self.conformance & CONF_GET == 0:
-            dar = C.DENIED
-        elif i < 0:
-            dar = C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
-        elif req[off + 9]:
-            dar = C.OTHER  # selective access: not offered
-        elif self.state == PENDING or not C.may_read(C.OBJECTS[i], attr, self.level):
-            dar = C.DENIED
+            return C.DENIED
+        if i < 0:
+            return C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
+        if selective:
+            return C.OTHER  # selective access: not offered
+        if self.state == PENDING or not C.may_read(C.OBJECTS[i], attr, self.level):
+            return C.DENIED
+        return C.OK
+
+    def _get(self, req, off, end, invoke, w):
+        i, attr, selective, _ = self._descriptor(req, off, end)
+        self._long_len = 0
+        dar = self._may_get(i, attr, selective)
         lw = self.w_long.reset(self.long)
         if dar == C.OK:
             dar = self.objects.get(i, attr, lw)
@@ -113,18 +129,45 @@ class XdlmsServer(Association):
             w.byte(1)
             w.byte(dar)
             return w.n
+        return self._answer_long(1, invoke, lw.n, True, w)
+
+    def _get_list(self, req, off, end, invoke, w):
+        # GET-Request-With-List: count | descriptors; the answer: count | Get-Data-Results
+        self._long_len = 0
+        count, at = X.get_len(req, off, end)
+        if count < 1 or count > LIST_MAX:
+            raise DecodeError("GET with list", "%d attributes" % count)
+        lw = self.w_long.reset(self.long)
+        lw.length(count)
+        for _ in range(count):
+            i, attr, selective, at = self._descriptor(req, at, end)
+            dar = self._may_get(i, attr, selective)
+            mark = lw.n
+            lw.byte(0)
+            if dar == C.OK:
+                dar = self.objects.get(i, attr, lw)
+            if dar != C.OK:
+                lw.n = mark
+                lw.byte(1)
+                lw.byte(dar)
+        if at != end:
+            raise DecodeError("GET with list", "trailing bytes")
+        return self._answer_long(3, invoke, lw.n, False, w)
+
+    def _answer_long(self, kind, invoke, n, data_choice, w):
+        """The GET answer of kind `kind` holding self.long[0:n] (a Data after
+        the choice byte 0 for a normal GET; the results of a list), or its first
+        block when it does not fit the client's PDU."""
         room = self.max_pdu - 4 - (CIPHER_OVERHEAD if self.ciphered else 0)
-        if lw.n <= room:
-            self._head(w, GET_RESPONSE, 1, invoke)
-            w.byte(0)
-            w.raw(self.long, 0, lw.n)
+        if n <= room:
+            self._head(w, GET_RESPONSE, kind, invoke)
+            if data_choice:
+                w.byte(0)
+            w.raw(self.long, 0, n)
             return w.n
         if self.conformance & CONF_BLOCK_GET == 0:
-            self._head(w, GET_RESPONSE, 1, invoke)
-            w.byte(1)
-            w.byte(C.OTHER)
-            return w.n
-        self._long_len = lw.n
+            raise Reject(SERVICE_NOT_ALLOWED, PDU_TOO_LONG)
+        self._long_len = n
         self._block_size = self.max_pdu - 12 - (CIPHER_OVERHEAD if self.ciphered else 0)
         self._invoke = invoke
         return self._send_block(1, w)
