@@ -200,25 +200,36 @@ def test_get_with_list():
     assert m.ask(sel)[3:] == unhex("02 01 FA 00 06 00000007")
 
 
-def test_get_with_block_transfer_gives_the_whole_object_list():
-    m = Meter()
-    m.ask(aarq(ui=initiate(max_pdu=1024)))
-    whole = m.ask(unhex("C0 01 C1 000F 0000280000FF 02 00"))
-    assert whole[:4] == unhex("C4 01 C1 00") and whole[4] == X.ARRAY
-    assert X.skip(whole, 4, len(whole)) == len(whole)
-    m.ask(aarq(ui=initiate(max_pdu=64)))
-    ans = m.ask(unhex("C0 01 C1 000F 0000280000FF 02 00"))
+def read_all(m, req, pdu):
+    """A GET's Data, following GET-next while the meter answers in blocks of at most `pdu` bytes;
+    returns (Data, number of blocks)."""
+    ans = m.ask(req)
+    if ans[:2] == b"\xc4\x01":
+        assert ans[3] == 0, ans.hex()  # Data, not a data-access-result
+        return ans[4:], 0
     data = bytearray()
     number = 1
     while True:
-        assert len(ans) <= 64 and ans[:3] == unhex("C4 02 C1") and int.from_bytes(ans[4:8], "big") == number
+        assert len(ans) <= pdu and ans[:3] == unhex("C4 02") + req[2:3], ans.hex()
+        assert int.from_bytes(ans[4:8], "big") == number and ans[8] == 0, ans.hex()
         size, at = X.get_len(ans, 9, len(ans))
         data += ans[at:at + size]
+        assert at + size == len(ans)
         if ans[3]:
-            break
-        ans = m.ask(unhex("C0 02 C1") + number.to_bytes(4, "big"))
+            return bytes(data), number
+        ans = m.ask(unhex("C0 02") + req[2:3] + number.to_bytes(4, "big"))
         number += 1
-    assert bytes(data) == whole[4:] and number > 10
+
+
+def test_get_with_block_transfer_gives_the_whole_object_list():
+    m = Meter()
+    get_list = unhex("C0 01 C1 000F 0000280000FF 02 00")
+    m.ask(aarq(ui=initiate(max_pdu=1024)))
+    whole, _ = read_all(m, get_list, 1024)
+    assert whole[0] == X.ARRAY and whole[1] == len(C.OBJECTS) and X.skip(whole, 0, len(whole)) == len(whole)
+    m.ask(aarq(ui=initiate(max_pdu=64)))
+    data, blocks = read_all(m, get_list, 64)
+    assert data == whole and blocks > 10
     assert m.ask(unhex("C0 02 C1 00000001")) == unhex("C4 02 C1 01 00000001 01 10")  # none in progress
 
 
@@ -287,3 +298,67 @@ def test_mutated_apdus_never_raise_and_the_meter_keeps_serving():
         m.ask(bytes(apdu))
     m.ask(aarq())
     assert m.ask(GET_CLOCK)[:4] == unhex("C4 01 C1 00")
+
+
+def _profile_meter(records=10):
+    import struct
+
+    from meter.model.metering import Metering
+
+    m = Meter()
+    Metering(m.model, m.store)
+    tb = m.model.tables[R.LOAD_PROFILE]
+    for k in range(records):
+        assert tb.append(struct.pack(">IBHHHH", T0 + 900 * k, k & 1, 100 + k, 200 + k, 300 + k, 400 + k))
+    m.ask(aarq(mech=1, auth=LLS))
+    return m
+
+
+def _entry(k):
+    # an entry of the load profile, encoded here independently of meter/dlms/profile.py
+    import time as _t
+
+    t = T0 + 900 * k
+    y, mo, d, h, mi, s, wd = _t.gmtime(t)[:7]
+    dt = bytes((0x09, 12)) + y.to_bytes(2, "big") + bytes((mo, d, wd + 1 if wd < 7 else 1, h, mi, s, 0, 0, 0, 0))
+    return (bytes((0x02, 6)) + dt + bytes((0x11, k & 1)) + b"".join(b"\x12" + (v + k).to_bytes(2, "big")
+                                                                   for v in (100, 200, 300, 400)))
+
+
+PROFILE = unhex("0007 0100630100FF 02")
+
+
+def test_load_profile_whole_by_range_and_by_entry():
+    m = _profile_meter()
+    whole, _ = read_all(m, unhex("C0 01 C1") + PROFILE + b"\x00", 1024)
+    assert whole == b"\x01\x82\x00\x0a" + b"".join(_entry(k) for k in range(10))
+    dt = lambda t: b"\x09\x0c" + bytes(C_dt(t))  # noqa: E731
+    rng = (b"\x01\x01\x02\x04" + unhex("0204 1200 08 0906 0000010000FF 0F02 120000") + dt(T0 + 1800)
+           + dt(T0 + 4500) + b"\x01\x00")
+    data, _ = read_all(m, unhex("C0 01 C1") + PROFILE + rng, 1024)
+    assert data == b"\x01\x82\x00\x04" + b"".join(_entry(k) for k in range(2, 6))  # 2..5, both ends in
+    entry = b"\x01\x02\x02\x04" + unhex("06 00000003 06 00000005 12 0001 12 0000")
+    data, _ = read_all(m, unhex("C0 01 C1") + PROFILE + entry, 1024)
+    assert data == b"\x01\x82\x00\x03" + b"".join(_entry(k) for k in range(2, 5))
+    m.ask(aarq(mech=1, auth=LLS, ui=initiate(max_pdu=64)))
+    data, blocks = read_all(m, unhex("C0 01 C1") + PROFILE + b"\x00", 64)
+    assert data == whole and blocks > 5  # the buffer made block by block
+
+
+def C_dt(t):
+    w = X.Writer(bytearray(14))
+    C.date_time(w, t, 0)
+    return w.buf[2:]
+
+
+def test_load_profile_attributes_and_refusals():
+    m = _profile_meter(3)
+    get = lambda a: m.ask(unhex("C0 01 C1 0007 0100630100FF") + bytes((a, 0)))  # noqa: E731
+    assert get(7) == unhex("C4 01 C1 00 06 00000003")  # entries in use
+    assert get(4) == unhex("C4 01 C1 00 06 00000384")  # capture period 900 s
+    assert get(3)[4:8] == unhex("01 06 0204")  # six capture objects
+    assert get(9) == unhex("C4 01 C1 01 04")
+    bad = b"\x01\x03\x02\x04" + unhex("0600000001 0600000002 120001 120000")  # selector 3
+    assert m.ask(unhex("C0 01 C1") + PROFILE + bad) == unhex("C4 01 C1 01 FA")
+    m.ask(aarq())  # the public client
+    assert get(2) == unhex("C4 01 C1 01 03")

@@ -165,3 +165,30 @@ def test_dlms_cosem_against_an_emulated_board(tmp_path):
         assert raw[:2] == bytes((0x01, len(OBJECTS)))
     finally:
         feeder.close()
+
+
+def test_load_profile_by_range(feeder):
+    import struct
+
+    from dlms_cosem.cosem.capture_object import CaptureObject
+    from dlms_cosem.cosem.selective_access import RangeDescriptor
+    from dlms_cosem.utils import parse_as_dlms_data
+
+    t0 = 1764633600  # 2025-12-02 00:00 UTC
+    tb = feeder.model.tables[R.LOAD_PROFILE]
+    for k in range(96):  # a day of quarter hours
+        assert tb.append(struct.pack(">IBHHHH", t0 + 900 * k, 0, k, 2 * k, 0, 0))
+    c = feeder.client(max_pdu=256)
+    when = [datetime.datetime.fromtimestamp(t0 + s, datetime.timezone.utc) for s in (3600, 7200)]
+    with c.session():
+        raw = c.get(cosem.CosemAttribute(E.CosemInterface.PROFILE_GENERIC, Obis(1, 0, 99, 1, 0), 2),
+                    access_descriptor=RangeDescriptor(CaptureObject(CLOCK),
+                                                      when[0], when[1]))
+    feeder.done(c)
+    rows = parse_as_dlms_data(raw)
+    assert len(rows) == 5  # 01:00, 01:15, 01:30, 01:45, 02:00: both ends included
+    for k, row in zip(range(4, 9), rows):
+        assert dtime.datetime_from_bytes(row[0])[0].replace(tzinfo=datetime.timezone.utc) == \
+            datetime.datetime.fromtimestamp(t0 + 900 * k, datetime.timezone.utc)
+        assert row[2:4] == [k, 2 * k]
+    assert c.transport.cl.stats["exchanges"] >= 4  # the buffer came in blocks

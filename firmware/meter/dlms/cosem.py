@@ -23,12 +23,15 @@ NOBODY = const(3)
 
 DATA = const(1)
 REGISTER = const(3)
+PROFILE_GENERIC = const(7)
 CLOCK = const(8)
 ASSOCIATION_LN = const(15)
 SECURITY_SETUP = const(64)
 DISCONNECT_CONTROL = const(70)
-ATTRS = {DATA: 2, REGISTER: 3, CLOCK: 9, ASSOCIATION_LN: 9, SECURITY_SETUP: 5, DISCONNECT_CONTROL: 4}
-METHODS = {DATA: 0, REGISTER: 1, CLOCK: 6, ASSOCIATION_LN: 4, SECURITY_SETUP: 2, DISCONNECT_CONTROL: 2}
+ATTRS = {DATA: 2, REGISTER: 3, PROFILE_GENERIC: 8, CLOCK: 9, ASSOCIATION_LN: 9, SECURITY_SETUP: 5,
+         DISCONNECT_CONTROL: 4}
+METHODS = {DATA: 0, REGISTER: 1, PROFILE_GENERIC: 2, CLOCK: 6, ASSOCIATION_LN: 4, SECURITY_SETUP: 2,
+           DISCONNECT_CONTROL: 2}
 
 # data-access-result / action-result
 OK = const(0)
@@ -71,6 +74,8 @@ OBJECTS = (
     (REGISTER, 0, _o(1, 0, 4, 8, 0), READER, 0, 0, R.REACTIVE_EXPORT),
     (REGISTER, 0, _o(1, 0, 1, 7, 0), READER, 0, 0, R.ACTIVE_POWER),
     (DISCONNECT_CONTROL, 0, _o(0, 0, 96, 3, 10), READER, 0, (1 << 1) | (1 << 2), R.CUTOFF_STATE),
+    (PROFILE_GENERIC, 1, _o(1, 0, 99, 1, 0), READER, 0, 0, R.LOAD_PROFILE),  # meter/dlms/profile.py
+    (PROFILE_GENERIC, 1, _o(0, 0, 99, 98, 0), READER, 0, 0, R.EVENT_LOG),
 )
 O_CLASS = const(0)
 O_VERSION = const(1)
@@ -211,6 +216,8 @@ class Objects:
                 return UNAVAILABLE
         elif cls == ASSOCIATION_LN:
             return self.assoc.association_attr(attr, w)
+        elif cls == PROFILE_GENERIC:
+            return self.assoc.profiles.attr(obj[O_OBIS], attr, w)
         elif cls == SECURITY_SETUP:
             return self.assoc.security_attr(attr, w)
         elif cls == DISCONNECT_CONTROL:

@@ -11,6 +11,7 @@ from meter.errors import DecodeError
 from meter.dlms import acse as A
 from meter.dlms import axdr as X
 from meter.dlms import cosem as C
+from meter.dlms.profile import Profiles
 from meter.dlms.assoc import (ASSOCIATED, CIPHER_OVERHEAD, CONF_ACTION, CONF_BLOCK_GET, CONF_GET, CONF_LIST, CONF_SET,
                               IDLE, OPERATION_NOT_POSSIBLE, OTHER_REASON, PDU_TOO_LONG, PENDING,
                               SERVICE_NOT_ALLOWED, SERVICE_NOT_SUPPORTED, SERVICE_UNKNOWN, Association, Reject,
@@ -27,6 +28,11 @@ LIST_MAX = const(16)  # attributes in one GET with list
 
 
 class XdlmsServer(Association):
+    def __init__(self, model, store, title, random=random_bytes):
+        Association.__init__(self, model, store, title, random)
+        self.profiles = Profiles(model, self.objects)
+        self._stream = False  # the GET in blocks reads a profile's buffer
+
     # ---- the convergence layer's handler
     def handle(self, req, n, resp):
         """Serve the request APDU req[0:n]; write the response APDU into resp; return its length."""
@@ -96,33 +102,40 @@ class XdlmsServer(Association):
 
     def _descriptor(self, req, off, end):
         """An attribute descriptor with its access selection at req[off]:
-        (object index or -1/-2, attribute, selective access asked, offset after)."""
+        (object index or -1/-2, attribute, offset of the selector or 0, offset after)."""
         i, attr = self._target(req, off, end)
         if off + 10 > end:
             raise DecodeError("GET", "access selection")
         at = off + 10
-        selective = req[off + 9] != 0
-        if selective:  # selector (1) and its parameters (Data): skipped, then refused
+        sel = 0
+        if req[off + 9]:  # selector (1) and its parameters (Data)
+            sel = at
             at = X.skip(req, at + 1, end)
-        return i, attr, selective, at
+        return i, attr, sel, at
 
-    def _may_get(self, i, attr, selective):
+    def _may_get(self, i, attr, sel):
         if self.conformance & CONF_GET == 0:
             return C.DENIED
         if i < 0:
             return C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
-        if selective:
-            return C.OTHER  # selective access: not offered
+        if sel and (C.OBJECTS[i][C.O_CLASS] != C.PROFILE_GENERIC or attr != 2):
+            return C.OTHER  # selective access: only of a profile's buffer
         if self.state == PENDING or not C.may_read(C.OBJECTS[i], attr, self.level):
             return C.DENIED
         return C.OK
 
     def _get(self, req, off, end, invoke, w):
-        i, attr, selective, _ = self._descriptor(req, off, end)
+        i, attr, sel, at = self._descriptor(req, off, end)
         self._long_len = 0
-        dar = self._may_get(i, attr, selective)
+        self._stream = False
+        dar = self._may_get(i, attr, sel)
         lw = self.w_long.reset(self.long)
-        if dar == C.OK:
+        if dar == C.OK and C.OBJECTS[i][C.O_CLASS] == C.PROFILE_GENERIC and attr == 2:
+            n = self.profiles.select(C.OBJECTS[i][C.O_OBIS], req, sel if sel else at, at)
+            if n >= 0:
+                return self._answer_long(1, invoke, n, True, w, True)
+            dar = -n
+        elif dar == C.OK:
             dar = self.objects.get(i, attr, lw)
         if dar != C.OK:
             self._head(w, GET_RESPONSE, 1, invoke)
@@ -140,8 +153,10 @@ class XdlmsServer(Association):
         lw = self.w_long.reset(self.long)
         lw.length(count)
         for _ in range(count):
-            i, attr, selective, at = self._descriptor(req, at, end)
-            dar = self._may_get(i, attr, selective)
+            i, attr, sel, at = self._descriptor(req, at, end)
+            dar = self._may_get(i, attr, sel)
+            if dar == C.OK and sel:
+                dar = C.OTHER  # a selection inside a list: not offered
             mark = lw.n
             lw.byte(0)
             if dar == C.OK:
@@ -154,17 +169,22 @@ class XdlmsServer(Association):
             raise DecodeError("GET with list", "trailing bytes")
         return self._answer_long(3, invoke, lw.n, False, w)
 
-    def _answer_long(self, kind, invoke, n, data_choice, w):
+    def _answer_long(self, kind, invoke, n, data_choice, w, stream=False):
         """The GET answer of kind `kind` holding self.long[0:n] (a Data after
-        the choice byte 0 for a normal GET; the results of a list), or its first
-        block when it does not fit the client's PDU."""
+        the choice byte 0 for a normal GET; the results of a list) or, stream,
+        the profile buffer selected; or its first block when it does not fit
+        the client's PDU."""
         room = self.max_pdu - 4 - (CIPHER_OVERHEAD if self.ciphered else 0)
         if n <= room:
             self._head(w, GET_RESPONSE, kind, invoke)
             if data_choice:
                 w.byte(0)
-            w.raw(self.long, 0, n)
+            if stream:
+                self.profiles.emit(w, 0, n)
+            else:
+                w.raw(self.long, 0, n)
             return w.n
+        self._stream = stream
         if self.conformance & CONF_BLOCK_GET == 0:
             raise Reject(SERVICE_NOT_ALLOWED, PDU_TOO_LONG)
         self._long_len = n
@@ -182,7 +202,10 @@ class XdlmsServer(Association):
         w.uint(number, 4)
         w.byte(0)
         w.length(size)
-        w.raw(self.long, start, start + size)
+        if self._stream:
+            self.profiles.emit(w, start, size)
+        else:
+            w.raw(self.long, start, start + size)
         self._block = number
         if last:
             self._long_len = 0

@@ -13,6 +13,8 @@ import sys
 ATTR_NAMES = {
     1: ("logical_name", "value"),
     3: ("logical_name", "value", "scaler_unit"),
+    7: ("logical_name", "buffer", "capture_objects", "capture_period", "sort_method", "sort_object", "entries_in_use",
+        "profile_entries"),
     8: ("logical_name", "time", "time_zone", "status", "daylight_savings_begin", "daylight_savings_end",
         "daylight_savings_deviation", "daylight_savings_enabled", "clock_base"),
     15: ("logical_name", "object_list", "associated_partners_id", "application_context_name", "xDLMS_context_info",
@@ -23,13 +25,14 @@ ATTR_NAMES = {
 METHOD_NAMES = {
     1: (),
     3: ("reset",),
+    7: ("reset", "capture"),
     8: ("adjust_to_quarter", "adjust_to_measuring_period", "adjust_to_minute", "adjust_to_preset_time",
         "preset_adjusting_time", "shift_time"),
     15: ("reply_to_HLS_authentication", "change_HLS_secret", "add_object", "remove_object"),
     64: ("security_activate", "key_transfer"),
     70: ("remote_disconnect", "remote_reconnect"),
 }
-CLASS_NAMES = {1: "Data", 3: "Register", 8: "Clock", 15: "Association LN", 64: "Security setup",
+CLASS_NAMES = {1: "Data", 3: "Register", 7: "Profile generic", 8: "Clock", 15: "Association LN", 64: "Security setup",
                70: "Disconnect control"}
 LEVELS = ("public", "reader (LLS)", "manager (HLS-GMAC, suite 0)", "nobody")
 
