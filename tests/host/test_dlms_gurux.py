@@ -121,3 +121,23 @@ def test_gurux_against_an_emulated_board(tmp_path):
         assert 0xC8 in d.tags and 0xC9 in d.tags and 0xCB in d.tags
     finally:
         feeder.close()
+
+
+def test_gurux_reads_the_load_profile_by_range(feeder):
+    import struct
+
+    from gurux_dlms.objects import GXDLMSProfileGeneric
+
+    t0 = 1764633600  # 2025-12-02 00:00 UTC
+    tb = feeder.model.tables[R.LOAD_PROFILE]
+    for k in range(96):
+        assert tb.append(struct.pack(">IBHHHH", t0 + 900 * k, 0, k, 2 * k, 0, 0))
+    d = Driver(feeder)
+    d.associate()
+    pg = GXDLMSProfileGeneric("1.0.99.1.0.255")
+    d.read(pg, 3)  # the capture objects, which Gurux needs to read rows
+    assert len(pg.captureObjects) == 6
+    a, b = (datetime.datetime.fromtimestamp(t0 + s, datetime.timezone.utc) for s in (3600, 7200))
+    d.c.updateValue(pg, 2, d.run(d.c.readRowsByRange(pg, a, b)).value)
+    assert [row[2:4] for row in pg.buffer] == [[k, 2 * k] for k in range(4, 9)]
+    assert [row[0].value.timestamp() for row in pg.buffer] == [t0 + 900 * k for k in range(4, 9)]
