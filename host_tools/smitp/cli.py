@@ -812,7 +812,8 @@ def build_parser():
 
     _hhu_arguments(sp)
     _check_hhu_options(sp)
-    sp = add("dlms", cmd_dlms, "DLMS/COSEM profile: read an attribute of a COSEM object of a meter (GET)")
+    sp = add("dlms", cmd_dlms, "DLMS/COSEM profile: get or set an attribute of a COSEM object, invoke a method, "
+                               "list the objects")
     from smitp.dlms.command import add_arguments as _dlms_arguments
 
     _dlms_arguments(sp, _aca, _via, _device, _arg)

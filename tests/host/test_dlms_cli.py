@@ -19,8 +19,8 @@ def keys(tmp_path):
     return str(path)
 
 
-def run(capsys, *argv):
-    code = main(["dlms", "get", "--json"] + list(argv))
+def run(capsys, *argv, action="get"):
+    code = main(["dlms", action, "--json"] + list(argv))
     out = capsys.readouterr().out
     return code, json.loads(out)
 
@@ -39,6 +39,30 @@ def test_hls_get_through_a_repeater_on_emulated_boards(capsys, keys):
     assert report["auth"] == "hls" and report["value"].endswith("Z")
     code, report = run(capsys, "--meter", "A8040A1E8901", "--obis", "1.0.1.8.0.255", "--attr", "2")
     assert code == 1 and report["error"] == "GET refused: read-write-denied"  # energy: not for the public
+
+
+def test_object_list_and_an_hls_set_and_action(capsys, keys):
+    code, report = run(capsys, "--meter", "A8040A1E8901", action="objects")
+    assert code == 0 and {"class": 8, "version": 0, "obis": "0.0.1.0.0.255"} in report["objects"]
+    assert {"class": 70, "version": 0, "obis": "0.0.96.3.10.255"} in report["objects"]
+    code, report = run(capsys, "--meter", "A8040A1E8901", "--obis", "0.0.96.3.10.255", "--method", "1", "--data",
+                       "0F00", "--auth", "hls", "--keys", keys, action="action")
+    assert code == 0 and report["result"] == "success"
+    code, report = run(capsys, "--meter", "A8040A1E8901", "--obis", "0.0.1.0.0.255", "--attr", "2", "--time",
+                       "2026-03-01T08:30:00Z", action="set")
+    assert code == 1 and report["error"] == "SET refused: read-write-denied"  # the public client
+
+
+@pytest.mark.parametrize("action, argv, message", [
+    ("set", ["--meter", "A8040A1E8901", "--obis", "0.0.1.0.0.255", "--attr", "2"], "--data HEX or as --time"),
+    ("set", ["--meter", "A8040A1E8901", "--obis", "0.0.1.0.0.255", "--attr", "2", "--data", "0600"], "--data"),
+    ("get", ["--meter", "A8040A1E8901", "--obis", "0.0.1.0.0.255", "--attr", "2", "--time", "5"], "--time goes"),
+    ("action", ["--meter", "A8040A1E8901", "--obis", "0.0.96.3.10.255"], "--method is needed"),
+    ("get", ["--meter", "A8040A1E8901", "--attr", "2"], "--obis is needed"),
+])
+def test_bad_action_options_are_usage_errors(capsys, action, argv, message):
+    code, report = run(capsys, *argv, action=action)
+    assert code == 2 and message in report["error"], report
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -180,9 +180,12 @@ class Profiles:
             pos += k
 
     def _entry(self, n):
-        # record n as an entry in self.enc
+        # record n as an entry in self.enc (select() chose the table)
         rec = self.rec
-        self.table.read_into(n, rec, 0)
+        tb = self.table
+        if tb is None:
+            raise DecodeError("profile", "no selection")
+        tb.read_into(n, rec, 0)
         ew = self.w.reset(self.enc)
         f = _fields(self.reg)
         ew.group(X.STRUCT, len(f))

@@ -264,3 +264,29 @@ class Session:
             ans = self.request(b"\xc0\x02\xc1" + number.to_bytes(4, "big"))
             number += 1
         raise DlmsError("not a GET answer: %s" % bytes(ans[:8]).hex())
+
+    def set(self, cls, obis, attr, data):
+        """SET attribute `attr` of (cls, obis) to the A-XDR Data `data`."""
+        ans = self.request(b"\xc1\x01\xc1" + cls.to_bytes(2, "big") + bytes(obis) + bytes((attr, 0)) + bytes(data))
+        if ans[:3] != b"\xc5\x01\xc1" or len(ans) < 4:
+            raise DlmsError("not a SET answer: %s" % bytes(ans[:8]).hex())
+        if ans[3]:
+            raise DlmsError("SET refused: %s" % DAR.get(ans[3], "data-access-result %d" % ans[3]))
+
+    def action(self, cls, obis, method, data=None):
+        """Invoke `method` of (cls, obis) with the A-XDR Data `data` (None: no parameters);
+        returns the return Data, or None."""
+        params = b"\x00" if data is None else b"\x01" + bytes(data)
+        ans = self.request(b"\xc3\x01\xc1" + cls.to_bytes(2, "big") + bytes(obis) + bytes((method,)) + params)
+        if ans[:3] != b"\xc7\x01\xc1" or len(ans) < 5:
+            raise DlmsError("not an ACTION answer: %s" % bytes(ans[:8]).hex())
+        if ans[3]:
+            raise DlmsError("ACTION refused: %s" % DAR.get(ans[3], "action-result %d" % ans[3]))
+        return ans[6:] if ans[4] == 1 and len(ans) > 6 and ans[5] == 0 else None
+
+
+def date_time_data(t):
+    """A COSEM date-time Data (octet-string of 12) of UTC seconds t, deviation 0."""
+    d = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+    return (b"\x09\x0c" + d.year.to_bytes(2, "big")
+            + bytes((d.month, d.day, d.isoweekday(), d.hour, d.minute, d.second, 0, 0, 0, 0)))

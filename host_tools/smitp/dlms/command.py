@@ -1,6 +1,7 @@
-"""`smitp dlms get`: read an attribute of a COSEM object of a meter over the DLMS/COSEM profile
-(convergence layer on DSAP 4, xDLMS, suite 0 with --auth hls), on the emulated demo feeder or
-through a real ST7580 modem (--port).
+"""`smitp dlms get|set|action|objects`: a COSEM object's attribute read or written, its method
+invoked, or the meter's object list, over the DLMS/COSEM profile (convergence layer on DSAP 4,
+xDLMS, suite 0 with --auth hls), on the emulated demo feeder or through a real ST7580 modem
+(--port).
 
 Key file (--keys): {"<ACA>": {"ek": "<32 hex>", "ak": "<32 hex>", "lls": "<secret>", "ic": N}};
 ek/ak for --auth hls, lls for --auth lls; "ic" is the client's next invocation counter, written
@@ -13,7 +14,7 @@ import tempfile
 
 from smitp.errors import UsageError
 
-ACTIONS = ("get",)
+ACTIONS = ("get", "set", "action", "objects")
 CLIENT_TITLE = b"SMITPDCU"  # the concentrator's system title (project choice)
 
 
@@ -63,14 +64,18 @@ def load_keys(path):
 
 
 def add_arguments(sp, aca_type, via_type, device_type, arg):
-    sp.add_argument("action", choices=ACTIONS, help="get: read one attribute")
+    sp.add_argument("action", choices=ACTIONS, help="get: read an attribute; set: write one (--data or --time); "
+                                                   "action: invoke a method (--method, --data); objects: the object list")
     sp.add_argument("--meter", required=True, type=aca_type, help="the meter's ACA, 12 hex digits")
     sp.add_argument("--via", type=via_type, help="repeater ACAs, comma separated, nearest the concentrator first")
     where = sp.add_mutually_exclusive_group()
     where.add_argument("--emulated", action="store_true", help="the emulated demo feeder (the default)")
     where.add_argument("--port", type=device_type, help="serial port of a real ST7580 modem")
-    sp.add_argument("--obis", required=True, type=arg(parse_obis), help="the object's OBIS code, A.B.C.D.E.F")
-    sp.add_argument("--attr", required=True, type=arg(_attr), help="attribute index, 1..127")
+    sp.add_argument("--obis", type=arg(parse_obis), help="the object's OBIS code, A.B.C.D.E.F")
+    sp.add_argument("--attr", type=arg(_attr), help="attribute index, 1..127 (get, set)")
+    sp.add_argument("--method", type=arg(_attr), help="method index, 1..127 (action)")
+    sp.add_argument("--data", type=arg(_data), help="the value (set) or the parameters (action): A-XDR Data in hex")
+    sp.add_argument("--time", type=arg(_time), help="set: a date-time value, unix s or ISO 8601 (UTC unless it says)")
     sp.add_argument("--class", dest="cls", type=arg(_class_id),
                     help="interface class id (default: the meter's, for the objects it is known to have)")
     sp.add_argument("--auth", choices=("none", "lls", "hls"), default="none",
@@ -84,6 +89,25 @@ def _attr(text):
     if not 1 <= v <= 127:
         raise ValueError("%s is outside 1..127" % text)
     return v
+
+
+def _data(text):
+    from smitp.dlms.client import decode_data
+
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError("%r is not hexadecimal" % text) from None
+    _, end = decode_data(raw)
+    if end != len(raw):
+        raise ValueError("%r holds more than one A-XDR Data" % text)
+    return raw
+
+
+def _time(text):
+    from smitp.values import parse_time
+
+    return parse_time(text)
 
 
 def _class_id(text):
@@ -196,36 +220,78 @@ print("provisioned" if ok else "flash refused the records")
 """
 
 
+def _check(args):
+    """The options each action needs; UsageError naming the missing one."""
+    need = {"get": ("obis", "attr"), "set": ("obis", "attr"), "action": ("obis", "method"), "objects": ()}
+    for name in need[args.action]:
+        if getattr(args, name) is None:
+            raise UsageError("--%s is needed for %s" % (name, args.action))
+    if args.action == "set" and (args.data is None) == (args.time is None):
+        raise UsageError("set takes the value as --data HEX or as --time TIME (one of them)")
+    if args.action != "set" and args.time is not None:
+        raise UsageError("--time goes with set")
+    if args.action in ("get", "objects") and args.data is not None:
+        raise UsageError("--data goes with set and action")
+
+
 def run(args):
     """The `smitp dlms` command; returns the exit code."""
     from smitp.aca import parse_aca
     from smitp.dlms.cl import ClClient, plc_link
-    from smitp.dlms.client import Session, date_time, decode_data
+    from smitp.dlms.client import DlmsError, Session, date_time, date_time_data, decode_data
 
-    cls = args.cls if args.cls is not None else class_of(args.obis)
+    _check(args)
+    if args.action == "objects":
+        args.obis, args.attr, cls = bytes((0, 0, 40, 0, 0, 255)), 2, 15
+    else:
+        cls = args.cls if args.cls is not None else class_of(args.obis)
     if cls is None:
         raise UsageError("--class is needed: %s is not an object this firmware is known to serve" % obis_text(args.obis))
     options, entry = _session_options(args)
     route = tuple(parse_aca(a) for a in args.via.split(",")) if args.via else ()
+    report = {"meter": args.meter, "obis": obis_text(args.obis), "class": cls, "auth": args.auth}
     with _concentrator(args, entry) as conc:
         cl = ClClient(plc_link(conc, parse_aca(args.meter), route))
         s = Session(cl.exchange, **options)
         s.associate()
         try:
-            raw = s.get(cls, args.obis, args.attr)
+            if args.action in ("get", "objects"):
+                raw = s.get(cls, args.obis, args.attr)
+            elif args.action == "set":
+                raw = None
+                s.set(cls, args.obis, args.attr, args.data if args.data is not None else date_time_data(args.time))
+            else:
+                raw = s.action(cls, args.obis, args.method, args.data)
         finally:
             s.release()
             if args.port and args.keys and options.get("auth") == "hls":
                 _save_ic(args.keys, args.meter, s.ic)
-    value, _ = decode_data(raw)
-    t = date_time(value)
-    report = {"meter": args.meter, "obis": obis_text(args.obis), "class": cls, "attr": args.attr,
-              "auth": args.auth, "data": raw.hex(),
-              "value": t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else _jsonable(value)}
+    if args.action == "objects":
+        value, _ = decode_data(raw)
+        if not isinstance(value, list):
+            raise DlmsError("the object list is not an array")
+        report["objects"] = [{"class": o[0], "version": o[1], "obis": obis_text(o[2])} for o in value]
+        del report["obis"], report["class"]
+        text = "\n".join("%-18s class %3d v%d" % (o["obis"], o["class"], o["version"]) for o in report["objects"])
+    elif raw is None:
+        report["attr" if args.action == "set" else "method"] = args.attr if args.action == "set" else args.method
+        report["result"] = "success"
+        text = "%s %s: %s done" % (args.meter, report["obis"], args.action)
+    else:
+        value, _ = decode_data(raw)
+        t = date_time(value)
+        if args.action == "get":
+            report["attr"] = args.attr
+        else:
+            report["method"] = args.method
+        report["data"] = raw.hex()
+        report["value"] = t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else _jsonable(value)
+        what = "attribute %d" % args.attr if args.action == "get" else "method %d returned" % args.method
+        text = "%s %s class %d %s: %s" % (args.meter, report["obis"], cls, what, report["value"])
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print("%s %s class %d attribute %d: %s" % (args.meter, report["obis"], cls, args.attr, report["value"]))
+        print(text)
     return 0
 
 
