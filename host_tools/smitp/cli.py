@@ -826,6 +826,11 @@ def build_parser():
 
     _hhu_arguments(sp)
     _check_hhu_options(sp)
+    sp = add("dlms", cmd_dlms, "DLMS/COSEM profile: get or set an attribute of a COSEM object, invoke a method, "
+                               "list the objects")
+    from smitp.dlms.command import add_arguments as _dlms_arguments
+
+    _dlms_arguments(sp, _aca, _via, _device, _arg)
     sp = add("image", cmd_image, "compile the firmware for a board with mpy-cross")
     sp.add_argument("--board", default="unix", choices=image.boards())
     sp.add_argument("--out", type=_image_dir, help="output directory (default build/<board>)")
@@ -833,6 +838,13 @@ def build_parser():
     sp.add_argument("--board", default="nucleo_f401re_plm01a1", choices=deploy.targets())
     sp.add_argument("--port", required=True, type=_device, help="the board's serial port")
     return p
+
+
+# ---- dlms
+def cmd_dlms(args):
+    from smitp.dlms.command import run
+
+    return run(args)
 
 
 # ---- version

@@ -53,15 +53,16 @@ class Concentrator:
         self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "frames_heard": 0, "bad_frames": 0}
 
     def request(self, aca, data, route=(), max_response=mac.DISCIPLINES[mac.DISC_RA7][1], ecc=0, tries=None,
-                accept=None):
+                accept=None, dsap=0):
         """Send LLC data to the meter `aca` through `route` (repeater ACAs, nearest first);
         return the answer's LLC data (its ECC in self.answer_ecc). Sends the same bytes
         `tries` times at most (default: 1 + retries) while the line stays silent; raises NoAnswer.
-        accept(LLC data, ECC): is this answer ours? (else a late one to something else: dropped)"""
-        bnode = client.is_bnode(data[0])  # RB: the meter answers once its B-Node has
+        accept(LLC data, ECC): is this answer ours? (else a late one to something else: dropped);
+        dsap: the LLC DSAP (0: the application, meter.link.llc.DSAP_DLMS: the DLMS profile)"""
+        bnode = dsap == 0 and client.is_bnode(data[0])  # RB: the meter answers once its B-Node has
         disc = mac.discipline_for(max_response, mac.CLASS_RB if bnode else mac.CLASS_RA)
         air, rp = self.book.addresses(aca, route)  # the answer comes from the address asked
-        n = mac.encode(self._out, air, rp, disc, False, 0, False, 0, ecc, bytes(data))
+        n = mac.encode(self._out, air, rp, disc, False, 0, False, dsap, ecc, bytes(data))
         frame = bytes(self._out[:n])
         timeout = response_timeout(len(route), n, max_response) + (T.BNODE_TIMEOUT_MS / 1000.0 if bnode else 0)
         self.stats["requests"] += 1

@@ -11,7 +11,7 @@ from tools import ROOT
 FIRMWARE = os.path.join(ROOT, "firmware")
 DOC = os.path.join(ROOT, "docs", "architecture.md")
 # package -> rank: a module imports only from its own package or lower ranks
-RANKS = {"meter": 0, "phy": 1, "link": 2, "model": 3, "app": 4, "optical": 5, "display": 5, "runtime": 6}
+RANKS = {"meter": 0, "phy": 1, "link": 2, "model": 3, "app": 4, "dlms": 4, "optical": 5, "display": 5, "runtime": 6}
 MAX_LINES = 500
 
 

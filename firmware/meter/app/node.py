@@ -9,7 +9,7 @@ from meter.link import mac
 from meter.model import registers as R
 from meter.diagnostics import Diagnostics
 from meter.errors import DecodeError
-from meter.link.llc import DSAP_APP, DSAP_NM
+from meter.link.llc import DSAP_APP, DSAP_DLMS, DSAP_NM
 from meter.link.netmgmt import NetMgmt
 from meter.app.services import Application
 from meter.app.auth import grant_for
@@ -27,16 +27,18 @@ def in_section(buf, off, sca):
 
 
 class MeterNode:
-    def __init__(self, aca, model, security=None, store=None, seed=0, bnode=None):
+    def __init__(self, aca, model, security=None, store=None, seed=0, bnode=None, dlms=None):
         """aca: 6 bytes, natural order; model: the DataModel; security: a
         SecureLayer over self.app (built by make_security), or None; store:
         keeps the network-management state (RAM if None); seed: RC slot choice;
-        bnode: the local link to a B-Node (meter.link.bnodelink.ANodeLink), or None."""
+        bnode: the local link to a B-Node (meter.link.bnodelink.ANodeLink), or None;
+        dlms: the DLMS profile's convergence layer (meter.dlms.cl.ClServer), or None."""
         self.aca = bytes(aca)
         self.air = mac.aca_to_air(aca)
         self.app = Application(model)
         self.bnode = BNodeRelay(self.app, bnode)
         self.secure = security(self.app) if security else None
+        self.dlms = dlms
         self.frame = mac.Frame()
         self.out = bytearray(mac.MAX_FRAME)
         self.outv = memoryview(self.out)
@@ -138,6 +140,9 @@ class MeterNode:
             if n:
                 st["served"] += 1
             return n
+        dlms = self.dlms
+        if f.dsap == DSAP_DLMS and dlms is not None:
+            return self._serve_dlms(dlms, f, broadcast, out)
         if f.dsap != DSAP_APP or f.data_len < 1:
             st["ignored"] += 1
             return 0
@@ -156,6 +161,21 @@ class MeterNode:
             return 0
         st["served"] += 1
         return mac.answer(out, f, self._ans_addr, self._ans_ecc, self._ans_buf, size)
+
+    def _serve_dlms(self, dlms, f, broadcast, out):
+        # One CLPDU, unicast, request/respond, ECC 0 (xDLMS has its own security).
+        cls, max_resp, _slots = mac.DISCIPLINES[f.discipline]
+        if broadcast or cls == mac.CLASS_S or f.ecc != 0:
+            self.stats["ignored"] += 1
+            return 0
+        try:
+            size = dlms.serve(f.buf, f.data, f.data_len, max_resp, self._now)
+        except Exception as e:  # noqa: BLE001 - the guard, as in on_phy
+            return self._fault("dlms", e)
+        if size == 0:
+            return 0
+        self.stats["served"] += 1
+        return mac.answer(out, f, self._ans_addr, 0, dlms.ans, size)
 
     def serve_lsdu(self, buf, off, n, ecc, limit, now_ms=None):
         """Serve one application LSDU buf[off:off+n] that came with `ecc`, from

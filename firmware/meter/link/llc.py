@@ -7,6 +7,7 @@ DSAP_APP = const(0x00)  # application frames (PLC)
 DSAP_FMODE_1 = const(0x01)  # "F mode / PLC"
 DSAP_NM = const(0x02)  # network management
 DSAP_FMODE_3 = const(0x03)  # "F mode / PLC"
+DSAP_DLMS = const(0x04)  # DLMS/COSEM profile, convergence layer (project choice)
 
 _POLL = const(0x01)  # INF-control bit 0 (project choice)
 

@@ -17,6 +17,7 @@ from meter.display.manager import Display
 from meter.model.metering import BoardFeed, Metering
 from meter.app.node import MeterNode
 from meter.link.bnodelink import ANodeLink
+from meter.dlms.server import profile as dlms_profile
 from meter.storage import Store
 
 # The Board and PHY-driver contracts, typed for the type checker (meter/contracts.pyi).
@@ -257,7 +258,7 @@ def build(board: "Board"):
     bnode_uart = getattr(board, "bnode_uart", None)  # optional member: the B-Node's local link
     link = ANodeLink(T.BNODE_TIMEOUT_MS) if bnode_uart is not None and bnode_uart() is not None else None
     node = MeterNode(aca, model, security_factory(aca, store, model, board.unix_time), store=store, seed=ticks_us(),
-                     bnode=link)
+                     bnode=link, dlms=dlms_profile(model, store, aca))
     return model, node, meter
 
 

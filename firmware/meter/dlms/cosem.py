@@ -1,0 +1,278 @@
+# COSEM objects (EN 62056-6-2) over the one data model: each object's values
+# are the registers of meter/model/registers.py, read and written through the
+# DataModel and the owner engines exactly as the Original-SMITP READ and WRITE
+# do, so both profiles see the same register.
+#
+# OBJECTS is the one list (docs/cosem.md is generated from it): class id,
+# version, OBIS, the level that may read attributes 2.., the attributes and
+# the methods the manager may write or invoke (bit n = attribute or method n),
+# and the register behind the value. Levels are the association's
+# authentication (meter/dlms/server.py): PUBLIC none, READER LLS, MANAGER
+# HLS-GMAC with suite 0 ciphering. Logical names are readable by all.
+from meter.compat import const
+from meter.clock import civil_from_days, days_from_civil, valid_time, weekday
+from meter.errors import DecodeError
+from meter.model import cutoff as CO
+from meter.model import registers as R
+from meter.dlms import axdr as X
+
+PUBLIC = const(0)
+READER = const(1)
+MANAGER = const(2)
+NOBODY = const(3)
+
+DATA = const(1)
+REGISTER = const(3)
+PROFILE_GENERIC = const(7)
+CLOCK = const(8)
+ASSOCIATION_LN = const(15)
+SECURITY_SETUP = const(64)
+DISCONNECT_CONTROL = const(70)
+ATTRS = {DATA: 2, REGISTER: 3, PROFILE_GENERIC: 8, CLOCK: 9, ASSOCIATION_LN: 9, SECURITY_SETUP: 5,
+         DISCONNECT_CONTROL: 4}
+METHODS = {DATA: 0, REGISTER: 1, PROFILE_GENERIC: 2, CLOCK: 6, ASSOCIATION_LN: 4, SECURITY_SETUP: 2,
+           DISCONNECT_CONTROL: 2}
+
+# data-access-result / action-result
+OK = const(0)
+HARDWARE_FAULT = const(1)
+TEMPORARY_FAILURE = const(2)
+DENIED = const(3)  # read-write-denied
+UNDEFINED = const(4)  # object-undefined
+CLASS_INCONSISTENT = const(9)
+UNAVAILABLE = const(11)  # object-unavailable
+TYPE_UNMATCHED = const(12)
+OTHER = const(250)
+
+# units (Blue Book table of units)
+_UNIT = {"Wh": 30, "varh": 32, "W": 27, "var": 29, "V": 35, "A": 33, "s": 7, "Hz": 44}
+
+ASSOCIATION_OBIS = b"\x00\x00\x28\x00\x00\xff"  # the current association, 0.0.40.0.0.255
+SECURITY_OBIS = b"\x00\x00\x2b\x00\x00\xff"
+
+
+def _o(a, b, c, d, e, f=255):
+    return bytes((a, b, c, d, e, f))
+
+
+# (class, version, OBIS, read level, writable attrs, methods, register or None)
+OBJECTS = (
+    (CLOCK, 0, _o(0, 0, 1, 0, 0), PUBLIC, 1 << 2, 0, R.CLOCK),
+    (ASSOCIATION_LN, 1, ASSOCIATION_OBIS, PUBLIC, 0, 1 << 1, None),
+    (SECURITY_SETUP, 0, SECURITY_OBIS, READER, 0, 0, None),
+    (DATA, 0, _o(0, 0, 42, 0, 0), PUBLIC, 0, 0, R.SERIAL),  # COSEM logical device name
+    (DATA, 0, _o(0, 0, 96, 1, 0), PUBLIC, 0, 0, R.SERIAL),
+    (DATA, 0, _o(1, 0, 0, 2, 0), READER, 0, 0, R.FIRMWARE_ID),
+    (DATA, 0, _o(0, 0, 96, 5, 0), READER, 0, 0, R.STATUS_WORD),
+    (REGISTER, 0, _o(1, 0, 1, 8, 0), READER, 0, 0, R.ENERGY_IMPORT),
+    (REGISTER, 0, _o(1, 0, 2, 8, 0), READER, 0, 0, R.ENERGY_EXPORT),
+    (REGISTER, 0, _o(1, 0, 1, 8, 1), READER, 0, 0, R.ENERGY_IMPORT_T1),
+    (REGISTER, 0, _o(1, 0, 1, 8, 2), READER, 0, 0, R.ENERGY_IMPORT_T1 + 1),
+    (REGISTER, 0, _o(1, 0, 1, 8, 3), READER, 0, 0, R.ENERGY_IMPORT_T1 + 2),
+    (REGISTER, 0, _o(1, 0, 1, 8, 4), READER, 0, 0, R.ENERGY_IMPORT_T1 + 3),
+    (REGISTER, 0, _o(1, 0, 3, 8, 0), READER, 0, 0, R.REACTIVE_IMPORT),
+    (REGISTER, 0, _o(1, 0, 4, 8, 0), READER, 0, 0, R.REACTIVE_EXPORT),
+    (REGISTER, 0, _o(1, 0, 1, 7, 0), READER, 0, 0, R.ACTIVE_POWER),
+    (DISCONNECT_CONTROL, 0, _o(0, 0, 96, 3, 10), READER, 0, (1 << 1) | (1 << 2), R.CUTOFF_STATE),
+    (PROFILE_GENERIC, 1, _o(1, 0, 99, 1, 0), READER, 0, 0, R.LOAD_PROFILE),  # meter/dlms/profile.py
+    (PROFILE_GENERIC, 1, _o(0, 0, 99, 98, 0), READER, 0, 0, R.EVENT_LOG),
+)
+O_CLASS = const(0)
+O_VERSION = const(1)
+O_OBIS = const(2)
+O_READ = const(3)
+O_WRITE = const(4)
+O_METHODS = const(5)
+O_REG = const(6)
+
+
+def find(cls, buf, off):
+    """Index in OBJECTS of the object named by buf[off:off + 6]; -1: none,
+    -2: it exists with another class."""
+    for i in range(len(OBJECTS)):
+        o = OBJECTS[i][O_OBIS]
+        k = 0
+        while k < 6 and buf[off + k] == o[k]:
+            k += 1
+        if k == 6:
+            return i if OBJECTS[i][O_CLASS] == cls else -2
+    return -1
+
+
+def may_read(obj, attr, level):
+    if obj[O_CLASS] == ASSOCIATION_LN and attr == 7:
+        return False  # the LLS secret: never read
+    return attr == 1 or level >= obj[O_READ]
+
+
+def may_write(obj, attr, level):
+    return level >= MANAGER and obj[O_WRITE] >> attr & 1
+
+
+def may_invoke(obj, method, level):
+    return level >= MANAGER and obj[O_METHODS] >> method & 1
+
+
+def date_time(w, t, status):
+    """COSEM date-time of UTC seconds t: deviation 0 (UTC), clock status."""
+    days = t // 86400
+    s = t - days * 86400
+    y, m, d = civil_from_days(days)
+    w.byte(X.OCTETS)
+    w.byte(12)
+    w.uint(y, 2)
+    w.byte(m)
+    w.byte(d)
+    w.byte(weekday(days))
+    w.byte(s // 3600)
+    w.byte(s // 60 % 60)
+    w.byte(s % 60)
+    w.byte(0)  # hundredths
+    w.uint(0, 2)  # deviation: UTC
+    w.byte(status)
+
+
+def parse_date_time(buf, off, end):
+    """UTC seconds of the date-time Data at buf[off]; DecodeError if it is not
+    one or leaves a field unspecified. UTC = local + deviation (minutes from
+    local time to UTC, Blue Book); deviation 0x8000 (unspecified): UTC."""
+    start, n, _ = X.read_octets(buf, off, end)
+    if n != 12:
+        raise DecodeError("date-time", "%d bytes" % n)
+    b = buf
+    y = X.uint(b, start, 2)
+    mo, d, h, mi, s = b[start + 2], b[start + 3], b[start + 5], b[start + 6], b[start + 7]
+    if not (2000 <= y <= 2099 and 1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 60):
+        raise DecodeError("date-time", "a field out of range or not specified")
+    dev = X.uint(b, start + 9, 2)
+    if dev == 0x8000:
+        dev = 0
+    elif dev >= 0x8000:
+        dev -= 0x10000
+    if not -720 <= dev <= 720:
+        raise DecodeError("date-time", "deviation %d" % dev)
+    return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s + dev * 60
+
+
+def _value(model, reg, w):
+    # A register as the Data its encoding maps to
+    row = R.BY_ID[reg]
+    size = row[R.R_SIZE]
+    enc = row[R.R_ENC]
+    v = model.get(reg)
+    if enc == R.ENC_ASCII:
+        k = len(v)
+        while k and v[k - 1] == 0:
+            k -= 1
+        w.byte(X.VISIBLE)
+        w.length(k)
+        w.raw(v, 0, k)
+    elif enc == R.ENC_UINT or enc == R.ENC_TIME or enc == R.ENC_INT:
+        if isinstance(v, (bytes, bytearray)):
+            v = X.uint(v, 0, size)
+        signed = enc == R.ENC_INT
+        tag = {1: X.S8, 2: X.S16, 4: X.S32, 8: X.S64}[size] if signed else {
+            1: X.U8, 2: X.U16, 4: X.U32, 8: X.U64}[size]
+        w.value(tag, v & ((1 << (8 * size)) - 1))
+    else:  # bytes, bit fields, structures: the register's bytes as the READ gives them
+        w.octets(v.to_bytes(size, "big") if isinstance(v, int) else v)
+
+
+class Objects:
+    """The attributes and methods of OBJECTS on one data model; `assoc` is the
+    xDLMS server, which knows the association (for classes 15 and 64)."""
+
+    def __init__(self, model, assoc):
+        self.model = model
+        self.assoc = assoc
+
+    def get(self, i, attr, w):
+        """Write attribute `attr` of OBJECTS[i] as Data into w; return the
+        data-access-result (OK: written)."""
+        obj = OBJECTS[i]
+        cls = obj[O_CLASS]
+        if attr < 1 or attr > ATTRS[cls]:
+            return UNDEFINED
+        if attr == 1:
+            w.octets(obj[O_OBIS])
+            return OK
+        m = self.model
+        reg = obj[O_REG]
+        if cls == DATA or (cls == REGISTER and attr == 2):
+            _value(m, reg, w)
+        elif cls == REGISTER:
+            row = R.BY_ID[reg]
+            w.group(X.STRUCT, 2)
+            w.value(X.S8, row[R.R_SCALER] & 0xFF)
+            w.value(X.ENUM, _UNIT.get(row[R.R_UNIT], 255))
+        elif cls == CLOCK:
+            if attr == 2:
+                date_time(w, m.get(R.CLOCK), self.clock_status())
+            elif attr == 4:
+                w.value(X.U8, self.clock_status())
+            elif attr == 9:
+                w.value(X.ENUM, 1)  # internal crystal
+            else:
+                return UNAVAILABLE
+        elif cls == ASSOCIATION_LN:
+            return self.assoc.association_attr(attr, w)
+        elif cls == PROFILE_GENERIC:
+            return self.assoc.profiles.attr(obj[O_OBIS], attr, w)
+        elif cls == SECURITY_SETUP:
+            return self.assoc.security_attr(attr, w)
+        elif cls == DISCONNECT_CONTROL:
+            if attr == 4:
+                w.value(X.ENUM, 1)  # control mode 1: remote disconnection and reconnection
+                return OK
+            cut = m.owner(reg)
+            if cut is None:
+                return UNAVAILABLE
+            closed = cut.state == CO.CUT_CLOSED
+            if attr == 2:
+                w.value(X.BOOL, 1 if closed else 0)
+            else:
+                w.value(X.ENUM, 1 if closed else 0)  # connected / disconnected
+        return OK
+
+    def clock_status(self):
+        # bit 0 invalid value: the clock was not set since power-up
+        return 1 if self.model.status >> R.SW_CLOCK_UNSET & 1 else 0
+
+    def set(self, i, attr, buf, off, end):
+        """Apply Data buf[off:end] to attribute `attr` of OBJECTS[i] (access
+        checked by the caller); return the data-access-result."""
+        obj = OBJECTS[i]
+        if obj[O_CLASS] == CLOCK and attr == 2:
+            try:
+                t = parse_date_time(buf, off, end)
+            except DecodeError:
+                return TYPE_UNMATCHED
+            if not valid_time(t):
+                return TYPE_UNMATCHED
+            return self._write(R.CLOCK, t.to_bytes(4, "big"))
+        return DENIED
+
+    def _write(self, reg, raw):
+        # the Original-SMITP WRITE's path: the owner's check, then the owner's put
+        m = self.model
+        row = R.BY_ID[reg]
+        if not m.check(row, raw, 0):
+            return TYPE_UNMATCHED
+        return OK if m.write_from(row, raw, 0) == 0 else TEMPORARY_FAILURE
+
+    def action(self, i, method, buf, off, end):
+        """Invoke `method` of OBJECTS[i] with the Data at buf[off:end] (end ==
+        off: none); return the action-result."""
+        obj = OBJECTS[i]
+        if obj[O_CLASS] == DISCONNECT_CONTROL:
+            if off < end:
+                try:
+                    X.skip(buf, off, end)
+                except DecodeError:
+                    return TYPE_UNMATCHED
+            cut = self.model.owner(obj[O_REG])
+            if cut is None:
+                return UNAVAILABLE
+            cut.operate(method == 1, CO.WHY_COMMAND)
+            return OK
+        return UNAVAILABLE

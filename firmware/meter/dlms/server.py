@@ -1,0 +1,297 @@
+# The xDLMS services of the DLMS/COSEM profile's server (EN 62056-5-3, CLC/TS
+# 50568-8 4.5/4.6): GET (normal, with list, with block transfer), SET normal, ACTION
+# normal, over the association of meter/dlms/assoc.py.
+#
+# The handler of the convergence layer (meter/dlms/cl.py): a whole request
+# APDU in, a whole response APDU out. Every refusal is an answer (AARE reject,
+# exception-response, data-access-result or action-result), never an
+# exception; a DecodeError from a malformed APDU becomes an exception-response.
+from meter.compat import const
+from meter.errors import DecodeError
+from meter.dlms import acse as A
+from meter.dlms import axdr as X
+from meter.dlms import cosem as C
+from meter.dlms.profile import Profiles
+from meter.dlms.assoc import (ASSOCIATED, CIPHER_OVERHEAD, CONF_ACTION, CONF_BLOCK_GET, CONF_GET, CONF_LIST, CONF_SET,
+                              IDLE, OPERATION_NOT_POSSIBLE, OTHER_REASON, PDU_TOO_LONG, PENDING,
+                              SERVICE_NOT_ALLOWED, SERVICE_NOT_SUPPORTED, SERVICE_UNKNOWN, Association, Reject,
+                              provision, random_bytes, system_title)  # noqa: F401 (provision: this module's interface)
+
+GET_REQUEST = const(0xC0)
+SET_REQUEST = const(0xC1)
+ACTION_REQUEST = const(0xC3)
+GET_RESPONSE = const(0xC4)
+SET_RESPONSE = const(0xC5)
+ACTION_RESPONSE = const(0xC7)
+EXCEPTION_RESPONSE = const(0xD8)
+LIST_MAX = const(16)  # attributes in one GET with list
+
+
+class XdlmsServer(Association):
+    def __init__(self, model, store, title, random=random_bytes):
+        Association.__init__(self, model, store, title, random)
+        self.profiles = Profiles(model, self.objects)
+        self._stream = False  # the GET in blocks reads a profile's buffer
+
+    # ---- the convergence layer's handler
+    def handle(self, req, n, resp):
+        """Serve the request APDU req[0:n]; write the response APDU into resp; return its length."""
+        w = self.w_resp.reset(resp)
+        try:
+            if n < 1:
+                raise DecodeError("APDU", "empty")
+            tag = req[0]
+            if tag == A.AARQ:
+                return self._associate(req, n, w)
+            if tag == A.RLRQ:
+                self._release()
+                A.rlre(w)
+                return w.n
+            if self.state == IDLE:
+                raise Reject(SERVICE_NOT_ALLOWED, OPERATION_NOT_POSSIBLE)
+            if not self.ciphered:
+                return self._serve(req, 0, n, w)
+            start, end = self._decipher(req, n)
+            pw = self.w_work.reset(self.work)
+            self._serve(req, start, end, pw)
+            return self._encipher(self.work, pw.n, w, tag)
+        except Reject as e:
+            return self._exception(w, e.state, e.service, e.ic)
+        except DecodeError:
+            return self._exception(w, SERVICE_UNKNOWN, OTHER_REASON)
+
+    def _exception(self, w, state, service, ic=-1):
+        self.stats["exceptions"] += 1
+        w.n = 0
+        w.byte(EXCEPTION_RESPONSE)
+        w.byte(state)
+        w.byte(service)
+        if ic >= 0:
+            w.uint(ic, 4)
+        return w.n
+
+    # ---- xDLMS services
+    def _serve(self, req, off, end, w):
+        if end - off < 3:
+            raise DecodeError("xDLMS", "truncated")
+        tag = req[off]
+        kind = req[off + 1]
+        invoke = req[off + 2]
+        if tag == GET_REQUEST and kind == 1:
+            return self._get(req, off + 3, end, invoke, w)
+        if tag == GET_REQUEST and kind == 2:
+            return self._get_next(req, off + 3, end, invoke, w)
+        if tag == GET_REQUEST and kind == 3 and self.conformance & CONF_LIST:
+            return self._get_list(req, off + 3, end, invoke, w)
+        if tag == SET_REQUEST and kind == 1:
+            return self._set(req, off + 3, end, invoke, w)
+        if tag == ACTION_REQUEST and kind == 1:
+            return self._action(req, off + 3, end, invoke, w)
+        raise Reject(SERVICE_UNKNOWN, SERVICE_NOT_SUPPORTED)
+
+    def _target(self, req, off, end):
+        # class (2) | OBIS (6) | attribute or method (1): (index or -1/-2, attribute)
+        if off + 9 > end:
+            raise DecodeError("descriptor", "truncated")
+        return C.find(X.uint(req, off, 2), req, off + 2), req[off + 8]
+
+    def _head(self, w, tag, kind, invoke):
+        w.byte(tag)
+        w.byte(kind)
+        w.byte(invoke)
+
+    def _descriptor(self, req, off, end):
+        """An attribute descriptor with its access selection at req[off]:
+        (object index or -1/-2, attribute, offset of the selector or 0, offset after)."""
+        i, attr = self._target(req, off, end)
+        if off + 10 > end:
+            raise DecodeError("GET", "access selection")
+        at = off + 10
+        sel = 0
+        if req[off + 9]:  # selector (1) and its parameters (Data)
+            sel = at
+            at = X.skip(req, at + 1, end)
+        return i, attr, sel, at
+
+    def _may_get(self, i, attr, sel):
+        if self.conformance & CONF_GET == 0:
+            return C.DENIED
+        if i < 0:
+            return C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
+        if sel and (C.OBJECTS[i][C.O_CLASS] != C.PROFILE_GENERIC or attr != 2):
+            return C.OTHER  # selective access: only of a profile's buffer
+        if self.state == PENDING or not C.may_read(C.OBJECTS[i], attr, self.level):
+            return C.DENIED
+        return C.OK
+
+    def _get(self, req, off, end, invoke, w):
+        i, attr, sel, at = self._descriptor(req, off, end)
+        self._long_len = 0
+        self._stream = False
+        dar = self._may_get(i, attr, sel)
+        lw = self.w_long.reset(self.long)
+        if dar == C.OK and C.OBJECTS[i][C.O_CLASS] == C.PROFILE_GENERIC and attr == 2:
+            n = self.profiles.select(C.OBJECTS[i][C.O_OBIS], req, sel if sel else at, at)
+            if n >= 0:
+                return self._answer_long(1, invoke, n, True, w, True)
+            dar = -n
+        elif dar == C.OK:
+            dar = self.objects.get(i, attr, lw)
+        if dar != C.OK:
+            self._head(w, GET_RESPONSE, 1, invoke)
+            w.byte(1)
+            w.byte(dar)
+            return w.n
+        return self._answer_long(1, invoke, lw.n, True, w)
+
+    def _get_list(self, req, off, end, invoke, w):
+        # GET-Request-With-List: count | descriptors; the answer: count | Get-Data-Results
+        self._long_len = 0
+        count, at = X.get_len(req, off, end)
+        if count < 1 or count > LIST_MAX:
+            raise DecodeError("GET with list", "%d attributes" % count)
+        lw = self.w_long.reset(self.long)
+        lw.length(count)
+        for _ in range(count):
+            i, attr, sel, at = self._descriptor(req, at, end)
+            dar = self._may_get(i, attr, sel)
+            if dar == C.OK and sel:
+                dar = C.OTHER  # a selection inside a list: not offered
+            mark = lw.n
+            lw.byte(0)
+            if dar == C.OK:
+                dar = self.objects.get(i, attr, lw)
+            if dar != C.OK:
+                lw.n = mark
+                lw.byte(1)
+                lw.byte(dar)
+        if at != end:
+            raise DecodeError("GET with list", "trailing bytes")
+        return self._answer_long(3, invoke, lw.n, False, w)
+
+    def _answer_long(self, kind, invoke, n, data_choice, w, stream=False):
+        """The GET answer of kind `kind` holding self.long[0:n] (a Data after
+        the choice byte 0 for a normal GET; the results of a list) or, stream,
+        the profile buffer selected; or its first block when it does not fit
+        the client's PDU."""
+        room = self.max_pdu - 4 - (CIPHER_OVERHEAD if self.ciphered else 0)
+        if n <= room:
+            self._head(w, GET_RESPONSE, kind, invoke)
+            if data_choice:
+                w.byte(0)
+            if stream:
+                self.profiles.emit(w, 0, n)
+            else:
+                w.raw(self.long, 0, n)
+            return w.n
+        self._stream = stream
+        if self.conformance & CONF_BLOCK_GET == 0:
+            raise Reject(SERVICE_NOT_ALLOWED, PDU_TOO_LONG)
+        self._long_len = n
+        self._block_size = self.max_pdu - 12 - (CIPHER_OVERHEAD if self.ciphered else 0)
+        self._invoke = invoke
+        return self._send_block(1, w)
+
+    def _send_block(self, number, w):
+        # GetResponseWithDatablock: last | block-number | raw-data
+        start = (number - 1) * self._block_size
+        size = min(self._block_size, self._long_len - start)
+        last = start + size >= self._long_len
+        self._head(w, GET_RESPONSE, 2, self._invoke)
+        w.byte(1 if last else 0)
+        w.uint(number, 4)
+        w.byte(0)
+        w.length(size)
+        if self._stream:
+            self.profiles.emit(w, start, size)
+        else:
+            w.raw(self.long, start, start + size)
+        self._block = number
+        if last:
+            self._long_len = 0
+        return w.n
+
+    def _get_next(self, req, off, end, invoke, w):
+        if off + 4 > end:
+            raise DecodeError("GET next", "truncated")
+        number = X.uint(req, off, 4)
+        if self._long_len == 0 or number != self._block:
+            dar = 16 if self._long_len == 0 else 15  # no-long-get-in-progress / long-get-aborted
+            self._long_len = 0
+            self._head(w, GET_RESPONSE, 2, invoke)
+            w.byte(1)
+            w.uint(number, 4)
+            w.byte(1)
+            w.byte(dar)
+            return w.n
+        return self._send_block(number + 1, w)
+
+    def _set(self, req, off, end, invoke, w):
+        i, attr = self._target(req, off, end)
+        if off + 10 > end:
+            raise DecodeError("SET", "access selection")
+        if self.conformance & CONF_SET == 0 or self.state == PENDING:
+            res = C.DENIED
+        elif i < 0:
+            res = C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
+        elif req[off + 9]:
+            res = C.OTHER
+        elif not C.may_write(C.OBJECTS[i], attr, self.level):
+            res = C.DENIED
+        else:
+            X.skip(req, off + 10, end)
+            res = self.objects.set(i, attr, req, off + 10, end)
+        self._head(w, SET_RESPONSE, 1, invoke)
+        w.byte(res)
+        return w.n
+
+    def _action(self, req, off, end, invoke, w):
+        i, method = self._target(req, off, end)
+        has_data = off + 9 < end and req[off + 9] == 1
+        data = off + 10
+        if has_data:
+            X.skip(req, data, end)
+        if self.conformance & CONF_ACTION == 0:
+            res = C.DENIED
+        elif i < 0:
+            res = C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
+        elif C.OBJECTS[i][C.O_CLASS] == C.ASSOCIATION_LN and method == 1:
+            return self._reply_to_hls(req, data if has_data else end, end, invoke, w)
+        elif self.state == PENDING or not C.may_invoke(C.OBJECTS[i], method, self.level):
+            res = C.DENIED
+        else:
+            res = self.objects.action(i, method, req, data if has_data else end, end)
+        self._head(w, ACTION_RESPONSE, 1, invoke)
+        w.byte(res)
+        w.byte(0)  # no return parameters
+        return w.n
+
+    def _reply_to_hls(self, req, off, end, invoke, w):
+        self._head(w, ACTION_RESPONSE, 1, invoke)
+        if self.state != PENDING:
+            w.byte(C.DENIED)
+            w.byte(0)
+            return w.n
+        at = w.n
+        w.byte(C.OK)
+        w.byte(1)  # return parameters: Get-Data-Result, data
+        w.byte(0)
+        if off < end and self._hls_reply(req, off, end, w):
+            self.state = ASSOCIATED
+            self.level = C.MANAGER
+            return w.n
+        self._release()
+        self.ciphered = True  # this answer still goes ciphered; the association is gone
+        w.n = at
+        w.byte(C.OTHER)
+        w.byte(0)
+        return w.n
+
+
+def profile(model, store, aca, random=random_bytes):
+    """The DLMS profile of a meter: its convergence layer (MeterNode(dlms=...))
+    over its xDLMS server (the layer's .server)."""
+    from meter.dlms.cl import ClServer
+
+    server = XdlmsServer(model, store, system_title(aca), random)
+    return ClServer(server.handle, server=server)
