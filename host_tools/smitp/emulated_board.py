@@ -147,7 +147,7 @@ class EmulatedBoard:
             "--mains", str(self.mains_path), "--time-scale", str(int(self.time_scale)),
             "--reset-cause", cause,
         ] + (["--load", self.load] if self.load else []) + (["--bnode", "fd:%d" % extra[0]] if extra else [])
-            + (["--modem", self.modem] if self.modem != "st7580" else [])
+        cmd += ["--modem", self.modem] if self.modem != "st7580" else []
         try:
             self.proc = subprocess.Popen(cmd, pass_fds=(master, pins_w, ctl_r, opt_master) + extra, stdout=self._log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
