@@ -30,7 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BOARD_MAIN = ROOT / "boards" / "unix" / "main.py"
-DEFAULT_HEAP = "256wK"
+# The unix port compiles the firmware from source into its heap: with every profile
+# (SCA, B-Node, Host Interface, DLMS) 256wK no longer boots; boards freeze the code instead.
+DEFAULT_HEAP = "384wK"
 WDT_ARM = b"A"  # b"A<timeout ms>\n": the board armed its watchdog
 WDT_FEED = b"F"
 # A board that dies at once is started again at most this often: a crash loop
