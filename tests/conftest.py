@@ -1,6 +1,8 @@
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Firmware unit tests import `meter.*` and `fwtest` exactly as run_mp.py sets them up.
 for p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tests", "firmware")):
@@ -13,3 +15,11 @@ def pytest_addoption(parser):
     group = parser.getgroup("smitp", "hardware in the loop")
     group.addoption("--modem-port", help="serial port of a concentrator-side ST7580 modem (real boards)")
     group.addoption("--meter-aca", help="ACA of a real meter reachable through that modem")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_data_home(tmp_path_factory):
+    """The tests' own $XDG_DATA_HOME: `smitp` finds a running feeder there, never the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
+        yield

@@ -121,7 +121,7 @@ class ModemBridge:
         os.set_blocking(self.pins_fd, False)
         self.listener = _listen(port)
         self.port = self.listener.getsockname()[1]
-        self._client = None  # _Connection of the client being served
+        self._client = None  # (_Connection, ModemLines) of the client being served
         self._lock = threading.Lock()
         self._stopping = False
         self.clients = 0
@@ -160,7 +160,7 @@ class ModemBridge:
             conn = _Connection(sock)
             lines = ModemLines(self._uart, self._pins_w)
             with self._lock:
-                self._client = conn
+                self._client = (conn, lines)
                 self.clients += 1
             try:
                 manager = PortManager(lines, conn)
@@ -191,9 +191,10 @@ class ModemBridge:
             if not data:
                 return
             with self._lock:
-                conn = self._client
-            if conn is not None:  # nobody listening: the bytes are lost, as on a real UART
-                conn.write(data.replace(IAC, IAC + IAC))
+                client = self._client
+            # nobody listening, or at another rate: the bytes are lost, as on a real UART
+            if client is not None and client[1].line_ok():
+                client[0].write(data.replace(IAC, IAC + IAC))
 
 
 def _listen(port):
