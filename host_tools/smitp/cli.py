@@ -868,6 +868,15 @@ def build_parser():
     return p
 
 
+def _feeder_keys(args):
+    """On the running feeder (no --port, no --emulated) --keys defaults to the feeder's key file,
+    which follows its meters' keys (smitp.feeder)."""
+    if getattr(args, "keys", "") is None and not getattr(args, "port", None) and getattr(args, "emulated", None) is False:
+        from smitp import feeder
+
+        args.keys = feeder.keys_file(getattr(args, "state", None))
+
+
 # ---- version
 def version_line():
     """The host tools' package version and the firmware's version, on one line."""
@@ -927,6 +936,7 @@ def main(argv=None):
             raise CommandLineError(prog, "give a command ('smitp --help' says what each does, "
                                          "'smitp COMMAND --help' lists its options)")
         prog = "%s %s" % (parser.prog, args.command)
+        _feeder_keys(args)
         return args.fn(args)
     except CommandLineError as e:
         return _fail(e.prog, e, 2, as_json)

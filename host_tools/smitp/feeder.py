@@ -369,6 +369,12 @@ def provision(state_dir, aca, k1, k2, lmon=None):
     return answer["result"]["provisioned"]
 
 
+def keys_file(state_dir):
+    """The feeder's key file (it follows its meters' keys), if the state directory has one."""
+    path = State(state_dir, create=False).keys
+    return str(path) if path.exists() else None
+
+
 def optical_port(state_dir, aca):
     """The optical pty of the running feeder's meter `aca` (its link in the state directory)."""
     return meter_entry(State(state_dir, create=False), aca)["optical"]
@@ -396,9 +402,12 @@ def run_discover(args, progress=None):
     finally:
         modem.close()
     routes = {aca_text(a): [aca_text(r) for r in route] for a, route in d.routes.items()}
+    if not routes:  # the table stays as it was
+        raise FeederError("no meter answered the discovery (%.0f s)" % seconds)
     save_routes(state, routes)
     meters = [{"aca": aca_text(m.aca), "level": m.level, "route": routes[aca_text(m.aca)],
-               "registered": bool(m.registered), "sca": m.sca} for m in d.by_level()]
+               "registered": bool(m.registered), "sca": None if m.sca is None else bytes(m.sca).hex().upper()}
+              for m in d.by_level()]
     report = {"routes_file": str(state.routes), "meters": meters, "registered": registered,
               "seconds": round(seconds, 1)}
 
