@@ -231,6 +231,8 @@ def up(state, meters=None, timeout_s=UP_TIMEOUT_S):
     os.close(w)
     child.wait()  # the detaching parent: it returns at once
     line = _read_line(r, timeout_s)
+    if line is None:
+        raise FeederError("the feeder did not start in %.0f s: see %s" % (timeout_s, state.log))
     if line.startswith("ready "):
         st = json.loads(line[6:])
         if stale:
@@ -238,8 +240,7 @@ def up(state, meters=None, timeout_s=UP_TIMEOUT_S):
         return st
     if line.startswith("error "):
         raise FeederError(line[6:])
-    raise FeederError("the feeder did not start%s: see %s" % (" in %.0f s" % timeout_s if line is None else "",
-                                                            state.log))
+    raise FeederError("the feeder did not start: see %s" % state.log)
 
 
 def _read_line(fd, timeout_s):

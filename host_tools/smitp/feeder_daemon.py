@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any, cast
 
 from smitp import feeder as FS
 
@@ -163,7 +164,7 @@ class ModemBridge:
                 self._client = (conn, lines)
                 self.clients += 1
             try:
-                manager = PortManager(lines, conn)
+                manager = PortManager(cast(Any, lines), cast(Any, conn))  # duck-typed: a serial port, a socket
                 while True:
                     data = sock.recv(4096)
                     if not data:
