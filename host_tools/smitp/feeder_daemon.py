@@ -341,6 +341,39 @@ class Feeder:
                 link.unlink()
 
 
+def leftover_boards(state):
+    """Pids of board processes on this state directory's flash images: left by a feeder that was
+    killed (its boards outlive it). Only called with the lock held, when no feeder owns them."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            argv = Path("/proc/%s/cmdline" % entry).read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for i, arg in enumerate(argv[:-1]):
+            if arg == b"--flash" and Path(os.fsdecode(argv[i + 1])).parent == state.dir:
+                pids.append(int(entry))
+    return pids
+
+
+def _end_leftovers(state):
+    """Kill the boards a killed feeder left (two processes on one flash image would ruin it)."""
+    pids = leftover_boards(state)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    end = time.monotonic() + 5.0
+    while leftover_boards(state) and time.monotonic() < end:
+        time.sleep(0.05)
+    if pids:
+        print("%s ended %d boards left by a feeder that did not stop: %s"
+              % (FS.iso(time.time()), len(pids), " ".join(map(str, pids))), flush=True)
+
+
 def _log_size(board):
     try:
         return len(board.log_text())
@@ -414,6 +447,7 @@ def main(argv=None):
     feeder = None
     srv = None
     try:
+        _end_leftovers(state)
         FS.create(state, args.meters)
         state.pid.write_text("%d\n" % os.getpid())
         feeder = Feeder(state)

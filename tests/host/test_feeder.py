@@ -179,6 +179,22 @@ def test_down_when_none_runs_and_a_stale_pid_file(state, capsys):
     assert st["stale_pid_removed"] == 999999999 and feeder.read_pid(state) == st["pid"] != 999999999
 
 
+def test_a_killed_feeder_leaves_a_stale_pid_file_and_boards_the_next_up_ends(state):
+    up(state)
+    pid = feeder.read_pid(state)
+    boards = [p for p in _processes_of(state.dir) if p != pid]
+    assert len(boards) == 3
+    os.kill(pid, signal.SIGKILL)  # no clean-up: its pid file and its boards stay
+    end = time.monotonic() + 5
+    while feeder.running(state) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not feeder.running(state) and state.pid.exists()
+    st = feeder.up(state)
+    assert st["stale_pid_removed"] == pid and all(m["alive"] for m in st["meters"])
+    assert not set(boards) & set(_processes_of(state.dir))  # one board process per flash image
+    assert "ended 3 boards left by a feeder that did not stop" in state.log.read_text()
+
+
 def test_commands_say_how_to_start_a_feeder_when_none_runs(tmp_path):
     r = smitp("read", "--state", tmp_path / "none", "--meter", M1, "--register", "0x003F", "--json")
     assert r.returncode == 1 and r.stderr.count("\n") == 1
