@@ -133,6 +133,15 @@ def test_the_modem_port_behaves_as_an_st7580_behind_a_usb_adapter(state):
         wrong.close()
 
 
+def test_port_options_take_the_feeders_ports_as_they_take_hardware(state, capsys):
+    st = feeder.status(up(state))
+    assert main(["read", "--port", st["modem"], "--meter", M2, "--register", "0x0011", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["registers"][0]["value"] == M2
+    optical = st["meters"][2]["optical"]
+    assert main(["hhu", "--port", optical, "--json"]) == 0  # as an optical probe's port
+    assert json.loads(capsys.readouterr().out)["aca"] == M3
+
+
 def test_routes_come_from_the_routing_table(state, capsys):
     up(state)
     feeder.save_routes(state, {M1: [], M3: [M2]})  # what `smitp discover` writes
