@@ -313,10 +313,9 @@ def _concentrator(args):
         from smitp import feeder
 
         port, args.table_route = feeder.modem_for(args.port, args.state, args.meter)
-        from smitp.serial_modem import SerialModem, ModemPort
+        from smitp.serial_modem import ModemPort
 
-        modem = SerialModem(port)
-        modem.open()
+        modem = feeder.open_modem(port)
         try:
             modem.reset()
             yield Concentrator(ModemPort(modem), keyring=ring)

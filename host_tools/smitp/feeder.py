@@ -31,6 +31,7 @@ from meter.errors import SmitpError
 
 MAX_METERS = 16  # each meter is a MicroPython process
 UP_TIMEOUT_S = 90.0
+CLIENT_WAIT_S = 60  # how long a command waits for the feeder's modem port while another uses it
 DOWN_TIMEOUT_S = 30.0
 
 
@@ -354,7 +355,8 @@ def modem_for(port, state_dir, meter=None):
 
     state = State(state_dir, create=False)
     if not port:
-        port = status(state)["modem"]
+        # a client waits its turn while another uses the port (pyserial's own wait is 3 s)
+        port = "%s?timeout=%d" % (status(state)["modem"], CLIENT_WAIT_S)
         if meter is not None:
             meter_entry(state, meter)
     route = load_routes(state).get(meter) if meter is not None else None
@@ -368,6 +370,20 @@ def provision(state_dir, aca, k1, k2, lmon=None):
     meter_entry(state, aca)
     answer = request(state, "provision", aca=aca, k1=k1.hex(), k2=k2.hex(), lmon=lmon)
     return answer["result"]["provisioned"]
+
+
+def open_modem(port):
+    """A SerialModem on `port`, opened; a port that cannot be opened is the modem's failure (exit 1)."""
+    import serial
+
+    from smitp.serial_modem import ModemError, SerialModem
+
+    modem = SerialModem(port)
+    try:
+        modem.open()
+    except serial.SerialException as e:
+        raise ModemError(0, -1, "%s: %s" % (port.split("?")[0], one_line(e))) from None
+    return modem
 
 
 def keys_file(state_dir):
@@ -386,12 +402,11 @@ def run_discover(args, progress=None):
     registration) through the modem; the routes found replace the routing table."""
     from smitp.aca import aca_text
     from smitp.discovery import Discovery
-    from smitp.serial_modem import ModemPort, SerialModem
+    from smitp.serial_modem import ModemPort
 
     state = State(args.state, create=bool(args.port))
     port, _route = modem_for(args.port, args.state)
-    modem = SerialModem(port)
-    modem.open()
+    modem = open_modem(port)
     try:
         modem.reset()
         mport = ModemPort(modem)

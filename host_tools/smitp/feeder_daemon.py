@@ -34,6 +34,7 @@ from typing import Any, cast
 from smitp import feeder as FS
 
 MODEM_BAUD = 57600
+CLIENT_WAIT_S = 120.0  # longest a client of the modem port waits for the one before it
 STEP_S = 0.1  # longest the loop waits before looking at control requests and the stop flag
 BOOT_TIMEOUT_S = 60.0
 
@@ -124,6 +125,7 @@ class ModemBridge:
         self.port = self.listener.getsockname()[1]
         self._client = None  # (_Connection, ModemLines) of the client being served
         self._lock = threading.Lock()
+        self._one_client = threading.Lock()  # held while a client is served: the others wait their turn
         self._stopping = False
         self.clients = 0
 
@@ -150,36 +152,50 @@ class ModemBridge:
                 pass
 
     def _accept_loop(self):
-        from serial.rfc2217 import PortManager
-
         while not self._stopping:
             try:
                 sock, _addr = self.listener.accept()
             except OSError:
                 return
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Connection(sock)
-            lines = ModemLines(self._uart, self._pins_w)
+            threading.Thread(target=self._serve, args=(sock,), name="modem client", daemon=True).start()
+
+    def _serve(self, sock):
+        """One client, when the one before has closed the port (a client that waits longer than
+        CLIENT_WAIT_S is let go: its open() fails)."""
+        if not self._one_client.acquire(timeout=CLIENT_WAIT_S):
+            sock.close()
+            return
+        try:
+            self._serve_one(sock)
+        finally:
+            self._one_client.release()
+
+    def _serve_one(self, sock):
+        from serial.rfc2217 import PortManager
+
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = _Connection(sock)
+        lines = ModemLines(self._uart, self._pins_w)
+        with self._lock:
+            self._client = (conn, lines)
+            self.clients += 1
+        try:
+            manager = PortManager(cast(Any, lines), cast(Any, conn))  # duck-typed: a serial port, a socket
+            while True:
+                data = sock.recv(4096)
+                if not data:
+                    break
+                for byte in manager.filter(data):
+                    lines.pending += byte
+                lines.flush()
+        except OSError:
+            pass
+        finally:
             with self._lock:
-                self._client = (conn, lines)
-                self.clients += 1
-            try:
-                manager = PortManager(cast(Any, lines), cast(Any, conn))  # duck-typed: a serial port, a socket
-                while True:
-                    data = sock.recv(4096)
-                    if not data:
-                        break
-                    for byte in manager.filter(data):
-                        lines.pending += byte
-                    lines.flush()
-            except OSError:
-                pass
-            finally:
-                with self._lock:
-                    self._client = None
-                sock.close()
-                if not self._stopping:
-                    lines.rts = lines.dtr = False  # a closed adapter leaves both lines idle (high)
+                self._client = None
+            sock.close()
+            if not self._stopping:
+                lines.rts = lines.dtr = False  # a closed adapter leaves both lines idle (high)
 
     def _modem_to_client(self):
         from serial.rfc2217 import IAC

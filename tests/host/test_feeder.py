@@ -142,6 +142,16 @@ def test_port_options_take_the_feeders_ports_as_they_take_hardware(state, capsys
     assert json.loads(capsys.readouterr().out)["aca"] == M3
 
 
+def test_commands_at_once_take_the_modem_port_in_turn(state):
+    up(state)
+    procs = [subprocess.Popen([sys.executable, "-m", "smitp.cli", "read", "--state", str(state.dir), "--meter", m,
+                               "--register", "0x0011"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for m in (M1, M2)]
+    outs = [p.communicate(timeout=110) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert M1 in outs[0][0] and M2 in outs[1][0]
+
+
 def test_routes_come_from_the_routing_table(state, capsys):
     up(state)
     feeder.save_routes(state, {M1: [], M3: [M2]})  # what `smitp discover` writes
