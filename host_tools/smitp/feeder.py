@@ -49,8 +49,8 @@ class State:
 
     def __init__(self, path=None, create=True):
         self.dir = Path(path) if path else default_state_dir()
-        if create:
-            self.dir.mkdir(parents=True, exist_ok=True)
+        if create:  # a new one is its user's only: it holds keys and a control socket
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.dir = self.dir.resolve()
         d = self.dir
         self.topology, self.keys, self.routes = d / "topology.json", d / "keys.json", d / "routes.json"

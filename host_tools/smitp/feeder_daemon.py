@@ -403,7 +403,11 @@ def _control_server(feeder):
     if path.exists() or path.is_symlink():
         path.unlink()
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(str(path))
+    old = os.umask(0o177)  # the socket can provision keys: its user's only
+    try:
+        srv.bind(str(path))
+    finally:
+        os.umask(old)
     srv.listen(8)
 
     def serve_one(conn):
