@@ -219,6 +219,7 @@ def _listen(port):
     on one the system picks."""
     for p in ((port, 0) if port else (0,)):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the last run's connections may linger
         try:
             s.bind(("127.0.0.1", p))
         except OSError:
