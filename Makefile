@@ -37,8 +37,9 @@ $(STAMP): requirements.txt pyproject.toml $(STUB_REQS)
 	done
 	touch $@
 
+# -rs: each skipped test is listed with its reason (the README examples that need hardware ...)
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -rs tests
 
 demo: setup
 	$(BIN)/smitp demo

@@ -72,7 +72,7 @@ def test_the_readme_has_examples():
 def test_readme_example(place, line, argv):
     reason = skip_reason(argv)
     if reason:
-        pytest.skip(reason)
+        pytest.skip("`%s`: %s" % (line, reason))
     cwd, env = place
     r = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=110, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, "%s\nexit %d\n%s%s" % (line, r.returncode, r.stdout[-1500:], r.stderr[-1500:])
