@@ -250,7 +250,6 @@ class Feeder:
         from smitp.network import Network, RealClock, serial_for
 
         self.net = Network(Medium(topology=self.topology), RealClock())
-        self.net.phases = {n["name"]: n.get("phase") for n in self.topology["nodes"]}
         marks = {}
         for node in self.topology["nodes"]:
             if node["role"] == "concentrator":
@@ -301,7 +300,7 @@ class Feeder:
             })
         return {"state": str(self.state.dir), "pid": os.getpid(), "since": FS.iso(self.started),
                 "modem": self.bridge.url, "modem_clients": self.bridge.clients, "meters": meters,
-                "keys": str(self.state.keys), "routes": {a: r for a, r in routes.items()}}
+                "keys": str(self.state.keys), "routes": routes}
 
     def provision(self, aca, k1, k2, lmon=None):
         """The meter's board stopped, its keys (and LMON) written into its flash image, started
