@@ -763,7 +763,8 @@ def build_parser():
                                                  "(at most %d)" % mac.MAX_REPEATERS)
         _where(sp)
         sp.add_argument("--auth", action="store_true", help="authenticated service (needs --keys)")
-        sp.add_argument("--keys", type=_key_file, help='key file: {"<ACA>": {"k1": "<hex>", "k2": "<hex>"}}')
+        sp.add_argument("--keys", type=_key_file, help='key file: {"<ACA>": {"k1": "<hex>", "k2": "<hex>"}} '
+                                                       "(on the feeder, default: the feeder's)")
         sp.add_argument("--encrypt", choices=ENCRYPT_CHOICES, default="auto", help=ENCRYPT_HELP)
         return sp
 

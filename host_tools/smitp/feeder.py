@@ -302,7 +302,7 @@ def add_arguments(sp):
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts")
     sub = sp.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = sub.add_parser("up", parents=[common], help="start the feeder in the background (or resume it)")
-    p.add_argument("--meters", type=_meters, help="meters of a new feeder (1..%d, default 3: the demo "
+    p.add_argument("--meters", type=_meters, metavar="N", help="meters of a new feeder (1..%d, default 3: the demo "
                                                   "section); a state directory keeps its own" % MAX_METERS)
     sub.add_parser("status", parents=[common], help="the meters (by ACA), their routes and the ports")
     sub.add_parser("down", parents=[common], help="stop the feeder (flash images, keys and routes stay)")
