@@ -42,8 +42,9 @@ $(STAMP): requirements.txt pyproject.toml $(STUB_REQS)
 MCU_TOOLS := arm-none-eabi-gcc qemu-system-arm
 MCU_HAVE := $(shell for t in $(MCU_TOOLS); do command -v $$t >/dev/null || echo no; done)
 
+# -rs: each skipped test is listed with its reason (the README examples that need hardware ...)
 test: setup
-	$(BIN)/python -m pytest -q tests --ignore=tests/mcu
+	$(BIN)/python -m pytest -q -rs tests --ignore=tests/mcu
 	@if [ -n "$(MCU_HAVE)" ]; then echo "make test: the emulated-MCU tests did not run: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm, then make test-mcu"; \
 	else echo "make test: the emulated-MCU tests run apart: make test-mcu"; fi
 

@@ -1,6 +1,8 @@
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Firmware unit tests import `meter.*` and `fwtest` exactly as run_mp.py sets them up.
 for p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tests", "firmware")):
@@ -15,3 +17,11 @@ def pytest_addoption(parser):
     group.addoption("--meter-aca", help="ACA of a real meter reachable through that modem")
     group.addoption("--hi-port", help="serial port wired to a real Meters and More modem's Host Interface "
                                       "(T_REQ on RTS, active low)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_data_home(tmp_path_factory):
+    """The tests' own $XDG_DATA_HOME: `smitp` finds a running feeder there, never the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
+        yield

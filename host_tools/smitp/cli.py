@@ -187,9 +187,12 @@ def _key_file(text):
 
 @_arg
 def _device(text):
-    """A serial port: a device that exists (names of mpremote's, such as 'auto' or 'a0', pass)."""
+    """A serial port: a device that exists (names of mpremote's, such as 'auto' or 'a0', pass,
+    and URLs of pyserial's such as rfc2217://localhost:4000, the persistent feeder's modem)."""
     import stat
 
+    if "://" in _named(text):
+        return text
     if "/" not in _named(text) and not os.path.exists(text):
         return text
     try:
@@ -302,18 +305,23 @@ def _check_on_feeder(args):
 
 @contextlib.contextmanager
 def _concentrator(args):
-    """A concentrator on a real modem (--port) or on the emulated demo feeder
-    (whose meters get the keys of --keys provisioned first)."""
+    """A concentrator on a real modem (--port), on the running feeder's modem (the default; smitp.feeder)
+    or on a throwaway emulated demo feeder (--emulated; its meters get the keys of --keys provisioned
+    first). Without --emulated the route comes from the routing table unless --via gives one."""
     from smitp.concentrator import Concentrator
 
     raw_keys, ring = _load_keys(args.keys)
     if args.auth:
         _check_entry(raw_keys, args.meter)
-    if args.port:
-        from smitp.serial_modem import SerialModem, ModemPort
+    if args.port and args.emulated:
+        raise ValueError("give --port or --emulated, not both")
+    if not args.emulated:
+        from smitp import feeder
 
-        modem = SerialModem(args.port)
-        modem.open()
+        port, args.table_route = feeder.modem_for(args.port, args.state, args.meter)
+        from smitp.serial_modem import ModemPort
+
+        modem = feeder.open_modem(port)
         try:
             modem.reset()
             yield Concentrator(ModemPort(modem), keyring=ring)
@@ -344,9 +352,10 @@ def _ecc(args, write):
 
 
 def _route(args):
+    """--via, else the routing table's route (smitp discover fills it), else none: direct."""
     from smitp.concentrator import parse_aca
 
-    return tuple(parse_aca(a) for a in args.via.split(",")) if args.via else ()
+    return tuple(parse_aca(a) for a in args.via.split(",")) if args.via else getattr(args, "table_route", ())
 
 
 def _registers_fit(regs, auth):
@@ -582,8 +591,12 @@ def cmd_provision(args):
     k1, k2 = raw[args.meter]
     if args.flash:
         provision.provision_image(args.flash, k1, k2, args.lmon)
-    else:
+    elif args.port:
         provision.provision_board(args.port, k1, k2, args.lmon)
+    else:  # the running feeder's meter: its board stopped, provisioned, started again
+        from smitp import feeder
+
+        args.flash = feeder.provision(args.state, args.meter, k1, k2, args.lmon)
     where = args.flash or args.port
     _emit(args, {"aca": args.meter, "provisioned": where, "lmon": args.lmon},
           lambda rep: print("meter %s: keys%s written to %s" % (args.meter, "" if args.lmon is None else " and LMON",
@@ -665,6 +678,23 @@ def _check_hhu_options(parser):
                 _check_hhu_options(sub)
 
 
+# ---- feeder / discover (smitp.feeder)
+def cmd_feeder(args):
+    from smitp import feeder
+
+    report, text = feeder.run_command(args)
+    _emit(args, report, text)
+    return 0
+
+
+def cmd_discover(args):
+    from smitp import feeder
+
+    report, text = feeder.run_discover(args, progress_printer("discover"))
+    _emit(args, report, text)
+    return 0
+
+
 # ---- image / deploy
 def cmd_image(args):
     from smitp.image import build_image
@@ -704,6 +734,17 @@ def build_parser():
     from meter.link import mac
     from smitp import deploy, image, sim
 
+    from smitp import feeder
+
+    def _where(sp, emulated=True):
+        """Where the concentrator's modem is: --port, the running feeder (--state), or --emulated."""
+        sp.add_argument("--port", type=_device, help="serial port of a real ST7580 modem, or a URL such as "
+                                                     "rfc2217://localhost:N (default: the running feeder's modem)")
+        feeder.add_state_option(sp)
+        if emulated:
+            sp.add_argument("--emulated", action="store_true", help="a throwaway emulated demo feeder, booted "
+                                                                    "for this command only (nothing persists)")
+
     p = _Parser(prog="smitp", description=__doc__)
     p.add_argument("--version", action="store_true", help="print the version of the tools and of the firmware")
     sub = p.add_subparsers(dest="command")
@@ -731,10 +772,10 @@ def build_parser():
         sp.add_argument("--meter", required=True, type=_aca, help="the meter's ACA, 12 hex digits")
         sp.add_argument("--via", type=_via, help="repeater ACAs, comma separated, nearest the concentrator first "
                                                  "(at most %d)" % mac.MAX_REPEATERS)
-        sp.add_argument("--port", type=_device,
-                        help="serial port of a real ST7580 modem (default: the emulated demo feeder)")
+        _where(sp)
         sp.add_argument("--auth", action="store_true", help="authenticated service (needs --keys)")
-        sp.add_argument("--keys", type=_key_file, help='key file: {"<ACA>": {"k1": "<hex>", "k2": "<hex>"}}')
+        sp.add_argument("--keys", type=_key_file, help='key file: {"<ACA>": {"k1": "<hex>", "k2": "<hex>"}} '
+                                                       "(on the feeder, default: the feeder's)")
         sp.add_argument("--encrypt", choices=ENCRYPT_CHOICES, default="auto", help=ENCRYPT_HELP)
         return sp
 
@@ -775,8 +816,7 @@ def build_parser():
                                "the --keys file then holds the new pair")
     sp.add_argument("--meter", required=True, type=_aca, help="the meter's ACA, 12 hex digits")
     sp.add_argument("--via", type=_via, help="repeater ACAs, comma separated, nearest the concentrator first")
-    sp.add_argument("--port", type=_device,
-                    help="serial port of a real ST7580 modem (default: the emulated demo feeder)")
+    _where(sp)
     sp.add_argument("--keys", type=_key_file, help="key file with the meter's current keys; rewritten with the new")
     sp.add_argument("--new-keys", required=True, metavar="FILE", help="key file with the meter's new k1/k2")
     sp.add_argument("--generate", action="store_true",
@@ -785,9 +825,10 @@ def build_parser():
     sp = add("provision", cmd_provision, "write a meter's keys (and LMON) into its non-volatile storage")
     sp.add_argument("--meter", required=True, type=_aca, help="the meter's ACA")
     sp.add_argument("--keys", required=True, type=_key_file, help="key file with an entry for the meter")
-    where = sp.add_mutually_exclusive_group(required=True)
+    where = sp.add_mutually_exclusive_group()
     where.add_argument("--flash", type=_output_file, help="flash image of an emulated board (made if missing)")
     where.add_argument("--port", type=_device, help="serial port of a real board (through mpremote)")
+    feeder.add_state_option(where)
     _number(sp, "--lmon", 0, U64, "also set the meter's LMON")
     sp = add("sim", cmd_sim, "discover, register and read a simulated fleet of meters on a virtual clock")
     _number(sp, "--meters", 1, sim.MAX_METERS, "fleet size, in sections of up to 500 meters", default=100)
@@ -831,6 +872,12 @@ def build_parser():
     from smitp.dlms.command import add_arguments as _dlms_arguments
 
     _dlms_arguments(sp, _aca, _via, _device, _arg)
+    sp = add("feeder", cmd_feeder, "emulated meters on a simulated feeder that stay up in the background: "
+                                   "up, status, down")
+    feeder.add_arguments(sp)
+    sp = add("discover", cmd_discover, "discover and register the meters of the feeder (or of --port) and "
+                                       "keep their routes in the routing table")
+    _where(sp, emulated=False)
     sp = add("image", cmd_image, "compile the firmware for a board with mpy-cross")
     sp.add_argument("--board", default="unix", choices=image.boards())
     sp.add_argument("--out", type=_image_dir, help="output directory (default build/<board>)")
@@ -845,6 +892,13 @@ def cmd_dlms(args):
     from smitp.dlms.command import run
 
     return run(args)
+def _feeder_keys(args):
+    """On the running feeder (no --port, no --emulated) --keys defaults to the feeder's key file,
+    which follows its meters' keys (smitp.feeder)."""
+    if getattr(args, "keys", "") is None and not getattr(args, "port", None) and getattr(args, "emulated", None) is False:
+        from smitp import feeder
+
+        args.keys = feeder.keys_file(getattr(args, "state", None))
 
 
 # ---- version
@@ -866,12 +920,14 @@ def _runtime_errors():
     """Failures of what a command talked to (exit 1), as opposed to bad input (exit 2)."""
     from smitp.demo import DemoError
     from smitp.deploy import DeployError
+    from smitp.feeder import FeederError
     from smitp.emulated_board import BoardError
     from smitp.image import ImageError
     from smitp.provision import ProvisionError
     from smitp.serial_modem import ModemError
 
-    return (PeerError, DemoError, DeployError, BoardError, ImageError, ProvisionError, ModemError, TimeoutError)
+    return (PeerError, DemoError, DeployError, BoardError, ImageError, ProvisionError, ModemError, TimeoutError,
+            FeederError)
 
 
 def _one_line(text):
@@ -904,6 +960,7 @@ def main(argv=None):
             raise CommandLineError(prog, "give a command ('smitp --help' says what each does, "
                                          "'smitp COMMAND --help' lists its options)")
         prog = "%s %s" % (parser.prog, args.command)
+        _feeder_keys(args)
         return args.fn(args)
     except CommandLineError as e:
         return _fail(e.prog, e, 2, as_json)

@@ -394,8 +394,11 @@ def add_arguments(sp):
         d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
         p.add_argument("--port", default=d(None), help="serial port of an IEC 62056-21 optical probe")
         p.add_argument("--emulated", action="store_true", default=d(False),
-                       help="boot an emulated meter (real MicroPython) and use its optical port")
-        p.add_argument("--aca", default=d(EMULATED_ACA), help="ACA of the emulated meter")
+                       help="boot a throwaway emulated meter (real MicroPython) and use its optical port")
+        p.add_argument("--state", metavar="DIR", default=d(None),
+                       help="the running feeder's state directory (the default place: smitp feeder)")
+        p.add_argument("--aca", default=d(EMULATED_ACA),
+                       help="the meter: of the running feeder (default), or of the one --emulated boots")
         p.add_argument("--keys", default=d(None), help='key file {"<ACA>": {"k1": "<hex>", "k2": "<hex>"}}; '
                        "with --emulated the meter gets these keys")
         p.add_argument("--baud", type=int, choices=I.BAUDS, default=d(None),
@@ -456,8 +459,12 @@ def _line_for(args, raw_keys):
         with open_line(args.port) as line:
             yield line
         return
-    if not args.emulated:
-        raise ValueError("give --port PATH (an optical probe) or --emulated")
+    if not args.emulated:  # the running feeder's meter, through its optical pty
+        from smitp import feeder
+
+        with open_line(feeder.optical_port(args.state, args.aca.upper())) as line:
+            yield line
+        return
     keys = (raw_keys or {}).get(args.aca.upper())
     with tempfile.TemporaryDirectory(prefix="smitp-hhu-") as workdir:
         with emulated_meter(workdir, args.aca, keys=keys) as board:
@@ -481,13 +488,13 @@ def _print_registers(values, header=None):
 
 
 def run_command(args, progress=None):
-    """Run `smitp hhu`; returns (report for --json, function printing it as text). With a real
-    meter (--port) the LMON state goes back into the --keys file, whatever happened."""
+    """Run `smitp hhu`; returns (report for --json, function printing it as text). With a meter
+    that stays (--port, the feeder's) the LMON state goes back into the --keys file, whatever happened."""
     ring, raw_keys = _ring(args.keys)
     try:
         return _run(args, progress, ring, raw_keys)
     finally:
-        if args.port and ring is not None:
+        if not args.emulated and ring is not None:
             ring.save(args.keys)
 
 

@@ -85,8 +85,9 @@ class SerialModem:
         if self._serial is None:
             import serial as pyserial
 
-            ser = pyserial.Serial()
-            ser.port = self.port
+            # serial_for_url: a device path, or a URL such as rfc2217://host:port (a modem behind a
+            # network serial server, the persistent feeder's modem)
+            ser = pyserial.serial_for_url(self.port, do_not_open=True)
             ser.baudrate = self.baudrate
             ser.timeout = POLL_S
             # idle levels before the port opens: T_REQ high, RESETN high

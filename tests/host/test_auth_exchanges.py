@@ -109,7 +109,7 @@ def test_cli_key_change_on_the_emulated_feeder(tmp_path, capsys):
     assert (new.stat().st_mode & 0o777) == 0o600
     assert main(["keys", "--meter", "A8040A1E8903", "--new-keys", str(new), "--generate"]) == 2  # never over one
     capsys.readouterr()
-    assert main(["keys", "--meter", "A8040A1E8903", "--via", "A8040A1E8902", "--keys", str(current),
+    assert main(["keys", "--meter", "A8040A1E8903", "--via", "A8040A1E8902", "--emulated", "--keys", str(current),
                  "--new-keys", str(new), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["result"] == "activated"
     saved, fresh = json.loads(current.read_text()), json.loads(new.read_text())

@@ -147,7 +147,7 @@ BAD_INPUT = [
     (["read", "--meter", "A8040A1E89", "--register", "1"], "argument --meter: ACA 'A8040A1E89' is not 6 bytes"),
     (READ + ["--via", "A8040A1E8902,nothex"], "argument --via: ACA 'nothex'"),
     (READ + ["--via", ",".join(["A8040A1E8902"] * 9)], "argument --via: at most 8 repeaters"),
-    (["read", "--meter", "A8040A1E8999", "--register", "1"], "--meter: A8040A1E8999 is not on the emulated"),
+    (["read", "--meter", "A8040A1E8999", "--register", "1", "--emulated"], "--meter: A8040A1E8999 is not on the emulated"),
     (["hhu", "--emulated", "--aca", "A8040A1E89GG"], "argument --aca"),
     (["hhu", "provision", "--emulated", "--keys", "good.json", "--address", "a!b"], "argument --address"),
     # registers, values, fields
@@ -169,7 +169,7 @@ BAD_INPUT = [
     (["deploy", "--board", "unix", "--port", "/dev/null"], "argument --board: invalid choice: 'unix'"),
     (["no-such-command"], "argument command: invalid choice"),
     (["readtab", "--meter", M1], "one of the arguments --table --custom --spontaneous is required"),
-    (["provision", "--meter", M1, "--keys", "good.json"], "one of the arguments --flash --port is required"),
+    (provision("good.json") + ["--state", "adir"], "argument --state: not allowed with argument --flash"),
     (["command", "--meter", M1, "freeze", "--time", "5"], "--time goes with sync-clock"),
 ]
 

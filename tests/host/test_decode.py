@@ -112,6 +112,6 @@ def test_read_auth_cli_on_the_emulated_feeder(tmp_path, capsys):
     keys = tmp_path / "keys.json"
     keys.write_text('{"A8040A1E8901": {"k1": "%s", "k2": "%s"}}' % ("11" * 16, "22" * 16))
     assert main(["read", "--meter", "A8040A1E8901", "--register", "last message order number",
-                 "--auth", "--keys", str(keys), "--json"]) == 0
+                 "--auth", "--keys", str(keys), "--json", "--emulated"]) == 0
     out = capsys.readouterr().out
     assert '"value": 1' in out and "11" * 16 not in out

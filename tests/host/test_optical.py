@@ -252,8 +252,8 @@ def test_cli_hhu_emulated(tmp_path, capsys):
     assert json.loads(keys.read_text())[ACA]["k1"] == bytes(range(32, 48)).hex()  # the key file follows
     assert main(["hhu", "--emulated", "--baud", "4800"]) == 0
     assert "0x0011  absolute communication address   A8040A1E8901" in capsys.readouterr().out
-    assert main(["hhu", "readout"]) == 2
-    assert "--port PATH" in capsys.readouterr().err
+    assert main(["hhu", "readout"]) == 1  # neither a probe nor --emulated: the running feeder, and none runs
+    assert "no feeder runs in" in capsys.readouterr().err
 
 
 def test_nucleo_board_optical_uart(monkeypatch, tmp_path):

@@ -175,14 +175,14 @@ def test_emulated_board_dips_outage_cutoff_and_profile(tmp_path):
 
 
 def test_cli_read_readtab_and_command(capsys):
-    assert main(["readtab", "--meter", "A8040A1E8901", "--table", "contract 1 day profiles", "--json"]) == 0
+    assert main(["readtab", "--emulated", "--meter", "A8040A1E8901", "--table", "contract 1 day profiles", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["table"]["id"] == "0x0510" and len(rep["records"]) == 8
     assert rep["records"][0]["values"]["switch point 3"] == "08:00 T1"
-    assert main(["read", "--meter", "A8040A1E8901", "--register", "DST rules", "--register", "voltage L1"]) == 0
+    assert main(["read", "--emulated", "--meter", "A8040A1E8901", "--register", "DST rules", "--register", "voltage L1"]) == 0
     out = capsys.readouterr().out
     assert "end month 10" in out and "230.0 V" in out
-    assert main(["command", "--meter", "A8040A1E8901", "freeze", "--json"]) == 0
+    assert main(["command", "--emulated", "--meter", "A8040A1E8901", "freeze", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["result"] == "ACK"
-    assert main(["command", "--meter", "A8040A1E8901", "close-billing"]) == 1  # refused by the meter: needs the write key
+    assert main(["command", "--emulated", "--meter", "A8040A1E8901", "close-billing"]) == 1  # refused by the meter: needs the write key
     assert "access denied" in capsys.readouterr().err
