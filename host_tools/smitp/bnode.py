@@ -186,8 +186,10 @@ def topology_names(net):
 
 
 def add_options(sp, number, arg):
-    """The options of `smitp bnode` beyond a meter service's (cli.add_meter_service); number and
-    arg: the CLI's range option and argparse type makers."""
+    """The options of `smitp bnode` beyond a meter service's (cli.add_meter_service, whose
+    --emulated here means the demo feeder's meters as emulated boards, real MicroPython in real
+    time, instead of in-process meters on a virtual clock); number and arg: the CLI's range
+    option and argparse type makers."""
     sp.add_argument("--data", required=True, type=arg(_data_hex), help="the data for the B-Node, hex (1..%d bytes)"
                     % L.MAX_DATA)
     number(sp, "--table", 0, 255, "WRITETABIC: the B-Node table (0..255); default: SETIC")
@@ -195,9 +197,6 @@ def add_options(sp, number, arg):
     sp.add_argument("--allow-plain", action="store_true",
                     help="first let the meter serve plain B-Node messages (control flag 15, written with the "
                          "write key: needs --keys); plain ones are refused otherwise (docs/security.md)")
-    sp.add_argument("--emulated", action="store_true",
-                    help="the demo feeder's meters as emulated boards (real MicroPython, real time); default: "
-                         "in-process meters on a virtual clock")
     sp.add_argument("--bnode", choices=BEHAVIOURS, default="answer",
                     help="how the demo B-Nodes behave: answer (default), stay silent, or refuse (code %d)"
                          % REFUSE_CODE)
