@@ -3,18 +3,12 @@
 # mm-hi-ip-mib.md 1). A Meters and More modem (ST75MM, Microchip PL460 M&M
 # modem application) runs the data link on air itself: the meter gets the
 # application requests (Slave_Data.indication) and answers each with a
-# Slave_Data.request of the same ReqID and protocol.
-#
-# The modem is the master: its frames come at any time and are acknowledged at
-# once (0x03 repeats of the last frame are acknowledged and dropped). To send,
-# the host drives T_REQ low, raises it as the status message (0x3F, status,
-# MIB mask) starts, backs off while the status says PLC busy, else writes its
-# frame, waits TACK for the ACK, and repeats the frame once with 0x03 in a new
-# handshake when the ACK does not come (or a NAK does). Then it waits for the
-# positive or negative confirm.
-#
-# Nothing here does I/O or reads a clock (the contract of meter/phy/contract.py).
-# Project choices are marked and listed in docs/protocol.md ("M&M Host Interface").
+# Slave_Data.request of the same ReqID and protocol. The modem's frames come at any time and are acknowledged at once (0x03 copies
+# of the last one acknowledged and dropped). To send, the host drives T_REQ low,
+# raises it as the status message starts, backs off while it says PLC busy, else
+# writes its frame, waits TACK for the ACK and repeats the frame once with 0x03 in
+# a new handshake when no ACK (or a NAK) comes; then waits for the confirm.
+# No I/O, no clock (meter/phy/contract.py); project choices: docs/protocol.md.
 from meter.phy import contract as phy
 from meter.phy.base import DriverBase
 from meter.compat import const, ticks_add, ticks_diff
@@ -28,34 +22,24 @@ MAX_LSDU = const(127)  # Microchip drops a Slave_Data.request LSDU of 128 bytes 
 _PAYLOAD_AT = const(5)  # Slave_Data.request: FS LEN CMD protocol ReqID, then the LSDU
 _IND_AT = const(5)  # Slave_Data.indication: the same layout
 
-# profiles: which modem, which checksum, which MIB set-up (project choices where marked)
-MICROCHIP = const(0)  # PL460 M&M modem application: CRC-16, MIB 6 and 12 (+ 8, 9, 10 when it runs security)
-ST75MM = const(1)  # UM2241: byte sum, MIB 6, 3 and 14
+# modem profiles (meter/phy/hi_codec.py): checksum and MIB set-up
+MICROCHIP = H.MICROCHIP
+ST75MM = H.ST75MM
+setup = H.setup
 
 # driver events beyond the contract's (meter.phy.contract DRIVER and up)
 EV_CONFIRM = phy.DRIVER  # a confirm of an unmanaged request: ev_cmd request, rx[0:rx_len] payload
 EV_MIB_IND = phy.DRIVER + 1  # MIB_Write.indication: ev_cmd the index, rx[0:rx_len] the value
 
 # link states, one request at a time (as meter/phy/st7580.py)
-_IDLE = const(0)
-_STATUS = const(1)  # T_REQ low, waiting for the status message (sm_ms)
-_ACK = const(2)  # frame written, waiting for ACK/NAK (tack_ms + wire time)
-_REPLY = const(3)  # ACKed, waiting for the confirm (confirm_ms)
-_PAUSE = const(4)  # T_REQ high between two handshakes (gap or busy back-off)
-_RETRY = const(5)
-_BACKOFF = const(6)
-_FAIL = const(7)
-_DONE = const(8)
+# IDLE; STATUS: T_REQ low, waiting for the status message (sm_ms); ACK: frame written,
+# waiting for ACK/NAK (tack_ms + wire time); REPLY: ACKed, waiting for the confirm
+# (confirm_ms); PAUSE: T_REQ high between two handshakes (gap or busy back-off);
+# RETRY, BACKOFF, FAIL, DONE: pseudo-states resolved at once by _fire.
+_IDLE, _STATUS, _ACK, _REPLY, _PAUSE, _RETRY, _BACKOFF, _FAIL, _DONE = range(9)
 STATE_NAMES = ("IDLE", "STATUS", "ACK", "REPLY", "PAUSE")
-
-_GO = const(0)
-_FREE = const(1)
-_BUSY = const(2)
-_ACKED = const(3)
-_NAKED = const(4)
-_EXPIRED = const(5)
-_ANSWER = const(6)
-_ABORT = const(7)
+# link events
+_GO, _FREE, _BUSY, _ACKED, _NAKED, _EXPIRED, _ANSWER, _ABORT = range(8)
 
 _NEXT = (
     # GO       FREE  BUSY      ACKED   NAKED   EXPIRED  ANSWER ABORT
@@ -66,9 +50,7 @@ _NEXT = (
     (-1, -1, -1, -1, -1, _STATUS, _DONE, _DONE),  # PAUSE
 )
 
-_TAG_CFG = const(1)  # request tags: a configuration write, a health ping, the boot reset
-_TAG_PING = const(2)
-_TAG_BOOT = const(3)
+_TAG_CFG, _TAG_PING, _TAG_BOOT = 1, 2, 3  # request tags: a configuration write, a health ping, the boot reset
 
 
 class HostInterface(DriverBase):
@@ -119,10 +101,8 @@ class HostInterface(DriverBase):
         self._fails = 0
         self._busies = 0
         self._sent = 0
-        self._rk = 0
-        self._ra = 0
+        self._rk = self._ra = self._rl = 0  # the result of the request in flight, its data's buffer
         self._ri = -1
-        self._rl = 0
         self._rise = 0
         self._risen = False
         self.status = -1  # last status byte (-1: none yet) and its MIB mask
@@ -505,21 +485,8 @@ class HostInterface(DriverBase):
         return True
 
 
-def _sooner(a, b):
+def _sooner(a, b):  # the nearer of two timeouts, -1 being none
     return b if a < 0 or b < a else a
-
-
-def setup(profile, aca, serial, tic_ms=10, tack_ms=1000):
-    """The MIB writes (index, value) that configure a modem of this profile
-    after each reset (project choices, docs/protocol.md)."""
-    sn = bytes(serial, "ascii") if isinstance(serial, str) else bytes(serial)
-    mnf = (sn + bytes(16))[:16] + bytes(reversed(bytes(aca)))  # ACA little-endian
-    if profile == MICROCHIP:
-        return ((H.MIB_MANUFACTURER, mnf),)
-    if profile == ST75MM:
-        return ((H.MIB_MANUFACTURER, mnf), (H.MIB_MAC_CONFIG, b"\x01\x01"),
-                (H.MIB_HI_TIMINGS, bytes((125, min(tack_ms, 255), tic_ms))))
-    raise ValueError("modem profile %r" % (profile,))
 
 
 def driver(profile=MICROCHIP, checksum=None, **settings):

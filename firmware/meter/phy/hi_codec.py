@@ -82,6 +82,10 @@ MIB_TIMING = const(12)  # Tel, Delay, ICdelay, Tc (u16 LE, ms), TCT (u8)
 # ---- ST75MM
 MIB_HI_TIMINGS = const(14)  # TSR, TACK, TIC in ms
 
+# ---- modem profiles: which modem, which checksum, which MIB set-up (project choices)
+MICROCHIP = const(0)  # PL460 M&M modem application: CRC-16, MIB 6 (+ 12, 8, 9, 10 as they apply)
+ST75MM = const(1)  # UM2241: byte sum, MIB 6, 3 and 14
+
 # Microchip CRC-16 table: polynomial 0x1021, not reflected
 _T = array("H", bytes(512))
 for _i in range(256):
@@ -169,3 +173,16 @@ def receiver(kind, tic_ms=10, buffers=3):
     """The shared framing core set for the HI: LEN = payload - 1, the
     profile's checksum, 4-byte status message."""
     return FrameReceiver(tic_ms, 255, buffers, 1, check_fn(kind), STATUS_LEN)
+
+
+def setup(profile, aca, serial, tic_ms=10, tack_ms=1000):
+    """The MIB writes (index, value) that configure a modem of this profile
+    after each reset (project choices, docs/protocol.md)."""
+    sn = bytes(serial, "ascii") if isinstance(serial, str) else bytes(serial)
+    mnf = (sn + bytes(16))[:16] + bytes(reversed(bytes(aca)))  # ACA little-endian
+    if profile == MICROCHIP:
+        return ((MIB_MANUFACTURER, mnf),)
+    if profile == ST75MM:
+        return ((MIB_MANUFACTURER, mnf), (MIB_MAC_CONFIG, b"\x01\x01"),
+                (MIB_HI_TIMINGS, bytes((125, min(tack_ms, 255), tic_ms))))
+    raise ValueError("modem profile %r" % (profile,))
