@@ -63,7 +63,9 @@ MIB_TABLE = {
     10: (bytes(8), True),
     12: (bytes.fromhex("1400E8030000FA00FF"), True),
 }
-READ_ONLY_MASK = 1 << 4
+# The ST75MM profile (byte-sum checksum) has the HI timings object too (UM2241 MIB 14;
+# its default is not public: the nominal TSR 125, TACK 40, TIC 10 ms, a project choice)
+ST75MM_EXTRA = {14: (bytes((125, 40, 10)), True)}
 DSAP_OF_PROTOCOL = (0x00, 0x00, 0x02, 0xFF, 0x03, 0xFF, 0x01, 0xFF)
 MAX_LSDU = 127
 
@@ -110,6 +112,7 @@ class HIEmulator:
     def __init__(self, checksum_kind=CS_CRC, tic_ms=10, tack_ms=1000, tsr_ms=1250, status_delay_ms=0.2,
                  boot_ms=0.0, baud=57600):
         self.kind = checksum_kind
+        self.table = {**MIB_TABLE, **({} if checksum_kind == CS_CRC else ST75MM_EXTRA)}
         self.tic_ms, self.tack_ms, self.tsr_ms = tic_ms, tack_ms, tsr_ms
         self.status_delay_ms = status_delay_ms
         self.boot_ms = boot_ms
@@ -401,7 +404,7 @@ class HIEmulator:
         index, value = payload[0], bytes(payload[1:])
         if len(value) > 32:
             return WPL
-        row = MIB_TABLE.get(index)
+        row = self.table.get(index)
         if row is None or not row[1]:
             return WPV
         if len(value) != len(row[0]):
@@ -457,7 +460,7 @@ class HIEmulator:
 
     # ---- helpers
     def _set_mask(self, index):
-        if self.mib[index] == MIB_TABLE[index][0]:
+        if self.mib[index] == self.table[index][0]:
             self.mask |= 1 << index
         else:
             self.mask &= ~(1 << index)
@@ -478,7 +481,7 @@ class HIEmulator:
     def _reset(self, cause, now):
         self._halt()
         self.stats["resets"] += 1
-        self.mib = {i: row[0] for i, row in MIB_TABLE.items()}  # nothing survives a reset
+        self.mib = {i: row[0] for i, row in self.table.items()}  # nothing survives a reset
         self.mask = 0x10D8  # MIB 3, 4, 6, 7 and 12 at their defaults (8, 9, 10 not shown)
         self.node = None
         self._req_id = 0
