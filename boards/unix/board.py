@@ -347,7 +347,7 @@ class Board:
     name = "unix"
 
     def __init__(self, uart, pins, flash, aca, serial, import_w=1200, export_w=0, display=None, control=None,
-                 optical=None, load=None, mains=None, time_scale="1", reset_cause="power"):
+                 optical=None, load=None, mains=None, time_scale="1", reset_cause="power", modem="st7580"):
         self._uart_fd = int(uart[3:]) if uart.startswith("fd:") else int(uart)
         self._optical = None if optical is None else OpticalUart(int(optical[3:]) if optical.startswith("fd:")
                                                                  else int(optical))
@@ -355,6 +355,9 @@ class Board:
         self.treq = PipePin(self._pin_file, b"T", b"t")
         self.resetn = PipePin(self._pin_file, b"R", b"r")
         self._reset_cause = reset_cause
+        if modem not in ("st7580", "hi", "hi-sum"):
+            raise SystemExit("--modem st7580, hi (Microchip M&M modem) or hi-sum (ST75MM)")
+        self._modem = modem
         self._aca = bytes.fromhex(aca)
         self._serial = serial
         self._power = (import_w, export_w)
@@ -406,6 +409,17 @@ class Board:
 
     def modem_uart(self):
         return FdUart(self._uart_fd)
+
+    def modem_driver(self):
+        """The driver of the modem the harness emulates (--modem): the ST7580, or a
+        Meters and More modem on the Host Interface (meter/phy/hi.py)."""
+        if self._modem == "st7580":
+            from meter.phy import st7580
+
+            return st7580.driver()
+        from meter.phy import hi
+
+        return hi.driver(hi.MICROCHIP if self._modem == "hi" else hi.ST75MM, aca=self._aca, serial=self._serial)
 
     def optical_uart(self):
         """The optical port's UART (None: the harness gave none)."""

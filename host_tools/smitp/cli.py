@@ -250,7 +250,7 @@ def _image_dir(text):
 def cmd_demo(args):
     from smitp import demo
 
-    report = demo.run(progress=progress_printer("reading meters"), auth=args.auth)
+    report = demo.run(progress=progress_printer("reading meters"), auth=args.auth, modem=args.modem)
     if not args.json:
         demo.print_table(report)
         return 0
@@ -711,6 +711,9 @@ def build_parser():
     sp = add("demo", cmd_demo, "read three emulated meters on a simulated feeder, one through a repeater")
     sp.add_argument("--auth", action="store_true",
                     help="provision keys, read authenticated and encrypted (AES-CTR), then attack every meter (docs/security.md, section 9)")
+    sp.add_argument("--modem", choices=("st7580", "hi", "mixed"), default="st7580",
+                    help="the meters' modem: the ST7580, a Meters and More modem on the Host Interface (hi), "
+                         "or every other meter on each (mixed)")
 
     from smitp.client import ENCRYPT_CHOICES, ENCRYPT_HELP
 

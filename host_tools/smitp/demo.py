@@ -120,9 +120,23 @@ def _keyring(keys, meters):
     return KeyRing.from_dict({a: {"k1": k[0].hex(), "k2": k[1].hex()} for a, k in pairs.items()})
 
 
-def run(progress=None, auth=False, **board_options):
+MODEMS = ("st7580", "hi", "mixed")
+
+
+def demo_modems(topo, modem):
+    """{meter name: its modem}: all on the ST7580 or all on a Meters and More
+    modem (Host Interface), or mixed: every other meter on each, in the
+    topology's order (the demo's repeater then serves meters on the other kind)."""
+    names = [n["name"] for n in topo["nodes"] if n["role"] == "meter"]
+    if modem == "mixed":
+        return {name: ("hi" if i % 2 else "st7580") for i, name in enumerate(names)}
+    return dict.fromkeys(names, modem)
+
+
+def run(progress=None, auth=False, modem="st7580", **board_options):
     """The demo; with `auth` every meter gets its own random keys, is read
-    authenticated and encrypted, then attacked (see smitp.attacks)."""
+    authenticated and encrypted, then attacked (see smitp.attacks). modem:
+    one of MODEMS, the modem behind every meter's board."""
     if auth:
         topo, meters, exhausted = attack_feeder()
         keys = _random_keys(meters, exhausted)
@@ -130,13 +144,19 @@ def run(progress=None, auth=False, **board_options):
     else:
         topo = topology.load(topology.demo_feeder())
         meters, keys, keyring = _meters(topo), None, None
+    if modem not in MODEMS:
+        raise DemoError("unknown modem %r (one of %s)" % (modem, ", ".join(MODEMS)))
+    modems = demo_modems(topo, modem)
     report = {}
     with tempfile.TemporaryDirectory(prefix="smitp-demo-") as workdir:
-        net, port = neighbourhood(topo, workdir, boards=True, keys=keys, **board_options)
+        net, port = neighbourhood(topo, workdir, boards=True, keys=keys, modems=modems, **board_options)
         try:
             wait_until_ready(net)
             conc = Concentrator(port, keyring=keyring)
             report["meters"] = read_meters(conc, meters, progress, auth)
+            by_aca = {n["aca"]: modems[n["name"]] for n in topo["nodes"] if n["name"] in modems}
+            for m in report["meters"]:
+                m["modem"] = by_aca.get(m["aca"])
             if auth:
                 attack_all(conc, net, topo, report, keys, exhausted, progress)
             report["concentrator"] = dict(conc.stats)
@@ -209,7 +229,8 @@ def print_table(report, out=sys.stdout):
         if m.get("error"):
             print("meter %s: %s" % (m["aca"], m["error"]), file=out)
             continue
-        print("meter %s  route %s" % (m["aca"], " -> ".join(["concentrator"] + m["route"])), file=out)
+        print("meter %s  route %s%s" % (m["aca"], " -> ".join(["concentrator"] + m["route"]),
+                                          "  modem %s" % m["modem"] if m.get("modem") else ""), file=out)
         for reg in m["registers"]:
             print("  %s  %-32s %s" % (reg["id"], reg["name"], m["shown"][reg["name"]]), file=out)
         _print_attacks(m, out)

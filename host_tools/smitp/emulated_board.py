@@ -53,7 +53,7 @@ def micropython_path():
 
 class EmulatedBoard:
     def __init__(self, name, aca, serial, workdir, import_w=1200, export_w=0, heap=DEFAULT_HEAP, main=None,
-                 load=None, time_scale=1):
+                 load=None, time_scale=1, modem="st7580"):
         self.name = name
         self.aca = aca.upper()
         self.serial = serial
@@ -64,6 +64,7 @@ class EmulatedBoard:
         self.mains_path = self.workdir / ("%s.mains" % name)  # the load generator's live settings
         self.load = load  # watts per phase, "W1,W2,W3" (default: import_w - export_w on L1)
         self.time_scale = time_scale  # the board's clock runs this many times as fast
+        self.modem = modem  # "st7580", or a Meters and More modem on the Host Interface: "hi", "hi-sum"
         self.import_w = import_w
         self.export_w = export_w
         self.heap = heap
@@ -137,7 +138,7 @@ class EmulatedBoard:
             "--optical", "fd:%d" % opt_master,
             "--mains", str(self.mains_path), "--time-scale", str(int(self.time_scale)),
             "--reset-cause", cause,
-        ] + (["--load", self.load] if self.load else [])
+        ] + (["--load", self.load] if self.load else []) + (["--modem", self.modem] if self.modem != "st7580" else [])
         try:
             self.proc = subprocess.Popen(cmd, pass_fds=(master, pins_w, ctl_r, opt_master), stdout=self._log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

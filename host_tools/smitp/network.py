@@ -107,10 +107,9 @@ class Network:
 
     # ---- building
     def add_board(self, name, board):
-        """Start an EmulatedBoard and attach it through a new ST7580 emulator."""
-        from smitp.st7580_emu import ST7580Emulator
-
-        slot = _BoardSlot(name, board, ST7580Emulator())
+        """Start an EmulatedBoard and attach it through a new emulator of its
+        modem: the ST7580's, or a Meters and More modem's (smitp.hi_emu)."""
+        slot = _BoardSlot(name, board, modem_emulator(getattr(board, "modem", "st7580")))
         board.start()
         slot.emu.power_on(self._ms())
         self.boards[name] = slot
@@ -274,6 +273,17 @@ class Network:
             self.ports[dst].inbox.append(payload)
 
 
+def modem_emulator(modem):
+    """A new emulator of the modem named as EmulatedBoard's `modem`."""
+    if modem == "st7580":
+        from smitp.st7580_emu import ST7580Emulator
+
+        return ST7580Emulator()
+    from smitp.hi_emu import CS_CRC, CS_SUM, HIEmulator
+
+    return HIEmulator(CS_CRC if modem == "hi" else CS_SUM)
+
+
 def _ms(now):
     """Network seconds -> the integer milliseconds a node's timers count in."""
     return int(round(now * 1000.0))
@@ -318,11 +328,12 @@ def serial_for(aca_hex):
     return "SN" + aca_hex[-6:]
 
 
-def neighbourhood(topology, workdir=None, boards=True, keys=None, **board_options):
+def neighbourhood(topology, workdir=None, boards=True, keys=None, modems=None, **board_options):
     """Network for a topology: meters as emulated boards (workdir for their
     flash images and logs; board_options go to EmulatedBoard) or in-process
     meters on a virtual clock. keys: {ACA hex: (K1, K2)} provisioned into the
-    meters before they start. Returns (network, concentrator port)."""
+    meters before they start; modems: {node name: its board's modem} where it is
+    not board_options' (EmulatedBoard `modem`). Returns (network, concentrator port)."""
     from smitp import provision
     from smitp import topology as topo_mod
     from smitp.emulated_board import EmulatedBoard
@@ -335,7 +346,8 @@ def neighbourhood(topology, workdir=None, boards=True, keys=None, **board_option
         if node["role"] == "concentrator":
             port = net.add_concentrator(name)
         elif boards:
-            board = EmulatedBoard(name, node["aca"], serial_for(node["aca"]), workdir, **board_options)
+            opts = dict(board_options, **({"modem": modems[name]} if modems and name in modems else {}))
+            board = EmulatedBoard(name, node["aca"], serial_for(node["aca"]), workdir, **opts)
             if keys and node["aca"] in keys:
                 provision.provision_image(board.flash, *keys[node["aca"]])
             net.add_board(name, board)

@@ -9,6 +9,7 @@ from meter.contracts import (
     HasButton,
     HasClock,
     HasDisplay,
+    HasModemDriver,
     HasOpticalPort,
     HasRelay,
     HasResetCause,
@@ -26,8 +27,9 @@ def board_contract(b: board.Board) -> None:
     relay: HasRelay = b
     watchdog: HasWatchdog = b
     reset_cause: HasResetCause = b
+    modem: HasModemDriver = b
 
 
 def phy_contract() -> None:
-    # no modem_driver(): the modem task runs the ST7580 driver
+    # modem_driver() gives the ST7580's or the M&M Host Interface's driver (--modem)
     driver: PhyDriver = st7580.driver()
