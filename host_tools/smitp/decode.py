@@ -1,7 +1,7 @@
 """`smitp decode HEX`: a captured frame, layer by layer (PHY, MAC, LLC, AL).
 
-Accepts an ST7580 local-port frame (PHY_Data request or indication) or a bare
-MAC frame. Every problem is a DecodeError naming the field. Each line comes
+Accepts an ST7580 local-port frame (PHY_Data request or indication), a Meters
+and More Host Interface frame (smitp.hi_decode) or a bare MAC frame. Every problem is a DecodeError naming the field. Each line comes
 with its named fields (for --json): decode_fields() gives (layer, text, fields),
 by_layer() one object per layer.
 """
@@ -189,6 +189,11 @@ def decode_fields(text, key=None, mon=None):
         raise DecodeError("input", "empty")
     if key is not None and len(key) != 16:
         raise DecodeError("key", "must be 16 bytes")
+    from smitp.hi_decode import decode_hi, looks_like_hi
+
+    if looks_like_hi(data):
+        lines, lsdu, ecc = decode_hi(data)
+        return lines + (decode_al(lsdu, ecc) if lsdu else [])
     if data[0] in (0x02, 0x03) and len(data) >= 5 and data[1] + 5 == len(data):
         lines, payload = decode_phy(data)
         return lines + decode_mac(payload, key, mon)

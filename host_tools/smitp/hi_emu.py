@@ -140,6 +140,7 @@ class HIEmulator:
         self._on_air = deque()  # confirm due when each transmission ends (None: none)
         self._powered = False
         self._cause = 0
+        self._now = 0.0
         self._req_id = 0
         self._req = None  # the last application request: (MAC frame bytes, reply allowed, limit)
         self._tct = None
@@ -203,8 +204,8 @@ class HIEmulator:
             return False
         node = self.node
         n = node.on_phy(bytes(payload), len(payload), int(now), [None, snr, None, None])
-        if n:
-            self._air.append((bytes(node.out[:n]), None))  # a repetition or a network-management answer
+        if n:  # a repetition or a network-management answer, after Tel (MIB 12)
+            self._air.append((now + self._tel(), bytes(node.out[:n]), None))
         self._tct_changed()
         self.poll(now)
         return True
@@ -229,9 +230,10 @@ class HIEmulator:
         self._txq.append((SLAVE_IND, bytes([(ecc & 0x0F) << 4, self._req_id]) + lsdu))
 
     def next_transmission(self):
-        if not self._air:
+        """The next frame due on the medium (at the time of the last poll), or None."""
+        if not self._air or self._air[0][0] > self._now:
             return None
-        payload, cnf = self._air.popleft()
+        _due, payload, cnf = self._air.popleft()
         self._on_air.append(cnf)
         self.stats["on_air"] += 1
         return payload
@@ -258,7 +260,10 @@ class HIEmulator:
 
     # ---- timers
     def next_timeout(self, now):
-        times = []
+        """ms until poll() is due (0: bytes for the host wait in to_host()), or None."""
+        times = [0.0] if self._out else []
+        if self._air:
+            times.append(max(0.0, self._air[0][0] - now))
         if self._deadline is not None:
             times.append(max(0.0, self._deadline - now))
         if self._state == IDLE and (self._txq or (self._treq_fell and not self._treq) or self._faults["reset"]):
@@ -270,6 +275,7 @@ class HIEmulator:
         return min(times) if times else None
 
     def poll(self, now):
+        self._now = now
         for _ in range(64):
             if self._faults["reset"] and self._state not in (OFF, BOOT):
                 self._take("reset")
@@ -290,7 +296,7 @@ class HIEmulator:
         if self.node is not None and self._state not in (OFF, BOOT):
             n = self.node.poll(int(now))
             while n:  # a network-management answer in its RC slot
-                self._air.append((bytes(self.node.out[:n]), None))
+                self._air.append((now, bytes(self.node.out[:n]), None))
                 n = self.node.poll(int(now))
 
     def _timer(self, now):
@@ -452,7 +458,7 @@ class HIEmulator:
         n = mac.answer(out, f, self.node.air, proto >> 4, lsdu, len(lsdu))
         self._req = None  # answered
         self.stats["answers"] += 1
-        self._air.append((bytes(out[:n]), (SLAVE_CNF, b"\x00")))
+        self._air.append((self._now, bytes(out[:n]), (SLAVE_CNF, b"\x00")))
         return None
 
     def _cmd_ping(self, payload):
@@ -464,6 +470,10 @@ class HIEmulator:
             self.mask |= 1 << index
         else:
             self.mask &= ~(1 << index)
+
+    def _tel(self):
+        """Tel of MIB 12 (ms): the node's time to answer or repeat."""
+        return float(self.mib[12][0] | self.mib[12][1] << 8)
 
     def _wire(self, n):
         return n * 10000.0 / self.baud if self.baud else 0.0
