@@ -13,3 +13,5 @@ def pytest_addoption(parser):
     group = parser.getgroup("smitp", "hardware in the loop")
     group.addoption("--modem-port", help="serial port of a concentrator-side ST7580 modem (real boards)")
     group.addoption("--meter-aca", help="ACA of a real meter reachable through that modem")
+    group.addoption("--hi-port", help="serial port wired to a real Meters and More modem's Host Interface "
+                                      "(T_REQ on RTS, active low)")

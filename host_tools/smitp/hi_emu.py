@@ -206,12 +206,12 @@ class HIEmulator:
         n = node.on_phy(bytes(payload), len(payload), int(now), [None, snr, None, None])
         if n:  # a repetition or a network-management answer, after Tel (MIB 12)
             self._air.append((now + self._tel(), bytes(node.out[:n]), None))
-        self._tct_changed()
+        self._tct_changed(node)
         self.poll(now)
         return True
 
-    def _tct_changed(self):
-        tct = self.node.nm.tct
+    def _tct_changed(self, node):
+        tct = node.nm.tct
         if tct != self._tct:
             self._tct = tct
             value = self.mib[12][:8] + bytes([tct])
@@ -346,6 +346,7 @@ class HIEmulator:
         self._send(now, repeat=False)
 
     def _send(self, now, repeat):
+        assert self._cur is not None  # called with a frame in flight
         cmd, payload = self._cur
         raw = frame(cmd, payload, self.kind, STX_REPEAT if repeat else STX)
         self.stats["tx_frames"] += 1
@@ -444,6 +445,8 @@ class HIEmulator:
             self.stats["answers_dropped"] += 1  # acknowledged, then nothing
             return None
         raw, reply, limit = self._req
+        node = self.node
+        assert node is not None  # a request was indicated: the modem has its ACA
         if not reply:
             self._txq.append((SLAVE_CNF, b"\x00"))
             return None
@@ -455,7 +458,7 @@ class HIEmulator:
         f = mac.Frame()
         mac.decode(f, raw, len(raw))
         out = bytearray(mac.MAX_FRAME)
-        n = mac.answer(out, f, self.node.air, proto >> 4, lsdu, len(lsdu))
+        n = mac.answer(out, f, node.air, proto >> 4, lsdu, len(lsdu))
         self._req = None  # answered
         self.stats["answers"] += 1
         self._air.append((self._now, bytes(out[:n]), (SLAVE_CNF, b"\x00")))
