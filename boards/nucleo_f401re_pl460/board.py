@@ -64,11 +64,12 @@ class Board:
         return self._uart  # pyright: ignore[reportReturnType]
 
     def modem_driver(self) -> "PhyDriver":
-        """The M&M Host Interface, Microchip profile (CRC-16 checksum)."""
+        """The M&M Host Interface, Microchip profile (CRC-16 checksum); the modem
+        runs the LMON-protected security with the firmware's keys and LMON."""
         from meter.phy import hi
 
         aca, serial = self.identity()
-        return hi.driver(hi.MICROCHIP, aca=aca, serial=serial)
+        return hi.driver(hi.MICROCHIP, aca=aca, serial=serial, modem_security=True)
 
     def watchdog(self, timeout_ms):
         return machine.WDT(timeout=max(1, min(int(timeout_ms), WATCHDOG_MAX_MS)))

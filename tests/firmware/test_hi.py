@@ -357,3 +357,31 @@ def test_send_of_a_mac_frame_is_refused():
     drv, _ = booted(H.CS_CRC)
     assert not drv.send(10)
     assert not drv.answer(3)  # nothing to answer
+
+
+def test_modem_keeper_from_the_firmware_store():
+    from meter.app.lmon import KeyStore, LmonCounter
+    from meter.app.modemkeys import ModemSecrets
+    from meter.storage import Store
+
+    store = Store()
+    ks = KeyStore(store)
+    lmon = LmonCounter(store)
+    keeper = ModemSecrets(ks, lmon, random_bytes=lambda n: b"\x5a" * n)
+    k1, k2, flags, mon = keeper.modem_secrets()
+    assert (k1, k2) == (b"\x5a" * 16, b"\x5a" * 16)  # unprovisioned: a pair nobody knows
+    assert ks.provision(b"\x11" * 16, b"\x22" * 16) and lmon.set(41)
+    drv = hi.driver(aca=ACA, serial=SERIAL, keeper=keeper)
+    now = T0
+    step(drv, now, fr(0x3E, b"\x80"))
+    writes = {}
+    while not drv.ready:
+        now += 20
+        w = send_one(drv, now, H.CS_CRC)
+        writes[w[3]] = w[4:-2]
+        confirm(drv, now, H.CS_CRC, 0x09, w[3:4])
+    assert writes[8] == b"\x11" * 16 + b"\x22" * 16 and writes[10] == unhex("29 00 00 00 00 00 00 00")
+    step(drv, now, fr(0x0A, unhex("0A 2A 00 00 00 00 00 00 00")))  # the modem accepted a request: LMON 42
+    assert lmon.value == 42 and LmonCounter(store).value == 42  # persisted
+    step(drv, now, fr(0x0A, unhex("0A 05 00 00 00 00 00 00 00")))  # never lowered
+    assert lmon.value == 42 and keeper.refused == 1 and keeper.reported == 2

@@ -206,6 +206,11 @@ class KeyStore:
     def keys(self):
         return self._keys
 
+    def pair(self):
+        """The key pair in force as (K1, K2) bytes from the store, or None: for a
+        modem that runs the security itself (meter/app/modemkeys.py)."""
+        return _parse_keys(self._store.get("keys"))
+
     @property
     def provisioned(self):
         return self._keys is not None

@@ -1,14 +1,13 @@
-# Meters and More Host Interface, host (meter) side, sans-io: the link machine
-# over the wire format of meter/phy/hi_codec.py (modem-uart.md 4; corrected by
-# mm-hi-ip-mib.md 1). A Meters and More modem (ST75MM, Microchip PL460 M&M
-# modem application) runs the data link on air itself: the meter gets the
-# application requests (Slave_Data.indication) and answers each with a
-# Slave_Data.request of the same ReqID and protocol. The modem's frames come at any time and are acknowledged at once (0x03 copies
-# of the last one acknowledged and dropped). To send, the host drives T_REQ low,
-# raises it as the status message starts, backs off while it says PLC busy, else
-# writes its frame, waits TACK for the ACK and repeats the frame once with 0x03 in
-# a new handshake when no ACK (or a NAK) comes; then waits for the confirm.
-# No I/O, no clock (meter/phy/contract.py); project choices: docs/protocol.md.
+# Meters and More Host Interface, host (meter) side, sans-io: the link machine over
+# the wire format of meter/phy/hi_codec.py (ST UM2241; Microchip's M&M modem documents).
+# A Meters and More modem runs the data link on air: the meter gets the application
+# requests (Slave_Data.indication) and answers each with a Slave_Data.request of the
+# same ReqID and protocol. Modem frames come at any time and are ACKed at once (0x03
+# copies of the last one ACKed and dropped). To send, the host pulls T_REQ low, raises
+# it as the status message starts, backs off while it says PLC busy, else writes its
+# frame, waits TACK for the ACK and sends it once more with 0x03 in a new handshake
+# when no ACK (or a NAK) comes; then waits for the confirm. No I/O, no clock
+# (meter/phy/contract.py); project choices: docs/protocol.md.
 from meter.phy import contract as phy
 from meter.phy.base import DriverBase
 from meter.compat import const, ticks_add, ticks_diff
@@ -56,11 +55,11 @@ _TAG_CFG, _TAG_PING, _TAG_BOOT = 1, 2, 3  # request tags: a configuration write,
 class HostInterface(DriverBase):
     """Host side of the M&M HI. profile: MICROCHIP or ST75MM (its MIB set-up);
     checksum: CS_CRC or CS_SUM; aca (6 bytes, natural order) and serial: the
-    manufacturer-data MIB; keeper: where the modem runs the security, the
-    firmware's key and LMON store (modem_secrets() -> (K1, K2, flags, LMON
-    8 bytes); lmon_reported(value)), else None: the firmware's own security
-    layer stays in the path and the ECC of each request and answer rides in
-    the protocol byte. managed: configure after every reset, then READY;
+    manufacturer-data MIB; modem_security: the modem runs the LMON-protected
+    security, with the keys and LMON of keeper (set by the firmware before the
+    first configuration, meter/app/modemkeys.py: modem_secrets(), lmon_reported(value));
+    else the firmware's security layer stays in the path and the ECC of each
+    request and answer rides in the protocol byte. managed: configure after every reset, then READY;
     confirms stay inside. Timings in ms (project choices): T_REQ high at least
     tic_ms between handshakes; status message within sm_ms; ACK within
     tack_ms plus the frame's wire time; confirm within confirm_ms; PLC busy:
@@ -68,7 +67,8 @@ class HostInterface(DriverBase):
     within boot_ms: BIO_Reset.request; HI_Ping every ping_ms, ping_fails
     failures in a row: BIO_Reset.request."""
 
-    def __init__(self, profile=MICROCHIP, checksum=CS_CRC, aca=bytes(6), serial="", keeper=None, managed=True,
+    def __init__(self, profile=MICROCHIP, checksum=CS_CRC, aca=bytes(6), serial="", keeper=None, modem_security=False,
+                 managed=True,
                  tic_ms=10, sm_ms=200, tack_ms=1000, confirm_ms=5000, backoff_ms=50, busy_max=40, boot_ms=1500,
                  ping_ms=60000, ping_fails=2, queue=8, events=8, baud=57600):
         self._check = H.check_fn(checksum)
@@ -81,6 +81,7 @@ class HostInterface(DriverBase):
         self.profile = profile
         self.checksum = checksum
         self.keeper = keeper
+        self.modem_security = modem_security or keeper is not None
         self.managed = managed
         self._setup = setup(profile, aca, serial, tic_ms, tack_ms)
         self._timing = None  # MIB 12 as the modem last reported it (a TCT from the concentrator)
@@ -160,7 +161,7 @@ class HostInterface(DriverBase):
         writes = list(self._setup)
         if self._timing is not None:
             writes.append((H.MIB_TIMING, self._timing))
-        if self.keeper is not None and self.profile == MICROCHIP:
+        if self.modem_security and self.keeper is not None and self.profile == MICROCHIP:
             k1, k2, flags, lmon = self.keeper.modem_secrets()
             writes += [(H.MIB_KEYS, bytes(k1) + bytes(k2)), (H.MIB_SEC_FLAGS, bytes((flags,))),
                        (H.MIB_LMON, bytes(lmon))]
@@ -196,7 +197,7 @@ class HostInterface(DriverBase):
         buf[0] = STX
         buf[1] = n + 1  # protocol, ReqID and the LSDU, minus one
         buf[2] = H.CMD_SLAVE_REQ
-        buf[3] = self._ind_proto | (0 if self.keeper is not None else (ecc & 0x0F) << H.PROTO_ECC_SHIFT)
+        buf[3] = self._ind_proto | (0 if self.modem_security else (ecc & 0x0F) << H.PROTO_ECC_SHIFT)
         buf[4] = self._ind_id
         self._ind_proto = -1  # one answer per indication
         self._commit(i, H.CMD_SLAVE_REQ, H.seal(buf, 0, self._check))
@@ -431,7 +432,7 @@ class HostInterface(DriverBase):
             self._ind_proto = proto
             self._ind_id = f[4]
             st["requests"] += 1
-            ecc = 0 if self.keeper is not None else f[3] >> H.PROTO_ECC_SHIFT
+            ecc = 0 if self.modem_security else f[3] >> H.PROTO_ECC_SHIFT
             self._event(phy.LSDU, ecc, MAX_LSDU, rx.index, n - 2)
         elif cmd == H.CMD_RESET_IND:
             self._booted = True

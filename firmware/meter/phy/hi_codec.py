@@ -28,7 +28,7 @@ STATUS_LEN = const(3)  # bytes after 0x3F: status, MIB mask (16 bits, low byte f
 CS_SUM = const(0)  # byte sum (UM2241 reading)
 CS_CRC = const(1)  # Microchip MMHI CRC-16
 
-# ---- command codes (modem-uart.md 4.6; mm-hi-ip-mib.md 1.4)
+# ---- command codes (UM2241 Table 5; Microchip's M&M Host Interface documentation)
 CMD_MIB_WRITE_REQ = const(0x08)
 CMD_MIB_WRITE_CNF = const(0x09)
 CMD_MIB_WRITE_IND = const(0x0A)

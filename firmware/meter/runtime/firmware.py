@@ -248,6 +248,10 @@ async def main(board: "Board"):
     if watchdog is not None:
         asyncio.create_task(watchdog_task(watchdog(T.WATCHDOG_MS), beats))
     port = ModemPort(board, node, model, beats)
+    if getattr(port.drv, "modem_security", False) and node.secure is not None:
+        from meter.app.modemkeys import ModemSecrets  # the modem runs the security (meter/phy/hi.py)
+
+        port.drv.keeper = ModemSecrets(node.secure.keystore, node.secure.lmon)
     feed = BoardFeed(board, meter)
     disp = Display(model)
     wake = asyncio.Event()
