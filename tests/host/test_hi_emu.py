@@ -16,7 +16,7 @@ from smitp.hi_emu import CS_CRC, CS_SUM, FAULTS, HIEmulator, frame
 from smitp.network import in_process_meter
 from smitp.secure import KeyRing
 
-from hikit import HiMeter
+from hi_harness import HiMeter
 
 ACA = bytes.fromhex("A8040A1E8901")
 OTHER = bytes.fromhex("A8040A1E8907")
