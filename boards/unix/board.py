@@ -355,8 +355,8 @@ class Board:
         self.treq = PipePin(self._pin_file, b"T", b"t")
         self.resetn = PipePin(self._pin_file, b"R", b"r")
         self._reset_cause = reset_cause
-        if modem not in ("st7580", "hi", "hi-sum"):
-            raise SystemExit("--modem st7580, hi (Microchip M&M modem) or hi-sum (ST75MM)")
+        if modem not in ("st7580", "hi", "hi-sum", "hi-sec"):
+            raise SystemExit("--modem st7580, hi (Microchip M&M modem), hi-sum (ST75MM) or hi-sec (the modem runs the security)")
         self._modem = modem
         self._aca = bytes.fromhex(aca)
         self._serial = serial
@@ -419,7 +419,8 @@ class Board:
             return st7580.driver()
         from meter.phy import hi
 
-        return hi.driver(hi.MICROCHIP if self._modem == "hi" else hi.ST75MM, aca=self._aca, serial=self._serial)
+        profile = hi.ST75MM if self._modem == "hi-sum" else hi.MICROCHIP
+        return hi.driver(profile, aca=self._aca, serial=self._serial, modem_security=self._modem == "hi-sec")
 
     def optical_uart(self):
         """The optical port's UART (None: the harness gave none)."""

@@ -2,7 +2,7 @@
 #   micropython boards/unix/main.py --uart fd:N --pins fd:M --flash IMAGE --aca HEX12 --serial S
 #       [--import-w W] [--export-w W] [--display DUMPFILE] [--control fd:K] [--optical fd:O]
 #       [--load W1,W2,W3] [--mains FILE] [--time-scale N] [--reset-cause power|watchdog|soft|other]
-#       [--modem st7580|hi|hi-sum]
+#       [--modem st7580|hi|hi-sum|hi-sec]
 import sys
 
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."

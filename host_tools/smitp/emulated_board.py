@@ -64,7 +64,7 @@ class EmulatedBoard:
         self.mains_path = self.workdir / ("%s.mains" % name)  # the load generator's live settings
         self.load = load  # watts per phase, "W1,W2,W3" (default: import_w - export_w on L1)
         self.time_scale = time_scale  # the board's clock runs this many times as fast
-        self.modem = modem  # "st7580", or a Meters and More modem on the Host Interface: "hi", "hi-sum"
+        self.modem = modem  # "st7580", or a Meters and More modem on the Host Interface: "hi", "hi-sum", "hi-sec"
         self.import_w = import_w
         self.export_w = export_w
         self.heap = heap

@@ -110,8 +110,12 @@ def _link_node(aca, sink):
 
 class HIEmulator:
     def __init__(self, checksum_kind=CS_CRC, tic_ms=10, tack_ms=1000, tsr_ms=1250, status_delay_ms=0.2,
-                 boot_ms=0.0, baud=57600):
+                 boot_ms=0.0, baud=57600, security="link"):
+        if security not in ("link", "modem"):
+            raise ValueError("security %r: link (the firmware's) or modem" % (security,))
         self.kind = checksum_kind
+        self.security = security
+        self.sec = None  # the modem's own security (smitp.hi_emu_security), security="modem"
         self.table = {**MIB_TABLE, **({} if checksum_kind == CS_CRC else ST75MM_EXTRA)}
         self.tic_ms, self.tack_ms, self.tsr_ms = tic_ms, tack_ms, tsr_ms
         self.status_delay_ms = status_delay_ms
@@ -120,7 +124,7 @@ class HIEmulator:
         self.stats = dict.fromkeys((
             "rx_frames", "rx_bad", "rx_ignored", "tsr_expired", "tx_frames", "tx_repeats", "acks", "naks",
             "no_answer", "status", "busy", "resets", "hi_errors", "indications", "answers", "answers_refused",
-            "answers_dropped", "on_air", "faults"), 0)
+            "answers_dropped", "answered_alone", "on_air", "faults"), 0)
         self._faults = dict.fromkeys(FAULTS, 0)
         self.mib = {}
         self.mask = 0
@@ -219,15 +223,45 @@ class HIEmulator:
             self._txq.append((MIB_WRITE_IND, b"\x0c" + value))
 
     def _indicate(self, f, lsdu, ecc, limit):
-        """The node served an application request: Slave_Data.indication."""
+        """The node served an application request: Slave_Data.indication
+        (where the modem runs the security: of the request it opened, or
+        nothing when it answers alone)."""
         from meter.link import mac
 
         broadcast = mac.same_addr(f.buf, f.addr, mac.BROADCAST)
         reply = not broadcast and mac.DISCIPLINES[f.discipline][0] != mac.CLASS_S
+        context = None
+        sec, node = self.sec, self.node
+        assert node is not None  # the node called: the modem has its ACA
+        if sec is not None and (ecc or sec.handles(lsdu[0])):
+            lmon = sec.lmon()
+            if not sec.handles(lsdu[0]):  # a plain ATTR sent encrypted: refused in clear, as a meter does
+                from meter import attrs as A
+
+                kind, answer, answer_ecc = "modem", bytes((A.NACK_A, A.NACK_UNSUPPORTED, 0, 0)), 0
+            else:
+                kind, answer, answer_ecc = sec.open(node.aca, lsdu, ecc, limit, int(self._now))
+            self._lmon_report(lmon, sec.lmon() if kind == "modem" else sec.lmon_next)
+            if kind == "modem":
+                self.stats["answered_alone"] += 1
+                if reply and answer:
+                    out = bytearray(mac.MAX_FRAME)
+                    n = mac.answer(out, f, node.air, answer_ecc, answer, len(answer))
+                    self._air.append((self._now + self._tel(), bytes(out[:n]), None))
+                return
+            lsdu, context = answer, answer_ecc  # the opened request; ecc: the one it came under
         self._req_id = self._req_id % 255 + 1
-        self._req = (bytes(f.buf[:f.length]), reply, limit)
+        self._req = (bytes(f.buf[:f.length]), reply, limit, context)
         self.stats["indications"] += 1
         self._txq.append((SLAVE_IND, bytes([(ecc & 0x0F) << 4, self._req_id]) + lsdu))
+
+    def _lmon_report(self, before, now):
+        """MIB_Write.indication of MIB 10 when the modem's LMON moved (the host
+        persists it before the request it belongs to is served)."""
+        if now != before:
+            value = now.to_bytes(8, "little")
+            self.mib[10] = value
+            self._txq.append((MIB_WRITE_IND, b"\x0a" + value))
 
     def next_transmission(self):
         """The next frame due on the medium (at the time of the last poll), or None."""
@@ -425,6 +459,10 @@ class HIEmulator:
             self._tct = self.node.nm.tct
         elif index == 12 and self.node is not None:
             self.node.nm.tct = self._tct = value[8]
+        elif index == 8 and self.sec is not None:
+            self.sec.set_keys(value)
+        elif index == 10 and self.sec is not None:
+            self.sec.set_lmon(value)
         self._txq.append((0x09, bytes([index])))
         return None
 
@@ -444,7 +482,7 @@ class HIEmulator:
         if len(lsdu) > MAX_LSDU:
             self.stats["answers_dropped"] += 1  # acknowledged, then nothing
             return None
-        raw, reply, limit = self._req
+        raw, reply, limit, context = self._req
         node = self.node
         assert node is not None  # a request was indicated: the modem has its ACA
         if not reply:
@@ -455,10 +493,13 @@ class HIEmulator:
             return WPV
         from meter.link import mac
 
+        ecc = proto >> 4
+        if context is not None and self.sec is not None:  # the modem seals the host's answer (LMON reported)
+            lsdu, ecc = self.sec.seal(context, lsdu)
         f = mac.Frame()
         mac.decode(f, raw, len(raw))
         out = bytearray(mac.MAX_FRAME)
-        n = mac.answer(out, f, node.air, proto >> 4, lsdu, len(lsdu))
+        n = mac.answer(out, f, node.air, ecc, lsdu, len(lsdu))
         self._req = None  # answered
         self.stats["answers"] += 1
         self._air.append((self._now, bytes(out[:n]), (SLAVE_CNF, b"\x00")))
@@ -497,6 +538,10 @@ class HIEmulator:
         self.mib = {i: row[0] for i, row in self.table.items()}  # nothing survives a reset
         self.mask = 0x10D8  # MIB 3, 4, 6, 7 and 12 at their defaults (8, 9, 10 not shown)
         self.node = None
+        if self.security == "modem":
+            from smitp.hi_emu_security import ModemSecurity
+
+            self.sec = ModemSecurity()
         self._req_id = 0
         self._req = None
         self._tct = None

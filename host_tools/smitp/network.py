@@ -281,7 +281,7 @@ def modem_emulator(modem):
         return ST7580Emulator()
     from smitp.hi_emu import CS_CRC, CS_SUM, HIEmulator
 
-    return HIEmulator(CS_CRC if modem == "hi" else CS_SUM)
+    return HIEmulator(CS_SUM if modem == "hi-sum" else CS_CRC, security="modem" if modem == "hi-sec" else "link")
 
 
 def _ms(now):

@@ -297,9 +297,11 @@ def test_modem_security_keys_flags_lmon_and_lmon_persisted():
     step(drv, now, fr(0x0A, b"\x0a" + lmon))
     assert keeper.lmons == [lmon]
     assert kinds(drv)[-1] == (hi.EV_MIB_IND, 10, 0, lmon)
-    # the ECC is the modem's business: not in the protocol byte
-    step(drv, now, fr(0x26, unhex("00 03 02 00 3F")))
+    # a request the modem opened under ECC 1: OPENED; a plain one: ECC 0
+    step(drv, now, fr(0x26, unhex("00 02 02 00 3F")))
     assert kinds(drv)[0][2] == 0
+    step(drv, now, fr(0x26, unhex("10 03 02 00 3F")))
+    assert kinds(drv)[0][2] == 1 | phy.OPENED
     drv.tx_space()[0] = 3
     drv.answer(1, 7)
     assert send_one(drv, now + 20, H.CS_CRC)[3:5] == b"\x00\x03"

@@ -31,7 +31,8 @@ def test_demo_mixed_json_names_each_meters_modem(capsys):
         assert m["firmware"].startswith("smitp-meter ") and " micropython " in m["firmware"]
 
 
-@pytest.mark.parametrize("modems", [{"m1": "hi", "m2": "st7580", "m3": "hi"}, {"m1": "hi-sum", "m2": "hi", "m3": "hi"}])
+@pytest.mark.parametrize("modems", [{"m1": "hi", "m2": "st7580", "m3": "hi"}, {"m1": "hi-sum", "m2": "hi", "m3": "hi"},
+                                    {"m1": "hi-sec", "m2": "st7580", "m3": "hi-sec"}])
 def test_feeder_of_mixed_modems_read_plain_and_authenticated(tmp_path, modems):
     net, port = neighbourhood(topology.demo_feeder(), tmp_path, boards=True, keys=KEYS, modems=modems)
     try:
@@ -48,5 +49,9 @@ def test_feeder_of_mixed_modems_read_plain_and_authenticated(tmp_path, modems):
             assert type(emu).__name__ == ("ST7580Emulator" if modem == "st7580" else "HIEmulator")
         hi_names = [n for n, m in modems.items() if m != "st7580"]
         assert sum(net.boards[n].emu.stats["answers"] for n in hi_names) >= 4
+        for n in (n for n, m in modems.items() if m == "hi-sec"):  # the modem opened and sealed
+            emu = net.boards[n].emu
+            assert emu.sec.lmon() >= 1 and emu.mib[10] == emu.sec.lmon().to_bytes(8, "little")
+            assert "fault" not in net.boards[n].board.log_text()
     finally:
         net.close()

@@ -274,3 +274,63 @@ def test_random_bytes_from_the_modem_cost_no_request():
     m.emu.inject("reset")  # whatever state the junk left: a reset brings it back
     m.run(300)
     assert len(m.request(read_frame(), ms=1500)) == 1
+
+
+# ---- the other split: the modem runs the LMON-protected security
+class HiPort:
+    """The concentrator's port to one meter on the HI modem."""
+
+    def __init__(self, hi_meter):
+        self.hi = hi_meter
+        self.inbox = []
+        self.sent = []
+
+    def now(self):
+        return self.hi.t / 1000.0
+
+    def send(self, payload):
+        self.sent.append(bytes(payload))
+        self.inbox += self.hi.request(payload)
+
+    def recv(self, timeout_s):
+        return self.inbox.pop(0) if self.inbox else None
+
+
+def modem_secured():
+    from meter.app.modemkeys import ModemSecrets
+
+    m = HiMeter(ACA, KEYS, CS_CRC, emu=HIEmulator(CS_CRC, security="modem"), modem_security=True)
+    sec = m.node.secure
+    m.drv.keeper = ModemSecrets(sec.keystore, sec.lmon)  # as meter.runtime.firmware.main does
+    m.run(300)
+    assert m.port.ready
+    return m
+
+
+def test_modem_runs_the_security_the_firmware_keeps_keys_and_lmon():
+    m = modem_secured()
+    assert m.emu.sec.lmon() == 0 and m.emu.mib[10] == bytes(8)
+    keyring = KeyRing.from_dict({ACA.hex().upper(): {"k1": KEYS[0].hex(), "k2": KEYS[1].hex()}})
+    port = HiPort(m)
+    conc = Concentrator(port, retries=1, keyring=keyring)
+    plain = conc.read(ACA, [R.SERIAL])
+    auth = conc.read(ACA, [R.SERIAL, R.STATUS_WORD], auth=True)
+    assert auth[R.SERIAL] == plain[R.SERIAL]
+    conc.read(ACA, [R.STATUS_WORD], auth=True)
+    lmon = m.emu.sec.lmon()
+    assert lmon >= 2
+    assert m.node.secure.lmon.value == lmon  # every LMON the modem reported is in the firmware's store
+    assert m.drv.keeper.reported >= 2 and m.drv.keeper.refused == 0
+    # the host saw the requests in clear: ECC 0 in the protocol byte, plain ATTRs
+    assert m.node.secure.stats["accepted"] == 0 and m.drv.stats["requests"] >= 3
+    # the modem resets: it gets the keys and the LMON back, so an old request stays refused
+    replayed = port.sent[-1]  # the last authenticated request, already accepted
+    m.emu.inject("reset")
+    m.run(300)
+    assert m.port.ready and m.emu.sec.lmon() == lmon and m.emu.mib[10] == lmon.to_bytes(8, "little")
+    air = m.request(replayed)
+    f = mac.Frame()
+    mac.decode(f, air[0], len(air[0]))
+    assert air[0][f.data] == 245  # NACK-10 from the modem itself: the replay does not pass
+    assert conc.read(ACA, [R.STATUS_WORD], auth=True)  # the concentrator resynchronises and reads on
+    assert m.node.secure.lmon.value == m.emu.sec.lmon() > lmon

@@ -38,6 +38,14 @@ _KEY_CHANGE_AUTH = KC.KEY_CHANGE + 100
 _ETM_SHORT = bytes(S.ETM_LEN)
 
 
+def grant_for(ecc):
+    """The rights an authenticated request under `ecc` proved. Only ECB leaves
+    an intercepted request no bits to steer (W1): K1 in CTR or MAC-only
+    reads, as K2 does."""
+    ecb = S.ecc_mode(ecc) == S.MODE_ECB
+    return R.ACC_WRITE_KEY if ecb and S.ecc_key(ecc) == S.KEY_WRITE else R.ACC_READ_KEY
+
+
 def nack_etm(lsdu):
     """Etm* that the NACK refusing `lsdu` covers: its last 8 bytes as on air
     whenever it has 8 or more (the public rule, so also for requests too short
@@ -132,9 +140,7 @@ class SecureLayer:
             return 0, 0
         st["accepted"] += 1
         ecb = S.ecc_mode(ecc) == S.MODE_ECB
-        # Only ECB leaves an intercepted request no bits to steer (W1): K1 in
-        # CTR or MAC-only reads, as K2 does.
-        grant = R.ACC_WRITE_KEY if ecb and S.ecc_key(ecc) == S.KEY_WRITE else R.ACC_READ_KEY
+        grant = grant_for(ecc)
         room = min(max_resp, MAX_LLC_DATA) - S.AUTH_OVERHEAD
         if ecb:
             room = (room - 1) // 16 * 16  # the answer, padded, still fits

@@ -12,6 +12,9 @@ from meter.errors import DecodeError
 from meter.link.llc import DSAP_APP, DSAP_NM
 from meter.link.netmgmt import NetMgmt
 from meter.app.services import Application
+from meter.app.auth import grant_for
+from meter.app.security import AUTH_OVERHEAD, MODE_ECB, ecc_mode
+from meter.phy.contract import OPENED
 
 
 class MeterNode:
@@ -150,7 +153,10 @@ class MeterNode:
             out = self.out
         if len(out) < limit:
             limit = len(out)
-        size = self._serve_lsdu(buf, 0, n, ecc, limit, now_ms)
+        if ecc & OPENED:  # opened by the modem: in clear, with the rights of its key
+            size = self._serve_opened(buf, n, ecc & 0x0F, limit)
+        else:
+            size = self._serve_lsdu(buf, 0, n, ecc, limit, now_ms)
         self.ans_ecc = self._ans_ecc
         src = self._ans_buf
         for i in range(size):
@@ -158,6 +164,17 @@ class MeterNode:
         if size:
             self.stats["served"] += 1
         return size
+
+    def _serve_opened(self, buf, n, ecc, limit):
+        self._ans_ecc = 0
+        self._ans_buf = self.app.resp
+        room = limit - AUTH_OVERHEAD
+        if ecc_mode(ecc) == MODE_ECB:
+            room = (room - 1) // 16 * 16  # the answer, padded by the modem, still fits
+        try:
+            return self.app.handle(buf, 0, n, room, grant_for(ecc))
+        except Exception as e:  # noqa: BLE001 - the guard, as in on_phy
+            return self._fault("service", e)
 
     def poll(self, now_ms, out=None):
         """Length of a delayed frame (RC slot answer, REQADDR) due at now_ms,

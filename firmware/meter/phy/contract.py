@@ -45,8 +45,10 @@ Events (next_kind):
            or NO_ANSWER); for the log: the driver retries its configuration.
   LSDU     an application request from a modem that runs the data link
            itself (meter/phy/hi.py): rx[0:rx_len] is the LLC data (ATTR,
-           APDU), ev_code the ECC it came with, ev_cmd the most bytes the
-           answer may have. The answer LSDU goes into tx_space() and out
+           APDU), ev_code the ECC it came with (with OPENED set: the modem
+           opened and verified it under that ECC, so it is served in clear
+           with that key's rights and answered in clear, the modem sealing
+           the answer), ev_cmd the most bytes the answer may have. The answer LSDU goes into tx_space() and out
            with answer(n, ecc); a driver without such a modem never raises
            it (its answer() is False).
 Kinds from DRIVER up are the driver's own; the modem task ignores them.
@@ -74,6 +76,7 @@ FAILED = const(4)
 LSDU = const(5)
 DRIVER = const(16)  # first kind a driver may use for itself
 
+OPENED = const(0x10)  # LSDU ev_code flag: the modem runs the security and opened the request
 NO_ANSWER = const(-1)  # FAILED code: the modem did not answer in time
 
 # quality: link figures of the last DATA event, a list indexed by these

@@ -432,8 +432,8 @@ class HostInterface(DriverBase):
             self._ind_proto = proto
             self._ind_id = f[4]
             st["requests"] += 1
-            ecc = 0 if self.modem_security else f[3] >> H.PROTO_ECC_SHIFT
-            self._event(phy.LSDU, ecc, MAX_LSDU, rx.index, n - 2)
+            ecc = f[3] >> H.PROTO_ECC_SHIFT  # where the modem runs the security: it opened it (OPENED)
+            self._event(phy.LSDU, ecc | phy.OPENED if ecc and self.modem_security else ecc, MAX_LSDU, rx.index, n - 2)
         elif cmd == H.CMD_RESET_IND:
             self._booted = True
             self._ind_proto = -1
