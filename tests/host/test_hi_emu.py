@@ -301,7 +301,7 @@ def modem_secured():
 
     m = HiMeter(ACA, KEYS, CS_CRC, emu=HIEmulator(CS_CRC, security="modem"), modem_security=True)
     sec = m.node.secure
-    m.drv.keeper = ModemSecrets(sec.keystore, sec.lmon)  # as meter.runtime.firmware.main does
+    m.drv.use_keeper(ModemSecrets(sec.keystore, sec.lmon))  # as meter.runtime.firmware.main does
     m.run(300)
     assert m.port.ready
     return m

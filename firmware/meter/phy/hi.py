@@ -96,12 +96,8 @@ class HostInterface(DriverBase):
         self._ping_max = ping_fails
         self._baud = baud
         self._state = _IDLE
-        self._deadline = 0
-        self._pause = 0
+        self._deadline = self._pause = self._fails = self._busies = self._sent = 0
         self._cmd = -1
-        self._fails = 0
-        self._busies = 0
-        self._sent = 0
         self._rk = self._ra = self._rl = 0  # the result of the request in flight, its data's buffer
         self._ri = -1
         self._rise = 0
@@ -111,10 +107,7 @@ class HostInterface(DriverBase):
         self._started = False
         self._boot_at = 0  # when the boot reset is due, while no BIO_Reset.indication came
         self._booted = False
-        self._ping_at = 0
-        self._ping_n = 0
-        self._ping_bad = 0
-        self._cfg = 0
+        self._ping_at = self._ping_n = self._ping_bad = self._cfg = 0
         self._cfg_bad = False
         self._ind_proto = -1  # protocol and ReqID of the last Slave_Data.indication (-1: none to answer)
         self._ind_id = 0
@@ -152,7 +145,7 @@ class HostInterface(DriverBase):
     def mib_read(self, index):
         return self.request(H.CMD_MIB_READ_REQ, bytes((index,)))
 
-    def bio_reset(self):
+    def bio_reset(self):  # payload ignored by the modem (LEN 0)
         return self.request(H.CMD_RESET_REQ, b"\x00")
 
     def configure(self):
@@ -175,6 +168,11 @@ class HostInterface(DriverBase):
             self.mib_write(index, value)
         self._tag = 0
         return True
+
+    def use_keeper(self, keeper):
+        """The firmware's key and LMON store, for a modem that runs the security."""
+        if self.modem_security:
+            self.keeper = keeper
 
     def send(self, n):
         """A MAC frame to put on air: the modem runs the data link, so none
@@ -264,9 +262,7 @@ class HostInterface(DriverBase):
         if self._state == _IDLE:
             if self._qn and not self._gap_left(now):
                 self._cmd = self._qc[self._pop()]
-                self._fails = 0
-                self._busies = 0
-                self._sent = 0
+                self._fails = self._busies = self._sent = 0
                 self._fire(_GO, now)
         elif ticks_diff(now, self._deadline) >= 0:
             self._fire(_EXPIRED, now)

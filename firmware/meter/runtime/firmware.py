@@ -248,10 +248,11 @@ async def main(board: "Board"):
     if watchdog is not None:
         asyncio.create_task(watchdog_task(watchdog(T.WATCHDOG_MS), beats))
     port = ModemPort(board, node, model, beats)
-    if getattr(port.drv, "modem_security", False) and node.secure is not None:
-        from meter.app.modemkeys import ModemSecrets  # the modem runs the security (meter/phy/hi.py)
+    use_keeper = getattr(port.drv, "use_keeper", None)  # a modem that may run the security (meter/phy/hi.py)
+    if use_keeper is not None and node.secure is not None:
+        from meter.app.modemkeys import ModemSecrets
 
-        port.drv.keeper = ModemSecrets(node.secure.keystore, node.secure.lmon)
+        use_keeper(ModemSecrets(node.secure.keystore, node.secure.lmon))
     feed = BoardFeed(board, meter)
     disp = Display(model)
     wake = asyncio.Event()
