@@ -15,7 +15,7 @@ SOURCES = sorted(
     for d in ("firmware", "boards")
     for p in glob.glob(os.path.join(ROOT, d, "**", "*.py"), recursive=True)
 )
-BOARDS = ["unix", "nucleo_f401re_plm01a1"]
+BOARDS = ["unix", "nucleo_f401re_plm01a1", "nucleo_f401re_pl460"]
 
 
 @pytest.mark.parametrize("src", SOURCES)
