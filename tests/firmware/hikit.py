@@ -15,8 +15,10 @@ CONFIRM = H.encode_frame(H.CMD_SLAVE_CNF, b"\x00")
 
 
 class Board(modemkit.Board):
+    modem_security = False  # True: the modem runs the security (requests come opened)
+
     def modem_driver(self):
-        return hi.driver(hi.MICROCHIP, aca=ACA, serial=SERIAL)
+        return hi.driver(hi.MICROCHIP, aca=ACA, serial=SERIAL, modem_security=self.modem_security)
 
 
 def indication(lsdu, req_id=1, ecc=0):
@@ -43,13 +45,13 @@ def exchange(port, ind, now):
     return now + 30
 
 
-def ready_port(node):
+def ready_port(node, board=None):
     """A ModemPort on the HI driver for node, through the modem's reset
     indication and the configuration (MIB 6): ready to serve. (port, time)."""
     log = firmware.log
     firmware.log = modemkit._quiet
     try:
-        port = firmware.ModemPort(Board(), node, node.app.model)
+        port = firmware.ModemPort(board or Board(), node, node.app.model)
         now = T0
         feed(port, H.encode_frame(H.CMD_RESET_IND, b"\x80"), now)
         feed(port, STATUS_FREE, now + 1)

@@ -66,3 +66,30 @@ def test_authenticated_read_over_hi_the_firmware_security_in_the_path():
         assert req[2] == 0x24 and req[3] == SEC.ECC_CTR_READ << 4 and req[4] == mon, got
         assert req[5] == 103  # the authenticated READ.RESP, sealed by the firmware
     assert node.secure.lmon.value == 2
+
+
+def test_request_the_modem_opened_is_served_with_its_keys_rights_without_allocating():
+    from hikit import Board
+
+    board = Board()
+    board.modem_security = True  # no keeper given: MIB 6 only, as ready_port expects
+    node = plain_node()
+    port, now = ready_port(node, board)
+    ecc_k1_ecb = SEC.ECC_ECB_WRITE
+    ind = indication(READ_STATUS, req_id=3, ecc=ecc_k1_ecb)  # opened by the modem under K1, ECB
+    want = ACK + answer(reference(READ_STATUS), req_id=3) + ACK  # answered in clear: the modem seals it
+    now = exchange(port, ind, now)
+    assert port.board.uart.take() == want
+    heap_lock()
+    try:
+        now = exchange(port, ind, now)
+    finally:
+        heap_unlock()
+    assert port.board.uart.take() == want
+    # the clock register is written only with the write key's rights: refused in plain, granted here
+    write = b"\x04\x00\x20" + (1700000000).to_bytes(4, "big")  # WRITE.REQ of the clock (0x0020)
+    exchange(port, indication(write, req_id=4), now)
+    refused = port.board.uart.take()
+    exchange(port, indication(write, req_id=5, ecc=ecc_k1_ecb), now + 40)
+    granted = port.board.uart.take()
+    assert refused[1 + 5] == 255 and granted[1 + 5] != 255, (refused, granted)  # NACK A-Node, then not
