@@ -44,9 +44,9 @@ MCU_HAVE := $(shell for t in $(MCU_TOOLS); do command -v $$t >/dev/null || echo 
 
 # -rs: each skipped test is listed with its reason (the README examples that need hardware ...)
 test: setup
-	$(BIN)/python -m pytest -q -rs tests --ignore=tests/mcu
-	@if [ -n "$(MCU_HAVE)" ]; then echo "make test: the emulated-MCU tests did not run: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm, then make test-mcu"; \
+	@if [ -n "$(MCU_HAVE)" ]; then echo "make test: the emulated-MCU tests are not part of it: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm, then make test-mcu"; \
 	else echo "make test: the emulated-MCU tests run apart: make test-mcu"; fi
+	$(BIN)/python -m pytest -q -rs tests --ignore=tests/mcu
 
 # The firmware image for the emulated Cortex-M4 (QEMU netduinoplus2 with the
 # NUCLEO-F401RE's memory), MicroPython from Debian's source package: build/mcu/.
