@@ -4,10 +4,10 @@ the input was checked. With --json the error is also {"error": "..."} on stdout.
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -33,12 +33,9 @@ serial.Serial.open = started
 
 
 def smitp(*args, cwd, setup="", guard=True):
-    """Run `smitp args`; the CompletedProcess with its wall time in .seconds."""
+    """Run `smitp args`; the CompletedProcess."""
     code = "import sys\n" + (GUARD if guard else "") + setup + RUN
-    t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=30)
-    r.seconds = time.monotonic() - t0
-    return r
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def error_line(r):
@@ -181,7 +178,6 @@ def test_bad_input_is_one_line_naming_the_field(work, args, names):
     assert names in error_line(r)
     assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
     assert K1 not in r.stderr and "zz" * 16 not in r.stderr  # keys are never shown
-    assert r.seconds < 2.0, "checked at once"  # the guard proves nothing started; this, that it was quick
 
 
 @pytest.mark.parametrize("args", [
@@ -234,12 +230,18 @@ def test_mpremote_failure_is_one_line(work, tmp_path):
 
 
 @pytest.fixture
-def silent_port():
-    """A serial port with nothing behind it: the slave side of a pty nobody answers on."""
+def silent_pty():
+    """A serial port with nothing behind it: (the slave side's name, the master side) of a pty
+    nobody answers on."""
     master, slave = os.openpty()
-    yield os.ttyname(slave)
+    yield os.ttyname(slave), master
     os.close(master)
     os.close(slave)
+
+
+@pytest.fixture
+def silent_port(silent_pty):
+    return silent_pty[0]
 
 
 def test_no_answer_is_a_runtime_failure(work, silent_port):
@@ -250,10 +252,13 @@ def test_no_answer_is_a_runtime_failure(work, silent_port):
     assert json.loads(r.stdout) == {"error": error_line(r)}
 
 
-def test_interrupt_is_one_line(work, silent_port):
-    p = subprocess.Popen([sys.executable, "-c", "import sys\n" + RUN, "hhu", "--port", silent_port], cwd=work,
+def test_interrupt_is_one_line(work, silent_pty):
+    port, master = silent_pty
+    p = subprocess.Popen([sys.executable, "-c", "import sys\n" + RUN, "hhu", "--port", port], cwd=work,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.6)  # signing on: waiting for an identification that never comes
+    # Interrupted while signing on: its request is out, the identification never comes.
+    assert select.select([master], [], [], 60)[0], "no sign-on request within 60 s"
+    assert os.read(master, 64).startswith(b"/?")
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=10)
     assert p.returncode == 130 and err == "smitp hhu: error: interrupted\n" and out == ""
