@@ -74,6 +74,11 @@ class Board:
     def watchdog(self, timeout_ms):
         return machine.WDT(timeout=max(1, min(int(timeout_ms), WATCHDOG_MAX_MS)))
 
+    def serves_dlms(self):
+        # The F401RE's 96 KB of RAM holds the Original-SMITP profile; with the
+        # DLMS/COSEM profile beside it the heap runs out at start (docs/mcu.md).
+        return False
+
     def reset_cause(self):
         cause = machine.reset_cause()
         for name, text in _RESET_CAUSES:

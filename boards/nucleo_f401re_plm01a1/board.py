@@ -165,6 +165,11 @@ class Board:
         """Arm the IWDG: from now on only a reset stops it; feed() it in time."""
         return machine.WDT(timeout=max(1, min(int(timeout_ms), WATCHDOG_MAX_MS)))
 
+    def serves_dlms(self):
+        # The F401RE's 96 KB of RAM holds the Original-SMITP profile; with the
+        # DLMS/COSEM profile beside it the heap runs out at start (docs/mcu.md).
+        return False
+
     def reset_cause(self):
         """Why the board started: "power", "watchdog", "soft" or "other" (reset pin, wake-up)."""
         cause = machine.reset_cause()

@@ -290,6 +290,11 @@ class Board:
     def watchdog(self, timeout_ms):
         return UsartWatchdog(self._pins, timeout_ms)
 
+    def serves_dlms(self):
+        # The F401RE's 96 KB of RAM holds the Original-SMITP profile; with the
+        # DLMS/COSEM profile beside it the heap runs out at start (docs/mcu.md).
+        return False
+
     def reset_cause(self):
         return self._reset_cause
 

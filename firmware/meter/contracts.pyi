@@ -163,6 +163,10 @@ class HasResetCause(Protocol):
     def reset_cause(self) -> str:
         """"power", "watchdog", "soft" or "other"."""
 
+class HasDlmsChoice(Protocol):
+    def serves_dlms(self) -> bool:
+        """False: the board runs without the DLMS/COSEM profile (RAM); absent: with it."""
+
 class HasModemDriver(Protocol):
     def modem_driver(self) -> PhyDriver:
         """A new driver for the board's modem (else meter.phy.st7580.driver())."""

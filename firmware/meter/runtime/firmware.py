@@ -17,7 +17,6 @@ from meter.display.manager import Display
 from meter.model.metering import BoardFeed, Metering
 from meter.app.node import MeterNode
 from meter.link.bnodelink import ANodeLink
-from meter.dlms.server import profile as dlms_profile
 from meter.storage import Store
 
 # The Board and PHY-driver contracts, typed for the type checker (meter/contracts.pyi).
@@ -249,6 +248,17 @@ async def button_task(button, disp, wake):
         wake.set()
 
 
+def dlms_profile(board, model, store, aca):
+    """The DLMS/COSEM profile, unless the board leaves it out (optional member
+    serves_dlms(): its modules and buffers cost RAM a small MCU may not have)."""
+    serves = getattr(board, "serves_dlms", None)
+    if serves is not None and not serves():
+        return None
+    from meter.dlms.server import profile
+
+    return profile(model, store, aca)
+
+
 def build(board: "Board"):
     """Create the data model, the meter node and the metering for this board."""
     aca, serial = board.identity()
@@ -258,7 +268,7 @@ def build(board: "Board"):
     bnode_uart = getattr(board, "bnode_uart", None)  # optional member: the B-Node's local link
     link = ANodeLink(T.BNODE_TIMEOUT_MS) if bnode_uart is not None and bnode_uart() is not None else None
     node = MeterNode(aca, model, security_factory(aca, store, model, board.unix_time), store=store, seed=ticks_us(),
-                     bnode=link, dlms=dlms_profile(model, store, aca))
+                     bnode=link, dlms=dlms_profile(board, model, store, aca))
     return model, node, meter
 
 

@@ -7,6 +7,7 @@ import board
 from meter.phy import hi
 from meter.contracts import (
     Board,
+    HasDlmsChoice,
     HasModemDriver,
     HasResetCause,
     HasWatchdog,
@@ -19,6 +20,7 @@ def board_contract(b: board.Board) -> None:
     modem: HasModemDriver = b
     watchdog: HasWatchdog = b
     reset_cause: HasResetCause = b
+    dlms_choice: HasDlmsChoice = b
 
 
 def phy_contract() -> None:

@@ -8,6 +8,7 @@ from meter.phy import st7580
 from meter.contracts import (
     Board,
     HasButton,
+    HasDlmsChoice,
     HasDisplay,
     HasOpticalPort,
     HasResetCause,
@@ -23,6 +24,7 @@ def board_contract(b: board.Board) -> None:
     button: HasButton = b
     watchdog: HasWatchdog = b
     reset_cause: HasResetCause = b
+    dlms_choice: HasDlmsChoice = b
 
 
 def phy_contract() -> None:

@@ -7,6 +7,7 @@ from meter.phy import st7580
 from meter.contracts import (
     Board,
     HasClock,
+    HasDlmsChoice,
     HasRelay,
     HasResetCause,
     HasWatchdog,
@@ -20,6 +21,7 @@ def board_contract(b: board.Board) -> None:
     relay: HasRelay = b
     watchdog: HasWatchdog = b
     reset_cause: HasResetCause = b
+    dlms_choice: HasDlmsChoice = b
 
 
 def phy_contract() -> None:
