@@ -34,6 +34,8 @@ STATUS_REQ = const(84)  # Status
 STATUS_RESP = const(85)
 PING_REQ = const(86)  # Ping: reachability and link quality
 PING_RESP = const(87)
+REPROG_LOCAL = const(100)  # software download: payloads in meter/fwimage.py
+REPROG_BROADCAST = const(101)
 CHL_REQ = const(112)
 CHL_RESP = const(113)
 NACK_RESP = const(247)
@@ -85,6 +87,8 @@ NAMES = {
     STATUS_RESP: "STATUS.RESP",
     PING_REQ: "PING.REQ",
     PING_RESP: "PING.RESP",
+    REPROG_LOCAL: "REPROG_LOCAL",
+    REPROG_BROADCAST: "REPROG_BROADCAST",
     CHL_REQ: "CHL.REQ",
     CHL_RESP: "CHL.RESP",
     NACK_RESP: "NACK.RESP",

@@ -45,3 +45,4 @@ OPT_F_IDLE_MS = const(5000)  # mode F: this long without a frame ends the sessio
 OPT_LOCK_AFTER = const(3)  # consecutive failed authentications that lock the port
 OPT_LOCK_BASE_MS = const(5000)  # the first lock; each further lock doubles it ...
 OPT_LOCK_MAX_MS = const(3600000)  # ... up to one hour
+RESTART_AFTER_ACTIVATION_MS = const(1500)  # the ACK of an activation goes out before the restart
