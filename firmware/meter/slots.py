@@ -8,8 +8,10 @@
 # module reads back:
 #   "dl.hdr"   the session: image header (64) | target slot (1) | stage (1)
 #   "dl.map"   the block bitmap (bit i of byte i // 8, LSB first: block i kept)
-#   "dl.img"   the image body, blocks written in place (at most the block in
-#              flight is lost: the bitmap is written after its block)
+#   "dl.N"     the image body, blocks written in place, CHUNK blocks a record
+#              (a write in the middle of a littlefs file rewrites the rest
+#              of it: small records keep a block's cost flat). At most the
+#              block in flight is lost: the bitmap is written after its block
 #   "sN.ok"    the header of the image slot N holds whole; written after the
 #              last file, removed before the first one is touched
 #   "boot"     active slot | previous slot | trial | last failure
@@ -55,7 +57,7 @@ INSTALLED = const(2)
 
 _HDR = "dl.hdr"
 _MAP = "dl.map"
-_IMG = "dl.img"
+CHUNK = const(32)  # blocks a staging record
 _BOOT = "boot"
 _CHUNK = const(256)
 
@@ -168,14 +170,16 @@ class Session:
             if not boot.save():
                 return False
         store.remove(_ok(slot))
-        store.remove(_IMG)
+        self._drop_staging()
         self.header, self.slot, self.stage = header, slot, RECEIVING
+        self._drop_staging()  # (a staging record of the new image's size, left by a cut)
         self.map = bytearray((header.blocks + 7) // 8)
         self.received = 0
         return store.put(_MAP, self.map) and self._save()
 
     def abort(self):
-        for name in (_HDR, _MAP, _IMG):
+        self._drop_staging()
+        for name in (_HDR, _MAP):
             self.store.remove(name)
         self.__init__(self.store)
 
@@ -195,7 +199,7 @@ class Session:
             return False
         if len(data) != self.block_len(index):
             raise DecodeError("block", "%d bytes for block %d of %d" % (len(data), index, self.block_len(index)))
-        if not self.store.write_at(_IMG, index * h.block, data):
+        if not self.store.write_at(_chunk(index // CHUNK), (index % CHUNK) * h.block, data):
             return False
         self.map[index >> 3] |= 1 << (index & 7)
         if not self.store.put(_MAP, self.map):
@@ -208,12 +212,31 @@ class Session:
     def complete(self):
         return self.header is not None and self.received == self.header.blocks
 
+    def _read_into(self, pos, buf, n):
+        """Read body bytes pos..pos+n into buf (across staging records)."""
+        h = self.header
+        assert h is not None
+        per = CHUNK * h.block
+        done = 0
+        mv = memoryview(buf)
+        while done < n:
+            p = pos + done
+            k = min(n - done, per - p % per)
+            got = self.store.read_into(_chunk(p // per), p % per, mv[done:done + k])
+            if got != k:
+                raise DecodeError("image body", "short read at %d" % p)
+            done += k
+
     def _read(self, pos, n):
         buf = bytearray(n)
-        got = self.store.read_into(_IMG, pos, buf)
-        if got != n:
-            raise DecodeError("image body", "short read at %d" % pos)
+        self._read_into(pos, buf, n)
         return buf
+
+    def _drop_staging(self):
+        h = self.header
+        if h is not None:
+            for k in range((h.blocks + CHUNK - 1) // CHUNK):
+                self.store.remove(_chunk(k))
 
     def _digest(self):
         h = self.header
@@ -223,10 +246,8 @@ class Session:
         mv = memoryview(buf)
         pos = 0
         while pos < h.size:
-            n = self.store.read_into(_IMG, pos, buf)
-            if n <= 0:
-                break
-            n = min(n, h.size - pos)
+            n = min(_CHUNK, h.size - pos)
+            self._read_into(pos, buf, n)
             sha.update(mv[0:n])
             pos += n
         return sha.digest()
@@ -239,11 +260,17 @@ class Session:
         assert h is not None and self.complete
         if self.stage == INSTALLED:
             return FAIL_NONE
+        store = self.store
+        if store.get(_ok(self.slot)) == h.pack():  # installed, a cut came before its stage was kept
+            return self._installed()
         if k1 is None or not F.seal_ok(k1, h):
             return self._fail(FAIL_SEAL)
-        if self._digest() != h.digest:
+        try:
+            digest = self._digest()
+        except DecodeError:  # a staging record lost: start again
+            digest = None
+        if digest != h.digest:
             return self._fail(FAIL_HASH)
-        store = self.store
         name = folder(self.slot)
         store.remove(_ok(self.slot))
         store.wipe(name)
@@ -256,7 +283,10 @@ class Session:
             return self._fail(FAIL_TABLE)
         if not store.put(_ok(self.slot), h.pack()):
             return FAIL_FLASH
-        store.remove(_IMG)  # the slot holds it now: room for the next one
+        return self._installed()
+
+    def _installed(self):
+        self._drop_staging()  # the slot holds it now: room for the next one
         self.stage = INSTALLED
         return FAIL_NONE if self._save() else FAIL_FLASH
 
@@ -267,13 +297,17 @@ class Session:
         while cut >= 0:
             store.folder(name[0:cut])
             cut = name.find("/", cut + 1)
+        return store.put_chunks(name, self._pieces(pos, n))
+
+    def _pieces(self, pos, n):
+        buf = bytearray(_CHUNK)
+        mv = memoryview(buf)
         done = 0
         while done < n:
             k = min(_CHUNK, n - done)
-            if not store.write_at(name, done, self._read(pos + done, k)):
-                return False
+            self._read_into(pos + done, buf, k)
+            yield mv[0:k]
             done += k
-        return True
 
     def _fail(self, code):
         self.abort()
@@ -300,6 +334,10 @@ class Session:
         n = max(0, min(room, len(self.map) - first))
         out[off:off + n] = self.map[first:first + n]
         return n
+
+
+def _chunk(k):
+    return "dl.%d" % k
 
 
 def _bits(b):

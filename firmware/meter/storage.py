@@ -110,6 +110,24 @@ class Store:
             self.faults += 1
             return False
 
+    def put_chunks(self, name, chunks):
+        """Store a record given in pieces (an iterable of bytes), written to
+        a temporary file and renamed as put() does; False if refused."""
+        self.writes += 1
+        if self._ram is not None:
+            self._ram[name] = b"".join(bytes(c) for c in chunks)
+            return True
+        tmp = self._file(name + ".new")
+        try:
+            with open(tmp, "wb") as f:
+                for c in chunks:
+                    f.write(c)
+            os.rename(tmp, self._file(name))
+            return True
+        except OSError:
+            self.faults += 1
+            return False
+
     def folder(self, name):
         """The path of a folder of records (created if missing), None in RAM."""
         if self._ram is not None:

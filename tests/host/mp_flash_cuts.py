@@ -157,7 +157,8 @@ def cuts(n_cuts, seed, path):
                       "flash_faults_seen": sim.store.faults}))
 
 
-if sys.argv[1] == "wear":
-    wear(int(sys.argv[2]), sys.argv[3])
-else:
-    cuts(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+if __name__ == "__main__":  # (mp_download_cuts.py imports the cutting flash)
+    if sys.argv[1] == "wear":
+        wear(int(sys.argv[2]), sys.argv[3])
+    else:
+        cuts(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
