@@ -190,8 +190,11 @@ class FileFlash(_BlockDev):
             old = memoryview(self._scratch)[0:n]
             self._f.seek(pos + done)
             self._f.readinto(old)
-            for i in range(n):
-                old[i] &= buf[done + i]
+            if bytes(old) == _ERASED[0:n]:  # programming erased cells: the new bits as they are
+                old[0:n] = buf[done:done + n]
+            else:
+                for i in range(n):
+                    old[i] &= buf[done + i]
             self._f.seek(pos + done)
             self._f.write(old)
             done += n

@@ -100,8 +100,9 @@ def unpack_header(buf, off=0):
 
 
 def make_seal(k1, header):
-    """The seal of a header under the write key K1."""
-    return cmac(Aes(k1), header.sealed_part())
+    """The seal of a header under the write key K1 (16 bytes, or its Aes
+    object as the meter's key store holds it)."""
+    return cmac(k1 if isinstance(k1, Aes) else Aes(k1), header.sealed_part())
 
 
 def seal_ok(k1, header):

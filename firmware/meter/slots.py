@@ -7,11 +7,12 @@
 # (meter/storage.py), so that a power cut at any instant leaves a state this
 # module reads back:
 #   "dl.hdr"   the session: image header (64) | target slot (1) | stage (1)
-#   "dl.map"   the block bitmap (bit i of byte i // 8, LSB first: block i kept)
-#   "dl.N"     the image body, blocks written in place, CHUNK blocks a record
-#              (a write in the middle of a littlefs file rewrites the rest
-#              of it: small records keep a block's cost flat). At most the
-#              block in flight is lost: the bitmap is written after its block
+#   "dl.log"   the blocks received, in arrival order: index (2) | data padded
+#              to the block size. One append a block, no other write: littlefs
+#              commits an append at close, so a power cut loses at most the
+#              block in flight; the bitmap of received blocks is read back
+#              from it at power-up (writing in the middle of a file would
+#              copy the rest of it, an erase a block)
 #   "sN.ok"    the header of the image slot N holds whole; written after the
 #              last file, removed before the first one is touched
 #   "boot"     active slot | previous slot | trial | last failure
@@ -21,6 +22,7 @@
 # previous slot (a crash, a hang caught by the watchdog, a power cut alike).
 import hashlib
 import struct
+from array import array
 
 from meter import fwimage as F
 from meter.compat import const
@@ -56,8 +58,9 @@ RECEIVING = const(1)
 INSTALLED = const(2)
 
 _HDR = "dl.hdr"
-_MAP = "dl.map"
-CHUNK = const(32)  # blocks a staging record
+_LOG = "dl.log"
+NONE = const(0xFFFF)
+MAX_LOG = const(32768)  # records read back at most: 4 x fwimage.MAX_BLOCKS (a log grown by refused writes)
 _BOOT = "boot"
 _CHUNK = const(256)
 
@@ -135,7 +138,8 @@ class Session:
         self.header = None
         self.slot = BUILTIN
         self.stage = 0
-        self.map = bytearray(0)
+        self.map = bytearray(0)  # bit i: block i received
+        self.where = None  # block index -> its record number in the log (NONE: missing)
         self.received = 0
         raw = store.get(_HDR)
         if raw is not None and len(raw) == F.HEADER_LEN + 2:
@@ -144,10 +148,50 @@ class Session:
             except DecodeError:
                 return
             self.slot, self.stage = raw[F.HEADER_LEN], raw[F.HEADER_LEN + 1]
-            bits = store.get(_MAP)
-            need = (self.header.blocks + 7) // 8
-            self.map = bytearray(bits) if bits is not None and len(bits) == need else bytearray(need)
-            self.received = sum(_bits(b) for b in self.map)
+            self._scan()
+
+    def _rec(self):
+        h = self.header
+        assert h is not None
+        return 2 + h.block
+
+    def _scan(self):
+        """The bitmap and the block positions, from the log."""
+        h = self.header
+        assert h is not None
+        self.map = bytearray((h.blocks + 7) // 8)
+        self.where = array("H", (NONE for _ in range(h.blocks)))
+        self.received = 0
+        rec = self._rec()
+        size = self.store.size(_LOG)
+        head = bytearray(2)
+        for k in range(min(size // rec, MAX_LOG)):
+            if self.store.read_into(_LOG, k * rec, head) != 2:
+                break
+            i = head[0] << 8 | head[1]
+            if i < h.blocks and not self.has(i):
+                self._mark(i, k)
+        self.records = size // rec
+        if size % rec:  # a record cut short by a refused write: the log is put back in step
+            self._trim(self.records * rec)
+
+    def _trim(self, n):
+        buf = bytearray(_CHUNK)
+
+        def pieces():
+            done = 0
+            while done < n:
+                k = min(_CHUNK, n - done)
+                self.store.read_into(_LOG, done, memoryview(buf)[0:k])
+                yield memoryview(buf)[0:k]
+                done += k
+
+        self.store.put_chunks(_LOG, pieces())
+
+    def _mark(self, i, k):
+        self.map[i >> 3] |= 1 << (i & 7)
+        self.where[i] = k
+        self.received += 1
 
     @property
     def image_id(self):
@@ -170,17 +214,16 @@ class Session:
             if not boot.save():
                 return False
         store.remove(_ok(slot))
-        self._drop_staging()
+        store.remove(_HDR)  # (a cut from here on leaves no session, never a log under another header)
+        store.remove(_LOG)
         self.header, self.slot, self.stage = header, slot, RECEIVING
-        self._drop_staging()  # (a staging record of the new image's size, left by a cut)
-        self.map = bytearray((header.blocks + 7) // 8)
-        self.received = 0
-        return store.put(_MAP, self.map) and self._save()
+        self.records = 0
+        self._scan()
+        return self._save()
 
     def abort(self):
-        self._drop_staging()
-        for name in (_HDR, _MAP):
-            self.store.remove(name)
+        self.store.remove(_HDR)
+        self.store.remove(_LOG)
         self.__init__(self.store)
 
     def has(self, index):
@@ -197,15 +240,18 @@ class Session:
         h = self.header
         if h is None or self.stage != RECEIVING or index >= h.blocks or self.has(index):
             return False
-        if len(data) != self.block_len(index):
-            raise DecodeError("block", "%d bytes for block %d of %d" % (len(data), index, self.block_len(index)))
-        if not self.store.write_at(_chunk(index // CHUNK), (index % CHUNK) * h.block, data):
+        n = self.block_len(index)
+        if len(data) != n:
+            raise DecodeError("block", "%d bytes for block %d of %d" % (len(data), index, n))
+        rec = bytearray(self._rec())
+        rec[0] = index >> 8
+        rec[1] = index & 0xFF
+        rec[2:2 + n] = data
+        if not self.store.append(_LOG, rec):
+            self._scan()  # what the flash kept, and the log in step again
             return False
-        self.map[index >> 3] |= 1 << (index & 7)
-        if not self.store.put(_MAP, self.map):
-            self.map[index >> 3] &= ~(1 << (index & 7)) & 0xFF
-            return False
-        self.received += 1
+        self._mark(index, self.records)
+        self.records += 1
         return True
 
     @property
@@ -213,16 +259,20 @@ class Session:
         return self.header is not None and self.received == self.header.blocks
 
     def _read_into(self, pos, buf, n):
-        """Read body bytes pos..pos+n into buf (across staging records)."""
+        """Read body bytes pos..pos+n into buf, block by block from the log."""
         h = self.header
-        assert h is not None
-        per = CHUNK * h.block
+        where = self.where
+        assert h is not None and where is not None
+        rec = self._rec()
         done = 0
         mv = memoryview(buf)
         while done < n:
             p = pos + done
-            k = min(n - done, per - p % per)
-            got = self.store.read_into(_chunk(p // per), p % per, mv[done:done + k])
+            i = p // h.block
+            k = min(n - done, h.block - p % h.block)
+            if i >= h.blocks or where[i] == NONE:
+                raise DecodeError("image body", "block %d missing" % i)
+            got = self.store.read_into(_LOG, where[i] * rec + 2 + p % h.block, mv[done:done + k])
             if got != k:
                 raise DecodeError("image body", "short read at %d" % p)
             done += k
@@ -231,12 +281,6 @@ class Session:
         buf = bytearray(n)
         self._read_into(pos, buf, n)
         return buf
-
-    def _drop_staging(self):
-        h = self.header
-        if h is not None:
-            for k in range((h.blocks + CHUNK - 1) // CHUNK):
-                self.store.remove(_chunk(k))
 
     def _digest(self):
         h = self.header
@@ -267,7 +311,7 @@ class Session:
             return self._fail(FAIL_SEAL)
         try:
             digest = self._digest()
-        except DecodeError:  # a staging record lost: start again
+        except DecodeError:  # the log lost a block: start again
             digest = None
         if digest != h.digest:
             return self._fail(FAIL_HASH)
@@ -286,7 +330,7 @@ class Session:
         return self._installed()
 
     def _installed(self):
-        self._drop_staging()  # the slot holds it now: room for the next one
+        self.store.remove(_LOG)  # the slot holds it now: room for the next one
         self.stage = INSTALLED
         return FAIL_NONE if self._save() else FAIL_FLASH
 
@@ -323,7 +367,6 @@ class Session:
         if not boot.save():  # the switch: one atomic record
             return False
         self.store.remove(_HDR)
-        self.store.remove(_MAP)
         self.__init__(self.store)
         return True
 
@@ -334,10 +377,6 @@ class Session:
         n = max(0, min(room, len(self.map) - first))
         out[off:off + n] = self.map[first:first + n]
         return n
-
-
-def _chunk(k):
-    return "dl.%d" % k
 
 
 def _bits(b):

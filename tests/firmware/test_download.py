@@ -100,7 +100,7 @@ def test_download_install_activate_confirm():
         assert again.put_block(i, parts[i])
     assert again.complete and again.install(K1) == S.FAIL_NONE
     assert store.get("s1/meter/sub/b.mpy") == body[-len(store.get("s1/meter/sub/b.mpy")):]
-    assert store.get("dl.0") is None  # the staging copy is gone once installed
+    assert store.get("dl.log") is None  # the staging copy is gone once installed
     assert again.activate(boot)
     assert S.choose(store) == (S.SLOT_A, True)
     assert S.confirm(store)
