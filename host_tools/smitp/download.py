@@ -77,6 +77,7 @@ class Campaign:
         self.frames = {"broadcast": 0, "gap_fill": 0, "requests": 0}
         self.result = {aca_text(a): {"aca": aca_text(a)} for a, _r in self.meters}
         self.t0 = conc.port.now()
+        self.broadcast_routes = None  # [repeater ACAs] the broadcast goes along (None: each meter's route)
 
     # ---- frames without an answer
     def _send(self, addr_air, route, data):
@@ -121,10 +122,12 @@ class Campaign:
                 self._fail(aca, "refused", "open: %s" % e)
 
     def broadcast(self):
-        routes = []
-        for _aca, route in self._live():
-            if tuple(route) not in routes:
-                routes.append(tuple(route))
+        routes = self.broadcast_routes
+        if routes is None:  # the meters' own routes, each once
+            routes = []
+            for _aca, route in self._live():
+                if tuple(route) not in routes:
+                    routes.append(tuple(route))
         n = self.header.blocks
         for i in range(n):
             lsdu = self.block_lsdu(i)
@@ -250,7 +253,7 @@ def print_report(rep, out=None):
 
 
 # ---- `smitp demo --download`: the demo feeder's emulated boards really run the image
-DEMO_BITRATE = 48000  # the demo's line: ten times 4800 bit/s, so that 140 KB take seconds, not minutes
+DEMO_BITRATE = 19200  # the demo's line: four times 4800 bit/s, so that 140 KB take a minute, not five
 DEMO_VERSION = "0.2.0"
 _BROKEN = {  # module -> source of a deliberately broken image (replaces the firmware's runtime)
     "raises": 'raise RuntimeError("this image is broken on purpose")\n',
@@ -367,3 +370,49 @@ def print_demo(rep, out=None):
     print("rolled back: %s" % "; ".join(rep["rolled_back"]), file=out)
     print("refused:     %s" % "; ".join(rep["refused"]), file=out)
     print("efficiency of the last campaign: %s of the line's %d bit/s" % (rep["efficiency"], rep["bitrate"]), file=out)
+
+
+# ---- the command line's bodies (cli.py registers them)
+def build_command(args):
+    """`smitp image --download`: the image file, sealed for one meter when --keys and --meter say so."""
+    from pathlib import Path
+
+    import meter
+    from smitp.image import ROOT, build_download, download_summary
+    from smitp.secure import KeyRing
+
+    key = None
+    if args.meter or args.keys:
+        if not (args.meter and args.keys):
+            raise UsageError("--keys and --meter go together: the meter whose write key seals the image")
+        key = KeyRing.load(args.keys).get(bytes.fromhex(args.meter)).write_key()
+    raw = build_download(args.board, args.image_version or meter.VERSION, key=key)
+    out = Path(args.file) if args.file else ROOT / "build" / ("%s.smfw" % args.board)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(raw)
+    rep = download_summary(raw)
+    rep["out"] = str(out)
+    return rep
+
+
+def run_command(conc, image, args, progress=None):
+    """`smitp download`: one meter (--meter, --via) or the key file's meters (--section)."""
+    from smitp import demo as D
+
+    if args.section:
+        meters, reached = [], []
+        for text in sorted(conc.keyring):  # the ring iterates over ACA texts
+            aca = bytes.fromhex(text)
+            route = D.find_route(conc, aca, reached)
+            if route is None:
+                continue  # not on this line
+            meters.append((aca, route))
+            if not route:
+                reached.append(aca)
+        if not meters:
+            raise DownloadError("no meter of the key file answers on this line")
+    else:
+        route = tuple(bytes.fromhex(a) for a in args.via.split(",")) if args.via else ()
+        meters = [(bytes.fromhex(args.meter), route)]
+    return Campaign(conc, image, meters, at=args.at or 0, progress=progress).run()
+
