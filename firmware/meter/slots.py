@@ -189,8 +189,10 @@ class Session:
         self.store.put_chunks(_LOG, pieces())
 
     def _mark(self, i, k):
+        where = self.where
+        assert where is not None  # set by _scan, before any mark
         self.map[i >> 3] |= 1 << (i & 7)
-        self.where[i] = k
+        where[i] = k
         self.received += 1
 
     @property

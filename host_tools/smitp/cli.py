@@ -136,7 +136,6 @@ def _message(text):
 
 
 @_arg
-@_arg
 def _version(text):
     from meter import fwimage
 
@@ -144,6 +143,7 @@ def _version(text):
     return text
 
 
+@_arg
 def _when(text):
     """Seconds since 1970 from an integer or an ISO 8601 date-time (UTC unless it says)."""
     from smitp.values import parse_time
@@ -828,9 +828,9 @@ def build_parser():
     _number(sp, "--fail-repeaters", 0, sim.MAX_METERS, "after registration, power off R repeaters, at most "
             "--meters, and read every meter again", default=0, metavar="R")
     sp.add_argument("--svg", metavar="FILE", type=_output_file, help="draw the discovered tree into FILE")
-    from smitp.fleet_download import MAX_SIZE, MIN_SIZE
+    from meter import fwimage  # (the fleet campaign's module loads only when it runs)
 
-    _number(sp, "--download", MIN_SIZE, MAX_SIZE, "instead: a software-download campaign of an image of SIZE "
+    _number(sp, "--download", 1024, fwimage.MAX_BLOCKS * fwimage.MAX_BLOCK - fwimage.HEADER_LEN, "instead: a software-download campaign of an image of SIZE "
             "bytes over the fleet (broadcast, gap filling, activation), with random frame loss", metavar="SIZE")
     sp = add("display", cmd_display, "picture what an emulated meter's display shows (PNG)")
     sp.add_argument("--emulated", action="store_true", help="boot an emulated meter (the only source for now)")
@@ -866,8 +866,8 @@ def build_parser():
     sp.add_argument("--out", type=_image_dir, help="output directory (default build/<board>)")
     sp.add_argument("--download", action="store_true",
                     help="build the software-download image (one file: header, sealed, and the compiled modules)")
-    sp.add_argument("--image-version", metavar="X.Y.Z", type=_version, help="with --download: the image's firmware version "
-                                                          "(default: the tree's)")
+    sp.add_argument("--image-version", metavar="X.Y.Z", type=_version,
+                    help="with --download: the image's firmware version (default: the tree's)")
     sp.add_argument("--keys", type=_key_file, help="with --download and --meter: seal for that meter's write key")
     sp.add_argument("--meter", type=_aca, help="with --download: the meter whose key seals it")
     sp.add_argument("--file", type=_output_file, help="with --download: the image file (default build/<board>.smfw)")

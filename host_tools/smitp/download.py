@@ -18,6 +18,7 @@ Layouts: meter/fwimage.py (the one place).
 
 import struct
 import time
+from typing import Any
 
 from meter import attrs as A
 from meter import fwimage as F
@@ -28,11 +29,14 @@ from meter.link import mac
 from meter.model import registers as R
 from smitp.aca import aca_text
 from smitp.concentrator import NoAnswer
+from smitp.secure import OutcomeUnknown
 from smitp.medium import PHY_OVERHEAD_BITS
 from smitp.errors import PeerError, UsageError
 
 BITRATE = 4800
 HOP_GAP_S = 0.05  # what a repeater takes to pass a frame on (TEL), with a margin
+RETRIES = 3  # a meter that does not answer is asked again this many times ...
+BUSY_PAUSE_S = 5.0  # ... this long apart
 MISSING_ROUNDS = 8  # gap-filling rounds per meter before it is given up
 RESTART_WAIT_S = 90.0  # a restart into the new slot, a trial and a rollback fit in it
 
@@ -75,9 +79,10 @@ class Campaign:
         self.keys_of = keys_of or (lambda aca: conc.keyring.get(aca).write_key())
         self.out = bytearray(mac.MAX_FRAME)
         self.frames = {"broadcast": 0, "gap_fill": 0, "requests": 0}
-        self.result = {aca_text(a): {"aca": aca_text(a)} for a, _r in self.meters}
+        self.result: dict[str, dict[str, Any]] = {aca_text(a): {"aca": aca_text(a)} for a, _r in self.meters}
         self.t0 = conc.port.now()
-        self.broadcast_routes = None  # [repeater ACAs] the broadcast goes along (None: each meter's route)
+        # [repeater ACAs] the broadcast goes along (None: each meter's route)
+        self.broadcast_routes: list[tuple[bytes, ...]] | None = None
 
     # ---- frames without an answer
     def _send(self, addr_air, route, data):
@@ -97,11 +102,31 @@ class Campaign:
 
     # ---- the steps
     def _local(self, aca, route, data):
-        self.frames["requests"] += 1
-        return self.conc.service(aca, A.REPROG_LOCAL, data, route, auth=True, ecc=sec.ECC_ECB_WRITE)
+        """An authenticated REPROG_LOCAL. Each operation may run twice (OPEN of the same header
+        resumes, MISSING reads, ACTIVATE of an activated session is refused and the state read
+        after tells): a lost answer or an outcome left unknown is tried again, later."""
+        for attempt in range(RETRIES + 1):
+            self.frames["requests"] += 1
+            try:
+                return self.conc.service(aca, A.REPROG_LOCAL, data, route, auth=True, ecc=sec.ECC_ECB_WRITE)
+            except (NoAnswer, OutcomeUnknown):
+                if attempt == RETRIES:
+                    raise
+                self.conc.pause(BUSY_PAUSE_S)  # a meter busy installing, restarting or relaying
+        raise AssertionError("unreachable")
+
+    def _read(self, aca, route, regs):
+        for attempt in range(RETRIES + 1):
+            try:
+                return self.conc.read(aca, regs, route)
+            except NoAnswer:
+                if attempt == RETRIES:
+                    raise
+                self.conc.pause(BUSY_PAUSE_S)
+        raise AssertionError("unreachable")
 
     def _state(self, aca, route):
-        got = self.conc.read(aca, [R.DOWNLOAD_STATE, R.DOWNLOAD_VERSIONS], route)
+        got = self._read(aca, route, [R.DOWNLOAD_STATE, R.DOWNLOAD_VERSIONS])
         st = struct.unpack(">BBHHBI", got[R.DOWNLOAD_STATE])
         ver = struct.unpack(">BBIII", got[R.DOWNLOAD_VERSIONS])
         return st, ver
@@ -169,7 +194,6 @@ class Campaign:
                 for i in lacking:
                     self._send(mac.aca_to_air(aca), route, self.block_lsdu(i))
                     self.frames["gap_fill"] += 1
-            self.result[aca_text(aca)]["gap_fill_done"] = True
 
     def verify_and_activate(self):
         for aca, route in self._live():
@@ -195,7 +219,9 @@ class Campaign:
             st = ver = None
             while self.conc.port.now() < end:
                 try:
-                    st, ver = self._state(aca, route)
+                    got = self.conc.read(aca, [R.DOWNLOAD_STATE, R.DOWNLOAD_VERSIONS], route)
+                    st = struct.unpack(">BBHHBI", got[R.DOWNLOAD_STATE])
+                    ver = struct.unpack(">BBIII", got[R.DOWNLOAD_VERSIONS])
                 except (NoAnswer, PeerError):
                     self.conc.pause(1.0)  # restarting
                     continue

@@ -19,10 +19,12 @@ import hashlib
 import os
 import random
 import time
+from typing import cast
 
 from meter import fwimage as F
 from meter import slots as S
-from meter.app.download import attach
+from meter.app.download import Download, attach
+from meter.model import registers as R
 from smitp import topology as T
 from smitp.concentrator import Concentrator
 from smitp.discovery import MAX_LEVEL
@@ -32,8 +34,13 @@ from smitp.network import Network, VirtualClock, in_process_meter, serial_for
 from smitp.secure import KeyRing
 
 LOSS = 0.02  # frames lost on every link, at random
-MIN_SIZE = 1024
-MAX_SIZE = F.MAX_BLOCKS * F.MAX_BLOCK - 64
+MIN_SIZE = 1024  # (smitp sim --download checks the same range)
+MAX_SIZE = F.MAX_BLOCKS * F.MAX_BLOCK - F.HEADER_LEN
+
+
+def engine_of(node) -> Download:
+    """The download engine of an in-process meter (its data model's owner of the download area)."""
+    return cast(Download, node.app.model.owner(R.DOWNLOAD_STATE))
 
 
 def synthetic_image(size, seed):
@@ -49,7 +56,7 @@ def _routes(topo, root):
     """Shortest route (repeater names, nearest first) to every meter it reaches."""
     adj = T.adjacency(topo)
     heard = {s: {d for d, _ in out} for s, out in adj.items()}
-    route = {root: ()}
+    route: dict[str, tuple[str, ...]] = {root: ()}
     frontier = [root]
     while frontier:
         nxt = []
@@ -113,10 +120,10 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
     t_ready = port.now()
     for aca, _r in meters:  # the restart: the loader's choice, the new slot's self-test
         node = nodes[aca]
-        if node.download.restart_due:
-            S.choose(node.download.store)
-            node.download = attach(node, node.app.model, node.download.store)
-            node.download.confirm()
+        dl = engine_of(node)
+        if dl.restart_due:
+            S.choose(dl.store)
+            attach(node, node.app.model, dl.store).confirm()
     c.confirm(wait_s=5.0)
     rep = c.report()
     campaign_s = t_ready - t0

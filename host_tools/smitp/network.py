@@ -314,7 +314,7 @@ def in_process_meter(aca, serial, clock, keys=None, seed=0):
     node = MeterNode(aca, model, security_factory(aca, store, model, now), store=store, seed=seed)
     from meter.app.download import attach
 
-    node.download = attach(node, model, store)  # REPROG services and the download area
+    attach(node, model, store)  # REPROG services and the download area (model.owner(DOWNLOAD_STATE))
     return node
 
 

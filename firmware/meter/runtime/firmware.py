@@ -254,18 +254,18 @@ async def button_task(button, disp, wake):
 
 
 def build(board: "Board"):
-    """Create the data model, the meter node and the metering for this board."""
+    """Create the data model, the meter node, the metering and the download engine for this board."""
     aca, serial = board.identity()
     store = Store(board.storage_dir)
     model = DataModel(serial, aca, firmware_id(board.name), store, board.unix_time, board.set_unix_time)
     meter = Metering(model, store, getattr(board, "set_relay", None))  # the engines behind the registers
     node = MeterNode(aca, model, security_factory(aca, store, model, board.unix_time), store=store, seed=ticks_us())
-    node.download = attach_download(node, model, store)  # REPROG services, download area (meter/app/download.py)
-    return model, node, meter
+    download = attach_download(node, model, store)  # REPROG services, download area (meter/app/download.py)
+    return model, node, meter, download
 
 
 async def main(board: "Board"):
-    model, node, meter = build(board)
+    model, node, meter, download = build(board)
     diag = node.diag
     log(firmware_id(board.name), "ACA", "".join("%02X" % b for b in node.aca))
     reset_cause = getattr(board, "reset_cause", None)
@@ -282,7 +282,7 @@ async def main(board: "Board"):
     wake = asyncio.Event()
     asyncio.create_task(supervised("metering", diag, lambda: metering_task(board, model, feed, beats)))
     asyncio.create_task(supervised("display", diag, lambda: display_task(board, disp, wake)))
-    asyncio.create_task(supervised("health", diag, lambda: health_task(board, node.download, port, beats)))
+    asyncio.create_task(supervised("health", diag, lambda: health_task(board, download, port, beats)))
     make = getattr(board, "button", None)
     button = make() if make is not None else None
     if button is not None:
