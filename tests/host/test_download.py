@@ -84,3 +84,92 @@ def test_power_cuts_in_every_phase_never_brick_nor_run_half_an_image(tmp_path):
     for phase in ("open", "receiving", "installing", "activating", "restart", "trial"):
         assert got["cuts_per_phase"].get(phase, 0) >= 5, (phase, got)
     assert got["outcomes"]["activated"] >= 10 and got["outcomes"]["rolled back"] >= 5, got
+
+
+# ---- the concentrator's campaign against in-process meters on a virtual clock
+def _section(image_keys=None):
+    """Three in-process meters, the third behind the second; their keys; the concentrator."""
+    from smitp import topology
+    from smitp.concentrator import Concentrator
+    from smitp.medium import Medium
+    from smitp.network import Network, VirtualClock, in_process_meter
+    from smitp.secure import KeyRing
+
+    acas = ["A8040A1E8901", "A8040A1E8902", "A8040A1E8903"]
+    topo = topology.load({"nodes": [{"name": "dcu", "role": "concentrator"}]
+                          + [{"name": "m%d" % i, "aca": a} for i, a in enumerate(acas)],
+                          "links": [{"a": "dcu", "b": "m0"}, {"a": "dcu", "b": "m1"}, {"a": "m1", "b": "m2"}]})
+    net = Network(Medium(topology=topo), VirtualClock())
+    port = net.add_concentrator("dcu")
+    ring, nodes = {}, {}
+    for i, a in enumerate(acas):
+        k1, k2 = bytes([i + 1]) * 16, bytes([i + 9]) * 16
+        ring[a] = {"k1": k1.hex(), "k2": k2.hex()}
+        nodes[bytes.fromhex(a)] = in_process_meter(bytes.fromhex(a), "SN%d" % i, net.clock, (k1, k2))
+        net.add_meter("m%d" % i, nodes[bytes.fromhex(a)])
+    m = [bytes.fromhex(a) for a in acas]
+    return Concentrator(port, keyring=KeyRing.from_dict(ring)), [(m[0], ()), (m[1], ()), (m[2], (m[1],))], nodes
+
+
+def _restart(nodes):
+    """What a board does after an activation: the loader's choice, then the new slot's self-test."""
+    from meter import slots as S
+    from meter.app.download import attach
+    from smitp.fleet_download import engine_of
+
+    for node in nodes.values():
+        dl = engine_of(node)
+        if dl.restart_due:
+            assert S.choose(dl.store)[1]  # on trial
+            attach(node, node.app.model, dl.store).confirm()
+
+
+def test_campaign_activates_a_section_through_a_repeater(image):
+    from smitp.download import Campaign
+
+    conc, meters, nodes = _section()
+    c = Campaign(conc, image, meters)
+    c.open_all()
+    c.broadcast()
+    c.fill_gaps()
+    c.verify_and_activate()
+    _restart(nodes)
+    c.confirm(wait_s=5)
+    rep = c.report()
+    assert sorted(rep["activated"]) == sorted(m["aca"] for m in rep["meters"]), rep["meters"]
+    assert all(m["version"] == "0.2.0" and m["active_slot"] == 1 for m in rep["meters"])
+    h = F.unpack_header(image)
+    assert rep["frames"]["broadcast"] == 2 * h.blocks  # direct, and through the repeater
+    # a lossless line: gap filling only for what collisions took
+    print("gap filling frames: %d of %d blocks" % (rep["frames"]["gap_fill"], h.blocks))
+    assert rep["frames"]["gap_fill"] < h.blocks // 10
+
+
+def test_campaign_refuses_a_tampered_image_and_a_wrong_seal(image):
+    from smitp.download import Campaign
+
+    conc, meters, nodes = _section()
+    raw = bytearray(image)
+    raw[F.HEADER_LEN + 1000] ^= 1
+    rep = Campaign(conc, bytes(raw), meters[:1]).run(wait_s=5)
+    assert rep["refused"] == [meters[0][0].hex().upper()] and rep["meters"][0]["reason"] == "image hash mismatch"
+    rep = Campaign(conc, image, meters[1:2], keys_of=lambda aca: bytes(16)).run(wait_s=5)
+    assert rep["refused"] and "NACK 5" in rep["meters"][0]["reason"]
+    assert not any(engine_of_all(nodes))
+
+
+def engine_of_all(nodes):
+    from smitp.fleet_download import engine_of
+
+    return [engine_of(n).restart_due for n in nodes.values()]
+
+
+def test_fleet_campaign_with_frame_loss_reaches_every_meter():
+    from smitp import fleet_download as FD
+    from smitp import topology as T
+
+    topo = T.lv_sections(40, seed=3)[0]
+    rep = FD.run_section(topo, 6000, seed=3, loss=0.05)
+    assert rep["activated"] == rep["reachable"] == 40, rep["not_activated"]
+    assert rep["frames"]["gap_fill"] > 0  # 5 % loss leaves gaps the unicast fills
+    assert 0 < rep["efficiency"] < 1
