@@ -34,7 +34,7 @@ except Exception as e:  # a slot whose firmware does not import: back to the pre
     if not _slot:
         raise
     print("meter: slot", _slot, "does not start:", repr(e))
-    slots.Boot(Store(_board.storage_dir)).rollback(slots.FAIL_NO_BOOT)
+    slots.Boot(Store(_board.storage_dir)).rollback(slots.FAIL_START)
     raise SystemExit(1)
 
 run(_board)

@@ -43,6 +43,7 @@ FAIL_TABLE = const(3)
 FAIL_FLASH = const(4)
 FAIL_NO_BOOT = const(5)
 FAIL_SLOT = const(6)
+FAIL_START = const(7)
 FAILURES = {
     FAIL_NONE: "none",
     FAIL_SEAL: "wrong seal",
@@ -51,6 +52,7 @@ FAILURES = {
     FAIL_FLASH: "flash refused",
     FAIL_NO_BOOT: "new firmware did not report healthy",
     FAIL_SLOT: "slot damaged",
+    FAIL_START: "new firmware failed to start",
 }
 
 # session stages
