@@ -37,7 +37,8 @@ BITRATE = 4800
 HOP_GAP_S = 0.05  # what a repeater takes to pass a frame on (TEL), with a margin
 RETRIES = 3  # a meter that does not answer is asked again this many times ...
 BUSY_PAUSE_S = 5.0  # ... this long apart
-MISSING_ROUNDS = 8  # gap-filling rounds per meter before it is given up
+MISSING_ROUNDS = 8
+RETRY_PASSES = 2  # passes for meters that fell silent  # gap-filling rounds per meter before it is given up
 RESTART_WAIT_S = 90.0  # a restart into the new slot, a trial and a rollback fit in it
 
 
@@ -83,6 +84,7 @@ class Campaign:
         self.t0 = conc.port.now()
         # [repeater ACAs] the broadcast goes along (None: each meter's route)
         self.broadcast_routes: list[tuple[bytes, ...]] | None = None
+        self.transient: set[str] = set()  # meters refused only by silence: another pass may reach them
 
     # ---- frames without an answer
     def _send(self, addr_air, route, data):
@@ -131,10 +133,13 @@ class Campaign:
         ver = struct.unpack(">BBIII", got[R.DOWNLOAD_VERSIONS])
         return st, ver
 
-    def _fail(self, aca, outcome, reason):
+    def _fail(self, aca, outcome, reason, error=None):
+        """Record a meter's outcome; a silence (error NoAnswer or OutcomeUnknown) is worth another pass."""
         r = self.result[aca_text(aca)]
         r.setdefault("outcome", outcome)
         r.setdefault("reason", reason)
+        if isinstance(error, (NoAnswer, OutcomeUnknown)):
+            self.transient.add(aca_text(aca))
 
     def _live(self):
         return [(a, r) for a, r in self.meters if "outcome" not in self.result[aca_text(a)]]
@@ -144,7 +149,7 @@ class Campaign:
             try:
                 self._local(aca, route, bytes((F.OP_OPEN,)) + sealed_header(self.image, self.keys_of(aca)))
             except (NoAnswer, PeerError) as e:
-                self._fail(aca, "refused", "open: %s" % e)
+                self._fail(aca, "refused", "open: %s" % e, e)
 
     def broadcast(self):
         routes = self.broadcast_routes
@@ -189,7 +194,7 @@ class Campaign:
                         break
                     lacking = self.missing(aca, route)
                 except (NoAnswer, PeerError) as e:
-                    self._fail(aca, "refused", "gap filling: %s" % e)
+                    self._fail(aca, "refused", "gap filling: %s" % e, e)
                     break
                 for i in lacking:
                     self._send(mac.aca_to_air(aca), route, self.block_lsdu(i))
@@ -200,16 +205,18 @@ class Campaign:
             try:
                 st, _ver = self._state(aca, route)
             except (NoAnswer, PeerError) as e:
-                self._fail(aca, "refused", "state: %s" % e)
+                self._fail(aca, "refused", "state: %s" % e, e)
+                continue
+            if st[0] == 1:  # still receiving: gap filling ran out of rounds on a poor route
+                self._fail(aca, "refused", "not complete (%d of %d blocks)" % (st[2], st[3]), NoAnswer("gaps"))
                 continue
             if st[0] != ST_READY:
-                self._fail(aca, "refused", S.FAILURES.get(st[4], "state %s" % STATES[st[0]])
-                           if st[4] else "not complete (%d of %d blocks)" % (st[2], st[3]))
+                self._fail(aca, "refused", S.FAILURES.get(st[4], "state %s" % STATES[st[0]]))
                 continue
             try:
                 self._local(aca, route, bytes((F.OP_ACTIVATE,)) + self.header.image_id + struct.pack(">I", self.at))
             except (NoAnswer, PeerError) as e:
-                self._fail(aca, "refused", "activate: %s" % e)
+                self._fail(aca, "refused", "activate: %s" % e, e)
 
     def confirm(self, wait_s=RESTART_WAIT_S):
         """Wait for each meter's restart and trial; read what runs."""
@@ -245,11 +252,25 @@ class Campaign:
             else:
                 self._fail(aca, "not activated", "state %s, last failure %s" % (STATES[st[0]], S.FAILURES.get(st[4])))
 
+    def retry_silent(self):
+        """Another pass (open, gap filling, activation) for the meters that only fell silent."""
+        for _ in range(RETRY_PASSES):
+            again = [t for t in sorted(self.transient) if self.result[t].get("outcome") == "refused"]
+            if not again:
+                return
+            self.transient.clear()
+            for t in again:
+                self.result[t] = {"aca": t, "passes": self.result[t].get("passes", 1) + 1}
+            self.open_all()
+            self.fill_gaps()
+            self.verify_and_activate()
+
     def run(self, wait_s=RESTART_WAIT_S):
         self.open_all()
         self.broadcast()
         self.fill_gaps()
         self.verify_and_activate()
+        self.retry_silent()
         self.confirm(wait_s)
         return self.report()
 

@@ -117,6 +117,7 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
     t_bc = port.now()
     c.fill_gaps()
     c.verify_and_activate()
+    c.retry_silent()
     t_ready = port.now()
     for aca, _r in meters:  # the restart: the loader's choice, the new slot's self-test
         node = nodes[aca]
