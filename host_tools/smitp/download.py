@@ -31,7 +31,7 @@ from smitp.aca import aca_text
 from smitp.concentrator import NoAnswer
 from smitp.secure import OutcomeUnknown
 from smitp.medium import PHY_OVERHEAD_BITS
-from smitp.errors import PeerError, UsageError
+from smitp.errors import Nack, PeerError, UsageError
 
 BITRATE = 4800
 HOP_GAP_S = 0.05  # what a repeater takes to pass a frame on (TEL), with a margin
@@ -189,12 +189,13 @@ class Campaign:
         for aca, route in self._live():
             for _ in range(MISSING_ROUNDS):
                 try:
-                    st, _ver = self._state(aca, route)
-                    if st[0] != 1:  # not receiving any more: installed, or the image was refused
-                        break
                     lacking = self.missing(aca, route)
+                except Nack:  # no session for this image any more: refused; the state read next says why
+                    break
                 except (NoAnswer, PeerError) as e:
                     self._fail(aca, "refused", "gap filling: %s" % e, e)
+                    break
+                if not lacking:  # complete: the meter checked and installed it
                     break
                 for i in lacking:
                     self._send(mac.aca_to_air(aca), route, self.block_lsdu(i))
