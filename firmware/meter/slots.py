@@ -21,7 +21,6 @@
 # restarts before the running firmware confirms its health goes back to the
 # previous slot (a crash, a hang caught by the watchdog, a power cut alike).
 import hashlib
-import struct
 from array import array
 
 from meter import fwimage as F
@@ -397,7 +396,3 @@ def version_of(boot, slot, builtin):
         return builtin
     h = boot.header(slot)
     return h.version if h is not None else 0
-
-
-def pack_state(fmt, *values):
-    return struct.pack(fmt, *values)
