@@ -30,7 +30,7 @@ import vfs
 from micropython import const
 
 _BLOCK_SIZE = const(4096)
-_BLOCK_COUNT = const(64)  # 256 KiB of flash
+_BLOCK_COUNT = const(256)  # 1 MiB of flash for a new image: room for two download slots
 _IOCTL_BLK_COUNT = const(4)
 _IOCTL_BLK_SIZE = const(5)
 _IOCTL_BLK_ERASE = const(6)
@@ -163,8 +163,10 @@ class FileFlash(_BlockDev):
 
     def __init__(self, path):
         self.erases = 0
+        self.blocks = _BLOCK_COUNT
         try:
             self._f = open(path, "r+b")
+            self.blocks = os.stat(path)[6] // _BLOCK_SIZE or _BLOCK_COUNT  # an older, smaller chip keeps its size
         except OSError:  # a new chip: every block erased
             self._f = open(path, "w+b")
             for block in range(_BLOCK_COUNT):
@@ -190,8 +192,11 @@ class FileFlash(_BlockDev):
             old = memoryview(self._scratch)[0:n]
             self._f.seek(pos + done)
             self._f.readinto(old)
-            for i in range(n):
-                old[i] &= buf[done + i]
+            if bytes(old) == _ERASED[0:n]:  # programming erased cells: the new bits as they are
+                old[0:n] = buf[done:done + n]
+            else:
+                for i in range(n):
+                    old[i] &= buf[done + i]
             self._f.seek(pos + done)
             self._f.write(old)
             done += n
@@ -206,7 +211,7 @@ class FileFlash(_BlockDev):
 
     def ioctl(self, op, arg):
         if op == _IOCTL_BLK_COUNT:
-            return _BLOCK_COUNT
+            return self.blocks
         if op == _IOCTL_BLK_SIZE:
             return _BLOCK_SIZE
         if op == _IOCTL_BLK_ERASE:

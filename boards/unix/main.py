@@ -3,6 +3,9 @@
 #       [--import-w W] [--export-w W] [--display DUMPFILE] [--control fd:K] [--optical fd:O] [--bnode fd:B]
 #       [--load W1,W2,W3] [--mains FILE] [--time-scale N] [--reset-cause power|watchdog|soft|other]
 #       [--modem st7580|hi|hi-sum|hi-sec]
+# It is also the board's loader: the flash may hold downloaded firmware in a
+# slot (meter/slots.py); the slot to run is chosen before the firmware is
+# imported, and a slot on trial runs under the watchdog from its first import.
 import sys
 
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
@@ -11,6 +14,28 @@ for _p in (_here, _here + "/../../firmware"):
         sys.path.append(_p)
 
 import board  # noqa: E402
-from meter.runtime.firmware import run  # noqa: E402
+from meter import slots  # noqa: E402
+from meter.storage import Store  # noqa: E402
+from meter.timers import WATCHDOG_MS  # noqa: E402
 
-run(board.from_argv(sys.argv))
+_board = board.from_argv(sys.argv)  # mounts the flash
+_slot, _trial = slots.choose(Store(_board.storage_dir))
+if _trial:
+    _board.watchdog(WATCHDOG_MS)  # a hang while importing the new firmware resets into the old one
+if _slot:
+    sys.path.insert(0, _board.storage_dir + "/" + slots.folder(_slot))
+    for _name in list(sys.modules):  # the loader's modules: the slot brings its own
+        if _name == "meter" or _name.startswith("meter."):
+            del sys.modules[_name]
+    print("meter: running slot", _slot, "(on trial)" if _trial else "")
+
+try:
+    from meter.runtime.firmware import run
+except Exception as e:  # a slot whose firmware does not import: back to the previous one
+    if not _slot:
+        raise
+    print("meter: slot", _slot, "does not start:", repr(e))
+    slots.Boot(Store(_board.storage_dir)).rollback(slots.FAIL_START)
+    raise SystemExit(1)
+
+run(_board)

@@ -36,6 +36,8 @@ PING_REQ = const(86)  # Ping: reachability and link quality
 PING_RESP = const(87)
 SETIC_REQ = const(40)  # public code; carries data for the B-Node (project mapping, docs/protocol.md)
 WRITETABIC_REQ = const(42)  # public code; a table for the B-Node (project mapping)
+REPROG_LOCAL = const(100)  # software download: payloads in meter/fwimage.py
+REPROG_BROADCAST = const(101)
 CHL_REQ = const(112)
 CHL_RESP = const(113)
 NACK_RESP = const(247)
@@ -98,6 +100,8 @@ NAMES = {
     PING_RESP: "PING.RESP",
     SETIC_REQ: "SETIC.REQ",
     WRITETABIC_REQ: "WRITETABIC.REQ",
+    REPROG_LOCAL: "REPROG_LOCAL",
+    REPROG_BROADCAST: "REPROG_BROADCAST",
     CHL_REQ: "CHL.REQ",
     CHL_RESP: "CHL.RESP",
     NACK_RESP: "NACK.RESP",

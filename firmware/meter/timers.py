@@ -49,3 +49,4 @@ OPT_LOCK_MAX_MS = const(3600000)  # ... up to one hour
 BNODE_TIMEOUT_MS = const(300)  # the A-Node waits this long for the B-Node's answer
 BNODE_PLAIN_BURST = const(10)  # plain B-Node messages (when allowed at all): a burst, ...
 BNODE_PLAIN_REFILL_S = const(60)  # ... then one a minute
+RESTART_AFTER_ACTIVATION_MS = const(1500)  # the ACK of an activation goes out before the restart

@@ -572,12 +572,14 @@ def write_with_read_key(conc, t):
 
 def crash_attrs(rng, sweep=True):
     """The ATTRs of crash_lsdus with authenticated garbage: every one of
-    190-238 and 240-246 (`sweep`), or a representative few: the ends of
-    190-238 and one drawn between them, an even ATTR of 240-246 (no request
+    190-238 but the download's 200 and 201, and 240-246 (`sweep`), or a
+    representative few: the ends of 190-238 and one drawn between them, an even ATTR of 240-246 (no request
     behind it; the odd ones are answers, as 239 and 245 are)."""
+    served = (sec.auth_attr(A.REPROG_LOCAL), sec.auth_attr(A.REPROG_BROADCAST))  # the download's: served
     if sweep:
-        return list(range(190, 239)) + list(range(240, 247))
-    return [190, rng.randrange(191, 238), 238, rng.choice((240, 242, 244, 246))]
+        return [a for a in range(190, 239) if a not in served] + list(range(240, 247))
+    middle = rng.randrange(191, 236)
+    return [190, middle + 2 if middle in served else middle, 238, rng.choice((240, 242, 244, 246))]
 
 
 def crash_lsdus(rng, sweep=True):

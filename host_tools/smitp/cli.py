@@ -136,6 +136,14 @@ def _message(text):
 
 
 @_arg
+def _version(text):
+    from meter import fwimage
+
+    fwimage.version_number(text)  # MAJOR.MINOR.PATCH, 0..255 each
+    return text
+
+
+@_arg
 def _when(text):
     """Seconds since 1970 from an integer or an ISO 8601 date-time (UTC unless it says)."""
     from smitp.values import parse_time
@@ -253,6 +261,12 @@ def _image_dir(text):
 def cmd_demo(args):
     from smitp import demo
 
+    if args.download:
+        from smitp import download
+
+        rep = download.demo(progress=progress_printer("download"))
+        _emit(args, rep, download.print_demo)
+        return 0 if len(rep["activated"]) == len(rep["firmware_before"]) else 1
     mcu = ()
     if args.mcu:
         from smitp import mcu_board
@@ -297,7 +311,8 @@ def _check_on_feeder(args):
     from smitp import topology
 
     feeder = [n["aca"] for n in topology.demo_feeder()["nodes"] if "aca" in n]
-    for option, aca in [("--meter", args.meter)] + [("--via", a) for a in (args.via or "").split(",") if a]:
+    named = [("--meter", args.meter)] if args.meter else []  # (download --section: the key file's meters)
+    for option, aca in named + [("--via", a) for a in (args.via or "").split(",") if a]:
         if aca not in feeder:
             raise ValueError("%s: %s is not on the emulated demo feeder (%s); give --port for a real modem"
                              % (option, aca, ", ".join(feeder)))
@@ -608,6 +623,12 @@ def cmd_provision(args):
 def cmd_sim(args):
     from smitp import sim
 
+    if args.download is not None:
+        from smitp import fleet_download
+
+        rep = fleet_download.run(args.meters, args.download, seed=args.seed, progress=progress_printer("download"))
+        _emit(args, rep, fleet_download.print_report)
+        return 0 if rep["activated"] == rep["reachable"] else 1
     report = sim.run(args.meters, seed=args.seed, boards=args.boards, fail_repeaters=args.fail_repeaters,
                      progress=progress_printer("sim"))
     if args.svg:
@@ -699,11 +720,32 @@ def cmd_discover(args):
 def cmd_image(args):
     from smitp.image import build_image
 
+    if args.download:
+        from smitp.download import build_command
+
+        report = build_command(args)
+        _emit(args, report, lambda rep: print("%s: download image %s, %d bytes, %d blocks of %d, sha256 %s, %s"
+                                              % (args.board, rep["out"], rep["bytes"], rep["blocks"], rep["block"],
+                                                 rep["sha256"], "sealed" if rep["sealed"] else "not sealed")))
+        return 0
+
     paths = build_image(args.board, args.out)
     total = sum(p.stat().st_size for p in paths)
     _emit(args, {"board": args.board, "files": len(paths), "bytes": total},
           lambda rep: print("%s: %d files, %d bytes" % (args.board, len(paths), total)))
     return 0
+
+
+def cmd_download(args):
+    from smitp import download
+
+    image = download.load_image(args.image)
+    if args.section:
+        args.meter = None
+    with _concentrator(args) as conc:
+        report = download.run_command(conc, image, args, progress_printer("download"))
+    _emit(args, report, download.print_report)
+    return 0 if len(report["activated"]) == len(report["meters"]) else 1
 
 
 def cmd_deploy(args):
@@ -763,6 +805,9 @@ def build_parser():
     sp.add_argument("--modem", choices=("st7580", "hi", "mixed"), default="st7580",
                     help="the meters' modem: the ST7580, a Meters and More modem on the Host Interface (hi), "
                          "or every other meter on each (mixed)")
+    sp.add_argument("--download", action="store_true",
+                    help="software download on the demo feeder: a tampered and a wrongly sealed image refused, "
+                         "a broken one rolled back, the new version activated on every meter")
 
     from smitp.client import ENCRYPT_CHOICES, ENCRYPT_HELP
 
@@ -838,6 +883,10 @@ def build_parser():
     _number(sp, "--fail-repeaters", 0, sim.MAX_METERS, "after registration, power off R repeaters, at most "
             "--meters, and read every meter again", default=0, metavar="R")
     sp.add_argument("--svg", metavar="FILE", type=_output_file, help="draw the discovered tree into FILE")
+    from meter import fwimage  # (the fleet campaign's module loads only when it runs)
+
+    _number(sp, "--download", 1024, fwimage.MAX_BLOCKS * fwimage.MAX_BLOCK - fwimage.HEADER_LEN, "instead: a software-download campaign of an image of SIZE "
+            "bytes over the fleet (broadcast, gap filling, activation), with random frame loss", metavar="SIZE")
     sp = add("display", cmd_display, "picture what an emulated meter's display shows (PNG)")
     sp.add_argument("--emulated", action="store_true", help="boot an emulated meter (the only source for now)")
     sp.add_argument("--png", metavar="FILE", type=_output_file,
@@ -881,6 +930,24 @@ def build_parser():
     sp = add("image", cmd_image, "compile the firmware for a board with mpy-cross")
     sp.add_argument("--board", default="unix", choices=image.boards())
     sp.add_argument("--out", type=_image_dir, help="output directory (default build/<board>)")
+    sp.add_argument("--download", action="store_true",
+                    help="build the software-download image (one file: header, sealed, and the compiled modules)")
+    sp.add_argument("--image-version", metavar="X.Y.Z", type=_version,
+                    help="with --download: the image's firmware version (default: the tree's)")
+    sp.add_argument("--keys", type=_key_file, help="with --download and --meter: seal for that meter's write key")
+    sp.add_argument("--meter", type=_aca, help="with --download: the meter whose key seals it")
+    sp.add_argument("--file", type=_output_file, help="with --download: the image file (default build/<board>.smfw)")
+    sp = add("download", cmd_download, "software download: a firmware image to one meter or the whole section "
+                                       "(broadcast, gap filling, verification, activation, confirmation)")
+    sp.add_argument("--image", required=True, help="the image file (smitp image --download)")
+    who = sp.add_mutually_exclusive_group(required=True)
+    who.add_argument("--meter", type=_aca, help="the meter's ACA, 12 hex digits")
+    who.add_argument("--section", action="store_true", help="every meter of the key file the line reaches")
+    sp.add_argument("--via", type=_via, help="with --meter: repeater ACAs, comma separated, nearest first")
+    sp.add_argument("--keys", required=True, type=_key_file, help="key file: the write key of every meter")
+    sp.add_argument("--port", type=_device, help="serial port of a real ST7580 modem (default: the emulated demo feeder)")
+    sp.add_argument("--at", type=_when, help="activation time (unix s or ISO 8601, UTC; default: at once)")
+    sp.set_defaults(auth=True)
     sp = add("deploy", cmd_deploy, "copy the compiled firmware to a real board with mpremote")
     sp.add_argument("--board", default="nucleo_f401re_plm01a1", choices=deploy.targets())
     sp.add_argument("--port", required=True, type=_device, help="the board's serial port")
@@ -920,14 +987,15 @@ def _runtime_errors():
     """Failures of what a command talked to (exit 1), as opposed to bad input (exit 2)."""
     from smitp.demo import DemoError
     from smitp.deploy import DeployError
+    from smitp.download import DownloadError
     from smitp.feeder import FeederError
     from smitp.emulated_board import BoardError
     from smitp.image import ImageError
     from smitp.provision import ProvisionError
     from smitp.serial_modem import ModemError
 
-    return (PeerError, DemoError, DeployError, BoardError, ImageError, ProvisionError, ModemError, TimeoutError,
-            FeederError)
+    return (PeerError, DemoError, DeployError, DownloadError, BoardError, ImageError, ProvisionError, ModemError,
+            TimeoutError, FeederError)
 
 
 def _one_line(text):

@@ -224,6 +224,70 @@ def build_image(board, out_dir=None, opt=DEFAULT_OPT):
     return written
 
 
+# ---- the download image (meter/fwimage.py: its layout, the one place)
+def _stamped(src, version):
+    """meter/__init__.py with VERSION set to the image's version."""
+    text = Path(src).read_text()
+    stamped, n = re.subn(r'(?m)^VERSION = "[^"]*"$', 'VERSION = "%s"' % version, text)
+    if n != 1:
+        raise ImageError("%s has no VERSION line to stamp" % _rel(src))
+    return stamped
+
+
+def build_download(board, version, key=None, block=None, opt=DEFAULT_OPT, replace=None):
+    """The download image (bytes) of the board's modules compiled by mpy-cross,
+    meter/__init__ stamped with `version` ("MAJOR.MINOR.PATCH"). key: the
+    meter's write key K1 for the seal (None: an all-zero seal, to be sealed
+    per meter by the concentrator, smitp/download.py). replace: {target
+    path: source text} compiled in place of a module (tests, the demo's
+    broken images)."""
+    import hashlib
+    import tempfile
+
+    from meter import fwimage as F
+    from meter.errors import DecodeError
+
+    try:
+        number = F.version_number(version)
+    except DecodeError as e:
+        raise ImageError(str(e)) from None
+    block = F.MAX_BLOCK if block is None else block
+    if not F.MIN_BLOCK <= block <= F.MAX_BLOCK:
+        raise ImageError("block size %d out of %d..%d" % (block, F.MIN_BLOCK, F.MAX_BLOCK))
+    replace = dict(replace or {})
+    mpy_cross = find_tool("mpy-cross")
+    files = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for src, target, file_opt in _load(board).files:
+            name = target.as_posix()
+            text = replace.pop(name, None)
+            if text is None and name == "meter/__init__.py":
+                text = _stamped(src, version)
+            if text is not None:
+                src = Path(tmp) / ("src%d.py" % len(files))
+                src.write_text(text)
+            dst = Path(tmp) / ("out%d.mpy" % len(files))
+            compile_file(src, dst, name, opt if file_opt is None else file_opt, mpy_cross)
+            files.append((target.with_suffix(".mpy").as_posix(), dst.read_bytes()))
+    if replace:
+        raise ImageError("not in the %s image: %s" % (board, ", ".join(sorted(replace))))
+    body = F.pack_body(files)
+    header = F.Header(block, number, len(body), hashlib.sha256(body).digest(), bytes(F.SEAL_LEN))
+    if key is not None:
+        header.seal = F.make_seal(key, header)
+    return header.pack() + body
+
+
+def download_summary(image):
+    """What a download image holds, for people and scripts."""
+    from meter import fwimage as F
+
+    h = F.unpack_header(image)
+    return {"format": F.FORMAT, "version": F.version_text(h.version), "bytes": len(image), "body_bytes": h.size,
+            "block": h.block, "blocks": h.blocks, "sha256": h.digest.hex(), "image_id": h.image_id.hex(),
+            "sealed": h.seal != bytes(F.SEAL_LEN)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="smitp image", description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--board", default="unix", help="folder under boards/ (%s)" % ", ".join(boards()))

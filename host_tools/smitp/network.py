@@ -321,10 +321,13 @@ def in_process_meter(aca, serial, clock, keys=None, seed=0):
     now = lambda: int(clock.now())  # noqa: E731
     model = DataModel(serial, aca, firmware_id("in-process"), store, now)
     Metering(model, store)  # the engines behind the registers and tables, registered on the model
+    from meter.app.download import attach
     from meter.dlms.server import profile
 
-    return MeterNode(aca, model, security_factory(aca, store, model, now), store=store, seed=seed,
+    node = MeterNode(aca, model, security_factory(aca, store, model, now), store=store, seed=seed,
                      dlms=profile(model, store, aca))
+    attach(node, model, store)  # REPROG services and the download area (model.owner(DOWNLOAD_STATE))
+    return node
 
 
 def serial_for(aca_hex):

@@ -162,6 +162,10 @@ class MeterSecurity:
     def __repr__(self):
         return "MeterSecurity(%s, lmon=%d)" % (aca_text(self.aca), self.lmon)
 
+    def write_key(self):
+        """K1: the software download seals an image's header with it (smitp/download.py)."""
+        return self._keys.write
+
     @property
     def cmon(self):
         """The MON of the next protected request."""

@@ -10,6 +10,7 @@ from meter.model.datamodel import DataModel
 from meter.app.lmon import KeyStore
 from meter.model.metering import Metering, Sample
 from meter.app.node import MeterNode
+from meter.app.download import attach as attach_download
 from meter.storage import Store
 
 ACA = b"\xa8\x04\x0a\x1e\x89\x01"
@@ -35,6 +36,7 @@ class Sim:
         self.meter = Metering(self.model, self.store, self.relay_moves.append if relay is None else relay)
         self.node = MeterNode(aca, self.model, security_factory(aca, self.store, self.model, self.now))
         self.app = self.node.app
+        self.download = attach_download(self.node, self.model, self.store)
         if sample is None:
             self.sample = Sample()
             self.load(watts)

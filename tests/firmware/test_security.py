@@ -91,14 +91,15 @@ def test_auth_attr_and_back():
     pairs = (
         (2, 102), (3, 103), (4, 104), (8, 108), (18, 118), (42, 142),
         (253, 243), (255, 245), (251, 241), (249, 239),
+        (100, 200), (101, 201),  # REPROG_LOCAL, REPROG_BROADCAST (project choice)
     )
     for p, a in pairs:
         assert sec.auth_attr(p) == a
         assert sec.plain_attr(a) == p
-    for bad in (90, 100, 112, 247, 12, 254):
+    for bad in (90, 99, 102, 112, 247, 12, 254):
         with raises(ValueError):
             sec.auth_attr(bad)
-    for bad in (2, 112, 113, 247, 244):
+    for bad in (2, 112, 113, 247, 244, 199, 202):
         with raises(ValueError):
             sec.plain_attr(bad)
 

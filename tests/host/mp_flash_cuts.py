@@ -47,7 +47,7 @@ class CuttingFlash(FileFlash):
         self.left = -1
         self.ops = 0
         self.dead = False
-        self.per_block = [0] * 64
+        self.per_block = [0] * self.blocks
 
     def _op(self):
         self.ops += 1
@@ -99,9 +99,10 @@ def wear(days, path):
     b0 = list(flash.per_block)
     sim.run(days * 86400, STEP)
     per_day = (flash.erases - e0) / days
-    worst = max(flash.per_block[i] - b0[i] for i in range(64)) / days
+    n = flash.blocks
+    worst = max(flash.per_block[i] - b0[i] for i in range(n)) / days
     print(json.dumps({"days": days, "erases_per_day": per_day, "record_writes_per_day": (sim.store.writes - w0) / days,
-                      "blocks": 64, "erase_cycles_per_block_per_year": per_day * 365 / 64,
+                      "blocks": n, "erase_cycles_per_block_per_year": per_day * 365 / n,
                       "worst_block_cycles_per_year": worst * 365,
                       "profile_records": len(sim.meter.tables[R.LOAD_PROFILE])}))
 
@@ -156,7 +157,8 @@ def cuts(n_cuts, seed, path):
                       "flash_faults_seen": sim.store.faults}))
 
 
-if sys.argv[1] == "wear":
-    wear(int(sys.argv[2]), sys.argv[3])
-else:
-    cuts(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+if __name__ == "__main__":  # (mp_download_cuts.py imports the cutting flash)
+    if sys.argv[1] == "wear":
+        wear(int(sys.argv[2]), sys.argv[3])
+    else:
+        cuts(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])

@@ -146,8 +146,8 @@ def auth_attr(plain):
     """ATTR of the authenticated variant: data services + 100, ACK/NACK - 10."""
     if plain >= 249 and plain <= 255 and plain & 1:
         return plain - 10
-    if 2 <= plain < 90 and plain != 12 and plain != 13:
-        return plain + 100
+    if 2 <= plain < 90 and plain != 12 and plain != 13 or plain == A.REPROG_LOCAL or plain == A.REPROG_BROADCAST:
+        return plain + 100  # REPROG's variants 200, 201: project choice (docs/protocol.md)
     raise ValueError("ATTR %d has no authenticated variant" % plain)
 
 
@@ -155,7 +155,7 @@ def plain_attr(attr):
     """Inverse of auth_attr."""
     if 239 <= attr <= 245 and attr & 1:
         return attr + 10
-    if 102 <= attr < 190 and attr != ATTR_CHL_REQ and attr != ATTR_CHL_RESP:
+    if 102 <= attr < 190 and attr != ATTR_CHL_REQ and attr != ATTR_CHL_RESP or attr == 200 or attr == 201:
         return attr - 100
     raise ValueError("ATTR %d is not an authenticated variant" % attr)
 

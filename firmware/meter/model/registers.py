@@ -166,6 +166,7 @@ SPONT_MASK = const(0x0A11)
 # download
 DOWNLOAD_SETTINGS = const(0x0C00)
 DOWNLOAD_STATE = const(0x0C01)
+DOWNLOAD_VERSIONS = const(0x0C02)
 # display management (layouts: docs/data-model.md, meter/display/manager.py)
 DISPLAY_MODE = const(0x0D00)
 DISPLAY_SCROLL = const(0x0D01)
@@ -309,8 +310,9 @@ TABLE = (
     (EVENT_MASK, "logged events", 4, ENC_BITS, "", 0, _P, _WK, True, "events"),
     (SPONT_MASK, "spontaneous events", 4, ENC_BITS, "", 0, _P, _WK, True, "events"),
     # download parameters
-    (DOWNLOAD_SETTINGS, "download settings", 6, ENC_STRUCT, "", 0, _P, _WK, True, "meter"),
-    (DOWNLOAD_STATE, "download state", 7, ENC_STRUCT, "", 0, _P, _NO, False, "model"),
+    (DOWNLOAD_SETTINGS, "download settings", 6, ENC_STRUCT, "", 0, _P, _WK, True, "download"),
+    (DOWNLOAD_STATE, "download state", 11, ENC_STRUCT, "", 0, _P, _NO, False, "download"),
+    (DOWNLOAD_VERSIONS, "firmware slots", 14, ENC_STRUCT, "", 0, _P, _NO, False, "download"),
     # display management
     (DISPLAY_MODE, "display mode", 1, ENC_UINT, "", 0, ACC_PLAIN, ACC_WRITE_KEY, False, "display"),
     (DISPLAY_SCROLL, "display scroll list", 16, ENC_BYTES, "", 0, ACC_PLAIN, ACC_WRITE_KEY, True, "display"),
@@ -374,8 +376,9 @@ LAYOUTS = {
     MEASURAND_PROFILE: (">IHHHHHH", "time:=time,voltage L1:V:-1,voltage L2:V:-1,voltage L3:V:-1,"
                                     "minimum voltage:V:-1,maximum voltage:V:-1,maximum current:A:-2"),
     EVENT_LOG: (">IBI", "time:=time,event:=event,data"),
-    DOWNLOAD_SETTINGS: (">BBI", "block size,activation,activation time:=time"),
-    DOWNLOAD_STATE: (">BHI", "state,blocks received,image size"),
+    DOWNLOAD_SETTINGS: (">HI", "health window:s,activation time:=time"),  # meter/app/download.py
+    DOWNLOAD_STATE: (">BBHHBI", "state,slot,blocks received,blocks,last failure,image id"),
+    DOWNLOAD_VERSIONS: (">BBIII", "active slot,previous slot,built-in version,slot A version,slot B version"),
 }
 
 # Records an ENC_TABLE register holds. Logs and profiles are rings on flash:
@@ -438,7 +441,7 @@ DEFAULTS = {
     EVENT_MASK: 0xFFFFFFFE,
     # power down/up, clock set, cut-off opened/closed, phase interruption, storage fault, keys
     SPONT_MASK: (1 << 1) | (1 << 2) | (1 << 3) | (1 << 7) | (1 << 8) | (1 << 14) | (1 << 17) | (1 << 18),
-    DOWNLOAD_SETTINGS: b"\x40\x00\x00\x00\x00\x00",
+    DOWNLOAD_SETTINGS: b"\x00\x78\x00\x00\x00\x00",
 }
 
 # status word bits (bit 0 = least significant bit of the last byte)

@@ -17,6 +17,8 @@ from meter.display.manager import Display
 from meter.model.metering import BoardFeed, Metering
 from meter.app.node import MeterNode
 from meter.link.bnodelink import ANodeLink
+from meter.app.download import attach as attach_download
+from meter.slots import TRIAL_BOOTED
 from meter.storage import Store
 
 # The Board and PHY-driver contracts, typed for the type checker (meter/contracts.pyi).
@@ -39,6 +41,7 @@ class Heartbeats:
         now = ticks_ms()
         self.last = {name: now for name in names}
         self.waiting = {name: False for name in names}
+        self.sick = False  # a new firmware failed its self-test: let the watchdog reset
 
     def beat(self, name):
         self.last[name] = ticks_ms()
@@ -49,6 +52,8 @@ class Heartbeats:
         self.waiting[name] = True
 
     def all_recent(self, within_ms):
+        if self.sick:
+            return False
         now = ticks_ms()
         for name, t in self.last.items():
             if not self.waiting[name] and ticks_diff(now, t) > within_ms:
@@ -205,6 +210,33 @@ async def bnode_task(uart, node, port):
         port.step(0, ticks_ms())
 
 
+async def health_task(board: "Board", download, port, beats):
+    """The self-test of a firmware on trial (meter/slots.py): healthy once
+    the modem is configured and the metering loop ran, within the download
+    settings' health window; else the watchdog is left unfed and the board
+    restarts into the previous slot. After an activation: the restart."""
+    start = ticks_ms()
+    while download.boot.trial == TRIAL_BOOTED:
+        if port.ready and ticks_diff(beats.last["metering"], start) > 0:
+            download.confirm()
+            log("new firmware healthy: slot", download.boot.active, "confirmed")
+        elif ticks_diff(ticks_ms(), start) > download.health_window_s() * 1000:
+            log("new firmware not healthy in time: back to the previous slot")
+            beats.sick = True
+            return
+        await asyncio.sleep_ms(T.METERING_PERIOD_MS)
+    while True:
+        download.tick(board.unix_time())
+        if download.restart_due:
+            log("download activated: restarting into slot", download.boot.active)
+            await asyncio.sleep_ms(T.RESTART_AFTER_ACTIVATION_MS)  # the ACK goes out first
+            reset = getattr(board, "reset", None)
+            if reset is not None:
+                reset()
+            raise SystemExit("restart into the new firmware")
+        await asyncio.sleep_ms(T.METERING_PERIOD_MS)
+
+
 async def metering_task(board: "Board", model, feed, beats):
     since_gc = 0
     while True:
@@ -260,7 +292,7 @@ def dlms_profile(board, model, store, aca):
 
 
 def build(board: "Board"):
-    """Create the data model, the meter node and the metering for this board."""
+    """Create the data model, the meter node, the metering and the download engine for this board."""
     aca, serial = board.identity()
     store = Store(board.storage_dir)
     model = DataModel(serial, aca, firmware_id(board.name), store, board.unix_time, board.set_unix_time)
@@ -269,11 +301,12 @@ def build(board: "Board"):
     link = ANodeLink(T.BNODE_TIMEOUT_MS) if bnode_uart is not None and bnode_uart() is not None else None
     node = MeterNode(aca, model, security_factory(aca, store, model, board.unix_time), store=store, seed=ticks_us(),
                      bnode=link, dlms=dlms_profile(board, model, store, aca))
-    return model, node, meter
+    download = attach_download(node, model, store)  # REPROG services, download area (meter/app/download.py)
+    return model, node, meter, download
 
 
 async def main(board: "Board"):
-    model, node, meter = build(board)
+    model, node, meter, download = build(board)
     diag = node.diag
     log(firmware_id(board.name), "ACA", "".join("%02X" % b for b in node.aca))
     reset_cause = getattr(board, "reset_cause", None)
@@ -295,6 +328,7 @@ async def main(board: "Board"):
     wake = asyncio.Event()
     asyncio.create_task(supervised("metering", diag, lambda: metering_task(board, model, feed, beats)))
     asyncio.create_task(supervised("display", diag, lambda: display_task(board, disp, wake)))
+    asyncio.create_task(supervised("health", diag, lambda: health_task(board, download, port, beats)))
     make = getattr(board, "button", None)
     button = make() if make is not None else None
     if button is not None:

@@ -1,0 +1,179 @@
+"""`smitp sim --download SIZE`: a software-download campaign over simulated sections.
+
+Each section (topology.lv_sections: feeders, repeaters, up to 500 meters) runs
+the firmware's meters in-process on a virtual clock at 4800 bit/s, every link
+losing frames at random (LOSS). The concentrator's routes are the shortest
+paths of the topology (what discovery finds, without spending its airtime
+here). The campaign is smitp/download.py's: OPEN per meter, the broadcast,
+gap filling from each meter's bitmap, verification, activation, and a read of
+what runs after the restart (the in-process meter restarts through the same
+boot choice, meter/slots.py). The broadcast goes along the fewest routes
+whose last hop every meter hears (a greedy cover), each block once a route.
+
+Figures: channel efficiency = image bytes x 8 / (bit rate x campaign time up
+to the last meter verified); time to 100 % of reachable meters; frames of
+the broadcast and of gap filling.
+"""
+
+import hashlib
+import os
+import random
+import time
+from typing import cast
+
+from meter import fwimage as F
+from meter import slots as S
+from meter.app.download import Download, attach
+from meter.model import registers as R
+from smitp import topology as T
+from smitp.concentrator import Concentrator
+from smitp.discovery import MAX_LEVEL
+from smitp.download import Campaign
+from smitp.medium import Medium
+from smitp.network import Network, VirtualClock, in_process_meter, serial_for
+from smitp.secure import KeyRing
+
+LOSS = 0.02  # frames lost on every link, at random
+MIN_SIZE = 1024  # (smitp sim --download checks the same range)
+MAX_SIZE = F.MAX_BLOCKS * F.MAX_BLOCK - F.HEADER_LEN
+
+
+def engine_of(node) -> Download:
+    """The download engine of an in-process meter (its data model's owner of the download area)."""
+    return cast(Download, node.app.model.owner(R.DOWNLOAD_STATE))
+
+
+def synthetic_image(size, seed):
+    """A download image whose body holds `size` bytes of made-up modules."""
+    rng = random.Random(seed)
+    data = bytes(rng.getrandbits(8) for _ in range(max(0, size - 32)))
+    body = F.pack_body([("meter/fleet.mpy", data)])
+    h = F.Header(F.MAX_BLOCK, F.version_number("0.9.0"), len(body), hashlib.sha256(body).digest(), bytes(16))
+    return h.pack() + body
+
+
+def _routes(topo, root):
+    """Shortest route (repeater names, nearest first) to every meter it reaches."""
+    adj = T.adjacency(topo)
+    heard = {s: {d for d, _ in out} for s, out in adj.items()}
+    route: dict[str, tuple[str, ...]] = {root: ()}
+    frontier = [root]
+    while frontier:
+        nxt = []
+        for u in frontier:
+            for v in sorted(heard[u]):
+                if v not in route and u in heard[v] and len(route[u]) < MAX_LEVEL - 1 + (u == root):
+                    route[v] = route[u] + ((u,) if u != root else ())
+                    nxt.append(v)
+        frontier = nxt
+    route.pop(root)
+    return route, heard
+
+
+def broadcast_cover(route, heard, root, meters):
+    """Fewest transmissions whose last hop every meter hears: [(repeaters)] greedily,
+    a route costing one transmission per hop."""
+    left = set(meters)
+    cands = [((), heard[root])] + [(route[n] + (n,), heard[n]) for n in route if len(route[n]) < MAX_LEVEL - 1]
+    chosen = []
+    while left:
+        best = max(cands, key=lambda c: len(c[1] & left) / (len(c[0]) + 1))
+        gain = best[1] & left
+        if not gain:
+            break  # heard by nobody left: those meters are out of reach
+        chosen.append(best[0])
+        left -= gain
+    return chosen
+
+
+def run_section(topo, size, seed=0, loss=LOSS, progress=None):
+    root = next(n["name"] for n in topo["nodes"] if n["role"] == "concentrator")
+    for link in topo["links"]:
+        link["loss"] = loss
+    route, heard = _routes(topo, root)
+    net = Network(Medium(topology=topo, seed=seed), VirtualClock())
+    port = net.add_concentrator(root)
+    rng = random.Random(seed)
+    ring, by_name, nodes = KeyRing(), {}, {}
+    for n in topo["nodes"]:
+        if n["role"] != "meter":
+            continue
+        aca = bytes.fromhex(n["aca"])
+        k1, k2 = rng.getrandbits(128).to_bytes(16, "big"), rng.getrandbits(128).to_bytes(16, "big")
+        ring.add(aca, k1, k2)
+        node = in_process_meter(aca, serial_for(n["aca"]), net.clock, (k1, k2), seed=seed)
+        net.add_meter(n["name"], node)
+        by_name[n["name"]] = aca
+        nodes[aca] = node
+    conc = Concentrator(port, keyring=ring)
+    meters = [(by_name[n], tuple(by_name[r] for r in route[n])) for n in sorted(route) if n in by_name]
+    image = synthetic_image(size, seed)
+    c = Campaign(conc, image, meters, progress=progress)
+    cover = broadcast_cover(route, heard, root, [n for n in route if n in by_name])
+    c.broadcast_routes = [tuple(by_name[r] for r in rt) for rt in cover]
+    t0 = port.now()
+    c.open_all()
+    c.broadcast()
+    t_bc = port.now()
+    c.fill_gaps()
+    c.verify_and_activate()
+    c.retry_silent()
+    t_ready = port.now()
+    for aca, _r in meters:  # the restart: the loader's choice, the new slot's self-test
+        node = nodes[aca]
+        dl = engine_of(node)
+        if dl.restart_due:
+            S.choose(dl.store)
+            attach(node, node.app.model, dl.store).confirm()
+    c.confirm(wait_s=5.0)
+    rep = c.report()
+    campaign_s = t_ready - t0
+    return {
+        "meters": len(by_name), "reachable": len(meters), "activated": len(rep["activated"]),
+        "not_activated": [m for m in rep["meters"] if m.get("outcome") != "activated"][:10],
+        "image_bytes": len(image), "blocks": c.header.blocks, "broadcast_routes": len(cover),
+        "broadcast_transmissions_per_block": sum(len(r) + 1 for r in cover),
+        "frames": rep["frames"], "broadcast_s": round(t_bc - t0, 1), "time_to_all_s": round(campaign_s, 1),
+        "efficiency": round(len(image) * 8 / (net.medium.bitrate * campaign_s), 3) if campaign_s else None,
+        "airtime_s": round(net.medium.stats["airtime_s"], 1), "loss": loss,
+    }
+
+
+def run(n_meters, size, seed=0, loss=LOSS, progress=None):
+    """The fleet's campaign, section by section (their concentrators work in parallel)."""
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError("image size %d out of %d..%d" % (size, MIN_SIZE, MAX_SIZE))
+    wall0 = time.monotonic()
+    sections = T.lv_sections(n_meters, seed)
+    results = []
+    for i, topo in enumerate(sections):
+        step = (lambda d, t, w, i=i: progress(d, t, "section %d/%d %s" % (i + 1, len(sections), w))) if progress else None
+        results.append(run_section(topo, size, seed + i, loss, step))
+    slowest = max(results, key=lambda r: r["time_to_all_s"])
+    return {
+        "meters": n_meters, "image_bytes": results[0]["image_bytes"], "sections": len(results),
+        "reachable": sum(r["reachable"] for r in results), "activated": sum(r["activated"] for r in results),
+        "efficiency": min(r["efficiency"] or 0 for r in results),
+        "time_to_all_s": slowest["time_to_all_s"],
+        "gap_fill_frames": sum(r["frames"]["gap_fill"] for r in results),
+        "broadcast_frames": sum(r["frames"]["broadcast"] for r in results),
+        "requests": sum(r["frames"]["requests"] for r in results),
+        "loss": loss, "seed": seed, "details": results, "wall_s": round(time.monotonic() - wall0, 1),
+        "cpus": os.cpu_count(),
+    }
+
+
+def print_report(rep, out=None):
+    import sys
+
+    out = out or sys.stdout
+    print("download of %d bytes to %d meters in %d sections, %.0f %% frame loss a link"
+          % (rep["image_bytes"], rep["meters"], rep["sections"], rep["loss"] * 100), file=out)
+    print("activated %d of %d reachable; time to 100 %%: %.0f s; channel efficiency %.1f %%"
+          % (rep["activated"], rep["reachable"], rep["time_to_all_s"], rep["efficiency"] * 100), file=out)
+    print("frames: %d broadcast, %d gap filling, %d requests; %.1f s of wall clock"
+          % (rep["broadcast_frames"], rep["gap_fill_frames"], rep["requests"], rep["wall_s"]), file=out)
+    for i, r in enumerate(rep["details"]):
+        print("  section %d: %d meters, %d broadcast routes (%d transmissions a block), efficiency %.1f %%, %.0f s"
+              % (i + 1, r["meters"], r["broadcast_routes"], r["broadcast_transmissions_per_block"],
+                 r["efficiency"] * 100, r["time_to_all_s"]), file=out)

@@ -1,0 +1,88 @@
+"""Software download on emulated boards (the MicroPython unix port).
+
+The loader (boards/unix/main.py) against a slot whose firmware does not
+import: the board starts the built-in firmware again, and the download area
+says why. The whole demo (`smitp demo --download`: five campaigns over the
+power line, real restarts) takes minutes: it runs with SMITP_SLOW_TESTS=1."""
+
+import os
+import struct
+import subprocess
+
+import pytest
+
+from meter import fwimage as F
+from meter import slots as S
+from meter.model import registers as R
+from smitp import topology
+from smitp.concentrator import Concentrator
+from smitp.emulated_board import BOARD_MAIN, EmulatedBoard, micropython_path
+from smitp.image import compile_file
+from smitp.medium import Medium
+from smitp.network import Network
+
+ACA = "A8040A1E8901"
+_WRITE = """
+import sys, vfs
+sys.path.append(%(board_dir)r)
+sys.path.append(%(firmware)r)
+from board import FileFlash
+flash = FileFlash(%(image)r)
+try:
+    fs = vfs.VfsLfs2(flash)
+except OSError:
+    vfs.VfsLfs2.mkfs(flash)
+    fs = vfs.VfsLfs2(flash)
+vfs.mount(fs, "/flash")
+from meter.storage import Store
+st = Store("/flash")
+st.folder("s1")
+st.folder("s1/meter")
+with open(%(mpy)r, "rb") as f:
+    st.put("s1/meter/__init__.mpy", f.read())
+st.put("s1.ok", bytes.fromhex(%(header)r))
+st.put("boot", bytes((1, 0, 1, 0)))
+print("written")
+"""
+
+
+def test_loader_rolls_back_a_slot_that_does_not_import(tmp_path):
+    src = tmp_path / "broken.py"
+    src.write_text('raise RuntimeError("broken on purpose")\n')
+    compile_file(src, tmp_path / "broken.mpy", "meter/__init__.py")
+    header = F.Header(64, 0x000900, 100, bytes(32), bytes(16)).pack()
+    board = EmulatedBoard("m1", ACA, "SNLOAD", tmp_path)
+    script = _WRITE % {"board_dir": str(BOARD_MAIN.parent), "firmware": str(BOARD_MAIN.parents[2] / "firmware"),
+                       "image": str(board.flash), "mpy": str(tmp_path / "broken.mpy"), "header": header.hex()}
+    r = subprocess.run([micropython_path(), "-c", script], capture_output=True, text=True, timeout=60)
+    assert "written" in r.stdout, r.stdout + r.stderr
+    topo = topology.load({"nodes": [{"name": "dcu", "role": "concentrator"}, {"name": "m1", "aca": ACA}],
+                          "links": [{"a": "dcu", "b": "m1"}]})
+    net = Network(Medium(bitrate=48000, topology=topo))
+    try:
+        port = net.add_concentrator("dcu")
+        net.add_board("m1", board)
+        assert net.run_until(lambda: "modem configured" in board.log_text(), 40), board.log_text()
+        log = board.log_text()
+        assert "running slot 1 (on trial)" in log and "does not start" in log, log
+        got = Concentrator(port).read(bytes.fromhex(ACA), [R.DOWNLOAD_STATE, R.DOWNLOAD_VERSIONS])
+        state = struct.unpack(">BBHHBI", got[R.DOWNLOAD_STATE])
+        slots = struct.unpack(">BBIII", got[R.DOWNLOAD_VERSIONS])
+        assert state[4] == S.FAIL_START and slots[0] == S.BUILTIN, (state, slots)
+        assert board.reset_causes == ["other"]  # one restart: the failed start, then the built-in firmware
+    finally:
+        net.close()
+
+
+@pytest.mark.skipif(not os.environ.get("SMITP_SLOW_TESTS"), reason="minutes of real time; set SMITP_SLOW_TESTS=1")
+@pytest.mark.timeout(1800)
+def test_demo_refuses_rolls_back_and_activates(tmp_path):
+    from smitp import download
+
+    rep = download.demo(workdir=str(tmp_path))
+    assert len(rep["activated"]) == 3, rep
+    assert all(" 0.2.0 " in fid for fid in rep["firmware_after"].values()), rep["firmware_after"]
+    reasons = " ".join(rep["rolled_back"])
+    assert "failed to start" in reasons and "did not report healthy" in reasons, rep["rolled_back"]
+    refused = " ".join(rep["refused"])
+    assert "NACK 5" in refused and "hash mismatch" in refused, rep["refused"]
