@@ -43,7 +43,7 @@ def test_header_refuses_what_it_cannot_be():
 
 def test_seal_vector_and_check():
     h = F.unpack_header(VECTOR)
-    # the oracle (cryptography's CMAC) checks this value: tests/host/test_download.py
+    # the oracle (cryptography's CMAC) checks this value: tests/host/test_download_campaign.py
     assert F.make_seal(K1, h) == unhex("77703d9064b372ed314ee174fa011b7d")
     h.seal = F.make_seal(K1, h)
     assert F.seal_ok(K1, h)
