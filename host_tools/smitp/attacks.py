@@ -197,17 +197,9 @@ def broadcast_route(t):
     REGISTER where they hold none; both are plain network management, open to anyone
     (docs/security.md)."""
     if getattr(t, "_bcast_route", None) is None:
-        from smitp.discovery import Discovery, sca_for
+        from smitp.discovery import broadcast_entries
 
-        d = Discovery(t.port)
-        entries = b""
-        for i, r in enumerate(t.route):
-            sca = bytes(d.status(r, t.route[:i])["sca"])
-            if sca == bytes(6):
-                sca = sca_for(0x5A5A5A, 200 + i)
-                d.register(r, sca, t.route[:i])
-            entries += sca[3:5]
-        t._bcast_route = entries
+        t._bcast_route = broadcast_entries(t.port, t.route)
     return t._bcast_route
 
 

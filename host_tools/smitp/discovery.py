@@ -133,6 +133,25 @@ def sca_for(section, index):
     return section.to_bytes(3, "little") + bytes((sub + 1, node + 1, 0x03))
 
 
+def broadcast_entries(port, route, book=None):
+    """The repeater entries of a broadcast along `route` (repeater ACAs, nearest first): 2-byte
+    SCA entries, the public parser's rule for an address in SCA form. Each repeater's SCA comes
+    from `book` (smitp.scabook), else is learnt by STATUS, else given by REGISTER (a project
+    section); both are plain network management."""
+    d = None
+    entries = b""
+    for i, r in enumerate(route):
+        sca = book.by_aca.get(bytes(r)) if book is not None else None
+        if sca is None:
+            d = d or Discovery(port)
+            sca = bytes(d.status(r, route[:i])["sca"])
+            if sca == bytes(6):
+                sca = sca_for(0x5A5A5A, 200 + i)
+                d.register(r, sca, route[:i])
+        entries += sca[3:5]
+    return entries
+
+
 class Meter:
     """What the concentrator knows of one meter."""
 

@@ -84,11 +84,19 @@ class Campaign:
         self.t0 = conc.port.now()
         # [repeater ACAs] the broadcast goes along (None: each meter's route)
         self.broadcast_routes: list[tuple[bytes, ...]] | None = None
+        self._broadcast_rp: dict[tuple, bytes] = {}  # route -> its broadcast's 2-byte SCA entries
         self.transient: set[str] = set()  # meters refused only by silence: another pass may reach them
 
     # ---- frames without an answer
     def _send(self, addr_air, route, data):
-        rp = b"".join(mac.aca_to_air(r) for r in route)
+        if addr_air == mac.BROADCAST:  # repeaters named by their SCAs (smitp.discovery.broadcast_entries)
+            rp = self._broadcast_rp.get(tuple(route))
+            if rp is None:
+                from smitp.discovery import broadcast_entries
+
+                rp = self._broadcast_rp[tuple(route)] = broadcast_entries(self.conc.port, route, self.conc.book)
+        else:
+            rp = b"".join(mac.aca_to_air(r) for r in route)
         n = mac.encode(self.out, addr_air, rp, mac.DISC_S, False, 0, False, 0, 0, data)
         port = self.conc.port
         port.send(bytes(self.out[:n]))
