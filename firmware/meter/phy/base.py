@@ -286,6 +286,15 @@ class LinkDriver(DriverBase):
     def state(self):
         return STATE_NAMES[self._state]
 
+    def request(self, cmd, data):
+        """Queue one request of the modem's (cmd, its data); False when the
+        queue is full."""
+        raise NotImplementedError
+
+    def configure(self):
+        """Queue the modem's configuration (managed: counted in _cfg)."""
+        raise NotImplementedError
+
     def mib_write(self, index, value):
         return self.request(C.CMD_MIB_WRITE_REQ, bytes((index,)) + bytes(value))
 

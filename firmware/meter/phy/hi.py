@@ -87,15 +87,15 @@ class HostInterface(base.LinkDriver):
         })
 
     # ---- application side
-    def request(self, cmd, payload):
-        """Queue one request (payload of 1..256 bytes, copied now); False when
+    def request(self, cmd, data):
+        """Queue one request (data: its payload of 1..256 bytes, copied now); False when
         the queue is full."""
-        if not 0 <= cmd <= 0xFF or not 1 <= len(payload) <= H.MAX_PAYLOAD:
-            raise ValueError("request 0x%X with %d payload bytes" % (cmd, len(payload)))
+        if not 0 <= cmd <= 0xFF or not 1 <= len(data) <= H.MAX_PAYLOAD:
+            raise ValueError("request 0x%X with %d payload bytes" % (cmd, len(data)))
         i = self._slot()
         if i < 0:
             return False
-        self._commit(i, cmd, H.encode_into(self._tx[i], 0, cmd, payload, self._check))
+        self._commit(i, cmd, H.encode_into(self._tx[i], 0, cmd, data, self._check))
         return True
 
     def bio_reset(self):  # payload ignored by the modem (LEN 0)
