@@ -56,6 +56,7 @@ _CFG_ROUNDS = const(0x3FFF)
 
 STATE_NAMES = base.STATE_NAMES  # link states (meter/phy/base.py)
 
+
 class ST7580(base.LinkDriver):
     """Host side of the ST7580 local port.
 
