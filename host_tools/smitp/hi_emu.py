@@ -42,6 +42,9 @@ binascii), so tests of the driver against this emulator check one against the ot
 import binascii
 from collections import deque
 
+from smitp.modem_emu import (BOOT, HOST_RX, HOST_WAIT, IDLE, OFF, STATUS_DUE, TX_GAP, TX_WAIT, TX_WAIT2,
+                              ModemEmulator)
+
 STX, STX_REPEAT, ACK, NAK, STATUS_MSG = 0x02, 0x03, 0x06, 0x15, 0x3F
 CS_SUM, CS_CRC = 0, 1
 
@@ -71,8 +74,6 @@ MAX_LSDU = 127
 
 FAULTS = ("nak", "busy", "reset", "bad_checksum", "truncate", "gap", "lost_confirm")
 
-OFF, BOOT, IDLE, STATUS_DUE, HOST_WAIT, HOST_RX, TX_GAP, TX_WAIT, TX_WAIT2 = (
-    "off", "boot", "idle", "status_due", "host_wait", "host_rx", "tx_gap", "tx_wait", "tx_wait2")
 
 
 def checksum(body, kind=CS_CRC):
@@ -108,41 +109,26 @@ def _link_node(aca, sink):
     return LinkNode(aca, _Model())
 
 
-class HIEmulator:
+class HIEmulator(ModemEmulator):
+    FAULTS = FAULTS
+
     def __init__(self, checksum_kind=CS_CRC, tic_ms=10, tack_ms=1000, tsr_ms=1250, status_delay_ms=0.2,
                  boot_ms=0.0, baud=57600, security="link"):
         if security not in ("link", "modem"):
             raise ValueError("security %r: link (the firmware's) or modem" % (security,))
+        ModemEmulator.__init__(self, tic_ms, tack_ms, tsr_ms, status_delay_ms, boot_ms, baud)
         self.kind = checksum_kind
         self.security = security
         self.sec = None  # the modem's own security (smitp.hi_emu_security), security="modem"
         self.table = {**MIB_TABLE, **({} if checksum_kind == CS_CRC else ST75MM_EXTRA)}
-        self.tic_ms, self.tack_ms, self.tsr_ms = tic_ms, tack_ms, tsr_ms
-        self.status_delay_ms = status_delay_ms
-        self.boot_ms = boot_ms
-        self.baud = baud
         self.stats = dict.fromkeys((
             "rx_frames", "rx_bad", "rx_ignored", "tsr_expired", "tx_frames", "tx_repeats", "acks", "naks",
             "no_answer", "status", "busy", "resets", "hi_errors", "indications", "answers", "answers_refused",
             "answers_dropped", "answered_alone", "on_air", "faults"), 0)
-        self._faults = dict.fromkeys(FAULTS, 0)
-        self.mib = {}
         self.mask = 0
         self.node = None
-        self._state = OFF
-        self._resetn = 1
-        self._treq = 1
-        self._treq_fell = False
-        self._deadline = None
-        self._out = bytearray()
-        self._held = b""
-        self._after_gap = TX_WAIT
-        self._txq = deque()  # own frames (cmd, payload) and ("reset", cause) markers
-        self._cur = None
-        self._rx = bytearray()
         self._air = deque()  # (payload, confirm or None) for the medium
         self._on_air = deque()  # confirm due when each transmission ends (None: none)
-        self._powered = False
         self._cause = 0
         self._now = 0.0
         self._req_id = 0
@@ -150,22 +136,6 @@ class HIEmulator:
         self._tct = None
 
     # ---- pins and power
-    def power_on(self, now):
-        self._powered = True
-        self._resetn = 1
-        self._reset(0, now)
-
-    def set_resetn(self, level, now):
-        level = 1 if level else 0
-        if level == self._resetn:
-            return
-        self._resetn = level
-        if not level:
-            self._halt()
-            self._state, self._deadline = OFF, None
-        elif self._powered:
-            self._reset(0, now)
-
     def set_treq(self, level, now):
         level = 1 if level else 0
         if level == self._treq:
@@ -195,11 +165,6 @@ class HIEmulator:
             else:
                 self.stats["rx_ignored"] += 1
         self.poll(now)
-
-    def to_host(self):
-        out = bytes(self._out)
-        self._out.clear()
-        return out
 
     # ---- power line
     def deliver(self, payload, snr=20, now=None):
@@ -279,19 +244,6 @@ class HIEmulator:
                 self._txq.append(cnf)
             self.poll(now)
 
-    # ---- faults
-    def inject(self, fault, count=1):
-        if fault not in self._faults:
-            raise ValueError("unknown fault %r (one of %s)" % (fault, ", ".join(FAULTS)))
-        self._faults[fault] += count
-
-    def _take(self, fault):
-        if self._faults[fault]:
-            self._faults[fault] -= 1
-            self.stats["faults"] += 1
-            return True
-        return False
-
     # ---- timers
     def next_timeout(self, now):
         """ms until poll() is due (0: bytes for the host wait in to_host()), or None."""
@@ -347,10 +299,7 @@ class HIEmulator:
             self._state = IDLE
             self._host_frame(bytes(self._rx), now)
         elif st == TX_GAP:
-            self._out += self._held
-            self._state = self._after_gap
-            self._deadline = now + self._wire(len(self._held)) + self.tack_ms
-            self._held = b""
+            self._state = self._release(now)
         elif st == TX_WAIT:
             self.stats["no_answer"] += 1
             self._send(now, repeat=True)
@@ -382,23 +331,14 @@ class HIEmulator:
     def _send(self, now, repeat):
         assert self._cur is not None  # called with a frame in flight
         cmd, payload = self._cur
-        raw = frame(cmd, payload, self.kind, STX_REPEAT if repeat else STX)
-        self.stats["tx_frames"] += 1
-        self.stats["tx_repeats"] += repeat
-        if self._take("bad_checksum"):
-            raw = raw[:-2] + bytes([raw[-2] ^ 0x5A, raw[-1]])
-        if self._take("truncate"):
-            raw = raw[:max(2, len(raw) // 2)]
+        raw = self._damaged(frame(cmd, payload, self.kind, STX_REPEAT if repeat else STX), repeat)
         nxt = TX_WAIT2 if repeat else TX_WAIT
         if cmd == RESET_IND:  # never repeated: nothing to wait for
             self._out += raw
             self._cur, self._state = None, IDLE
             return
-        if self._take("gap"):
-            half = max(2, len(raw) // 2)
-            self._out += raw[:half]
-            self._held, self._after_gap = raw[half:], nxt
-            self._state, self._deadline = TX_GAP, now + self._wire(half) + 2 * self.tic_ms
+        if self._gap(raw, nxt, now):
+            self._state = TX_GAP
             return
         self._out += raw
         self._state, self._deadline = nxt, now + self._wire(len(raw)) + self.tack_ms
@@ -519,18 +459,10 @@ class HIEmulator:
         """Tel of MIB 12 (ms): the node's time to answer or repeat."""
         return float(self.mib[12][0] | self.mib[12][1] << 8)
 
-    def _wire(self, n):
-        return n * 10000.0 / self.baud if self.baud else 0.0
-
     def _halt(self):
-        self._out.clear()
-        self._held = b""
-        self._rx = bytearray()
-        self._txq.clear()
-        self._cur = None
+        ModemEmulator._halt(self)
         self._air.clear()
         self._on_air.clear()
-        self._treq_fell = False
 
     def _reset(self, cause, now):
         self._halt()

@@ -29,6 +29,9 @@ of the firmware driver against this emulator check one against the other.
 
 from collections import deque
 
+from smitp.modem_emu import (BOOT, HOST_RX, HOST_WAIT, IDLE, OFF, STATUS_DUE, TX_GAP, TX_WAIT, TX_WAIT2,
+                              ModemEmulator)
+
 # wire bytes
 STX = 0x02
 STX_REPEAT = 0x03
@@ -87,17 +90,8 @@ def frame(cmd, data=b"", stx=STX):
     return bytes([stx]) + body + bytes([cs & 0xFF, cs >> 8])
 
 
-# link states
-OFF = "off"  # RESETN low
-BOOT = "boot"  # leaving reset, indication after boot_ms
-IDLE = "idle"
-STATUS_DUE = "status_due"  # T_REQ low seen, status after status_delay_ms
-HOST_WAIT = "host_wait"  # status sent, host frame must start within TSR
-HOST_RX = "host_rx"  # receiving the host's frame (TIC between bytes)
-TX_GAP = "tx_gap"  # own frame half sent (gap fault), rest held back
-TX_WAIT = "tx_wait"  # own frame sent, ACK expected within TACK
+# link states: smitp.modem_emu's, and
 TX_PAUSE = "tx_pause"  # NAKed, repeat after TACK
-TX_WAIT2 = "tx_wait2"  # repeat (0x03) sent, any answer or TACK ends it
 
 # The whole link machine: (state, event) -> handler; the handler returns the
 # next state. Events: work (idle with something to do), timer (the state's
@@ -122,14 +116,11 @@ TABLE = {
 }
 
 
-class ST7580Emulator:
+class ST7580Emulator(ModemEmulator):
+    FAULTS = FAULTS
+
     def __init__(self, tic_ms=10, tack_ms=40, tsr_ms=200, status_delay_ms=0.2, boot_ms=0.0, baud=57600):
-        self.tic_ms = tic_ms
-        self.tack_ms = tack_ms
-        self.tsr_ms = tsr_ms
-        self.status_delay_ms = status_delay_ms
-        self.boot_ms = boot_ms
-        self.baud = baud
+        ModemEmulator.__init__(self, tic_ms, tack_ms, tsr_ms, status_delay_ms, boot_ms, baud)
         self.stats = dict.fromkeys(
             (
                 "rx_frames",  # good host frames ACKed
@@ -150,45 +141,13 @@ class ST7580Emulator:
             ),
             0,
         )
-        self._faults = dict.fromkeys(FAULTS, 0)
-        self.mib = {}
         self._written = set()
-        self._state = OFF
-        self._resetn = 1
-        self._treq = 1
-        self._treq_fell = False  # a status message is owed
-        self._deadline = None
-        self._out = bytearray()
-        self._held = b""  # rest of a frame held back by the gap fault
-        self._after_gap = TX_WAIT
-        self._txq = deque()  # own frames (cmd, data) and ("reset", cause) markers
-        self._cur = None  # own frame in flight (cmd, data)
-        self._rx = bytearray()
         self._tx_pending = deque()  # payloads accepted, not yet taken by the medium
         self._tx_active = 0  # payloads on the line (accepted, not confirmed)
         self._tx_cmd = deque()  # confirm code for each active transmission
-        self._powered = False
         self._reset_byte = 0  # ResetData of the next BIO_ResetIndication
 
     # ---- pins and power
-    def power_on(self, now):
-        """Power-on: factory MIBs, BIO_ResetIndication cause 0."""
-        self._powered = True
-        self._resetn = 1
-        self._reset(0, now, factory=True)
-
-    def set_resetn(self, level, now):
-        level = 1 if level else 0
-        if level == self._resetn:
-            return
-        self._resetn = level
-        if not level:
-            self._halt()
-            self._state = OFF
-            self._deadline = None
-        elif self._powered:
-            self._reset(0, now, factory=True)  # cause 0 covers RESETN: factory MIBs
-
     def set_treq(self, level, now):
         level = 1 if level else 0
         if level == self._treq:
@@ -232,11 +191,6 @@ class ST7580Emulator:
                 self.stats["rx_ignored"] += 1
         self.poll(now)
 
-    def to_host(self):
-        out = bytes(self._out)
-        self._out.clear()
-        return out
-
     # ---- power line
     def deliver(self, payload, snr=20, now=None, modulation=4):
         """A PLC frame heard on the medium -> data indication to the host."""
@@ -272,21 +226,6 @@ class ST7580Emulator:
         self._count(0x06, 2)  # PHY frames transmitted
         self._txq.append((self._tx_cmd.popleft(), cnf))
         self.poll(now)
-
-    # ---- faults
-    def inject(self, fault, count=1):
-        """'nak' the host's next frame, 'busy' status, spontaneous 'reset' (watchdog),
-        or 'bad_checksum' / 'truncate' / 'gap' on the next frame sent to the host."""
-        if fault not in self._faults:
-            raise ValueError("unknown fault %r (one of %s)" % (fault, ", ".join(FAULTS)))
-        self._faults[fault] += count
-
-    def _take(self, fault):
-        if self._faults[fault]:
-            self._faults[fault] -= 1
-            self.stats["faults"] += 1
-            return True
-        return False
 
     # ---- timers
     def next_timeout(self, now):
@@ -386,30 +325,12 @@ class ST7580Emulator:
         cur = self._cur
         assert cur is not None  # called with a frame in flight
         cmd, data = cur
-        raw = frame(cmd, data, STX_REPEAT if repeat else STX)
-        self.stats["tx_frames"] += 1
-        if repeat:
-            self.stats["tx_repeats"] += 1
-        if self._take("bad_checksum"):
-            raw = raw[:-2] + bytes([raw[-2] ^ 0x5A, raw[-1]])
-        if self._take("truncate"):
-            raw = raw[: max(2, len(raw) // 2)]
-        if self._take("gap"):
-            half = max(2, len(raw) // 2)
-            self._out += raw[:half]
-            self._held = raw[half:]
-            self._after_gap = TX_WAIT2 if repeat else TX_WAIT
-            self._deadline = now + self._wire(half) + 2 * self.tic_ms
+        raw = self._damaged(frame(cmd, data, STX_REPEAT if repeat else STX), repeat)
+        if self._gap(raw, TX_WAIT2 if repeat else TX_WAIT, now):
             return TX_GAP
         self._out += raw
         self._deadline = now + self._wire(len(raw)) + self.tack_ms
         return TX_WAIT2 if repeat else TX_WAIT
-
-    def _release(self, now):
-        self._out += self._held
-        self._deadline = now + self._wire(len(self._held)) + self.tack_ms
-        self._held = b""
-        return self._after_gap
 
     def _tx_nak(self, now):
         self._deadline = now + self.tack_ms
@@ -536,10 +457,6 @@ class ST7580Emulator:
         s |= (self.mib[0x00][0] & 0x03) << 3  # active layer = access mode
         return s
 
-    def _wire(self, n):
-        """Time n bytes take on the UART (8N1)."""
-        return n * 10000.0 / self.baud if self.baud else 0.0
-
     def _count(self, index, slot):
         """Increment a 16-bit big-endian counter of a counter MIB (project choice: big-endian)."""
         v = bytearray(self.mib[index])
@@ -551,18 +468,13 @@ class ST7580Emulator:
         self.tsr_ms, self.tack_ms, self.tic_ms = self.mib[0x09]
 
     def _halt(self):
-        """Everything in progress is lost (reset or RESETN low)."""
-        self._out.clear()
-        self._held = b""
-        self._rx = bytearray()
-        self._txq.clear()
-        self._cur = None
+        ModemEmulator._halt(self)
         self._tx_pending.clear()
         self._tx_cmd.clear()
         self._tx_active = 0
-        self._treq_fell = False
 
-    def _reset(self, cause, now, factory):
+    def _reset(self, cause, now, factory=True):
+        # factory: power-on and RESETN (cause 0, smitp.modem_emu) bring the factory MIBs back
         self._halt()
         self.stats["resets"] += 1
         kept = {} if factory else {i: self.mib[i] for i in RESTORED if i in self._written}

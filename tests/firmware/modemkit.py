@@ -1,7 +1,8 @@
 # The firmware's modem task (meter.runtime.firmware.ModemPort) on a stand-in board:
 # a UART that keeps what is written, pins that keep their level, and the
 # ST7580's side of the exchanges as bytes. Shared by test_no_alloc.py and
-# tests/bench/bench_auth.py; runs on CPython and MicroPython.
+# tests/bench/bench_auth.py (the Pin by tests/host/hi_harness.py too); runs on
+# CPython and MicroPython.
 from meter.runtime import firmware
 from meter.link import mac
 from meter.phy import st7580 as S

@@ -3,21 +3,12 @@
 its UART and T_REQ joined to the HI emulator (smitp.hi_emu), on a virtual
 clock. What the modem puts on air is kept in `on_air`."""
 
+from linkclock import ClockedLink
 from meter.phy import hi
 from meter.runtime import firmware
+from modemkit import Pin
 from smitp.hi_emu import CS_CRC, HIEmulator
 from smitp.network import VirtualClock, in_process_meter
-
-
-class Pin:
-    def __init__(self):
-        self.level = 1
-
-    def value(self, v=None):
-        if v is None:
-            return self.level
-        self.level = v
-        return None
 
 
 class Uart:
@@ -43,7 +34,7 @@ class Board:
         return self._drv()
 
 
-class HiMeter:
+class HiMeter(ClockedLink):
     """Firmware and emulated modem back to back; time in ms (float for the
     emulator, whole ms for the firmware)."""
 
@@ -97,28 +88,9 @@ class HiMeter:
                 return
         raise AssertionError("the link does not settle")
 
-    def _next(self):
-        times = []
-        d = self.drv.next_timeout(int(self.t))
-        if d >= 0:
-            times.append(int(self.t) + d)
-        e = self.emu.next_timeout(self.t)
-        if e is not None:
-            times.append(self.t + e)
-        return min(times) if times else None
-
-    def run(self, ms):
-        end = self.t + ms
-        for _ in range(100000):
-            self.settle()
-            nt = self._next()
-            if nt is None or nt > end:
-                break
-            self.t = max(nt, self.t + 0.01)
-            self.clock.t = self.t / 1000.0
-        self.t = end
-        self.clock.t = self.t / 1000.0
-        self.settle()
+    def _at(self, t):
+        self.t = t
+        self.clock.t = t / 1000.0
 
     def request(self, frame, ms=3000):
         """A MAC frame heard by the modem; what it put on air meanwhile."""

@@ -9,13 +9,14 @@ import tty
 
 import pytest
 
+from linkclock import ClockedLink
 from meter.phy import st7580 as S
 from meter.phy.st7580 import EV_CONFIRM, EV_ERROR, EV_PHY_DATA, EV_RESET, EV_TIMEOUT
 from smitp.serial_modem import ModemError, ModemPort, ModemTimeout, SerialModem
 from smitp.st7580_emu import ST7580Emulator, frame
 
 
-class Link:
+class Link(ClockedLink):
     """Driver and emulator back to back; the driver sees whole ms, the emulator float ms."""
 
     def __init__(self, drv=None, emu=None, power_on=True):
@@ -65,26 +66,6 @@ class Link:
                 return
         raise AssertionError("the link does not settle")
 
-    def _next(self):
-        times = []
-        d = self.drv.next_timeout(int(self.t))
-        if d >= 0:
-            times.append(int(self.t) + d)
-        e = self.emu.next_timeout(self.t)
-        if e is not None:
-            times.append(self.t + e)
-        return min(times) if times else None
-
-    def run(self, ms):
-        end = self.t + ms
-        for _ in range(100000):
-            self.settle()
-            nt = self._next()
-            if nt is None or nt > end:
-                break
-            self.t = max(nt, self.t + 0.01)
-        self.t = end
-        self.settle()
 
     def take(self):
         evs, self.events = self.events, []

@@ -56,7 +56,8 @@ Kinds from DRIVER up are the driver's own; the modem task ignores them.
 The board picks the driver: Board.modem_driver(), when the board has it,
 returns a new driver object; without it the task uses meter.phy.st7580.driver().
 meter.phy.base.DriverBase holds what drivers share: the transmit slots,
-to_send() and the event ring.
+to_send() and the event ring; meter.phy.base.LinkDriver adds the T_REQ link
+of the local ports (ST7580, M&M Host Interface).
 
 The contract is typed in meter/contracts.pyi (PhyDriver), for the type
 checker (tests/typecheck/): the modem task holds its driver as a PhyDriver.

@@ -9,13 +9,10 @@
 # when no ACK (or a NAK) comes; then waits for the confirm. No I/O, no clock
 # (meter/phy/contract.py); project choices: docs/protocol.md.
 from meter.phy import contract as phy
-from meter.phy.base import DriverBase
+from meter.phy import base
 from meter.compat import const, ticks_add, ticks_diff
 from meter.phy import hi_codec as H
-from meter.phy.hi_codec import (ACK, NAK, STX, STX_REPEAT, HEAD_LEN, MAX_FRAME, CS_SUM, CS_CRC, CNF_OFFSET,
-                                ERR_OFFSET)
-from meter.phy.st7580_codec import (MSG_NONE, MSG_FRAME, MSG_DUP, MSG_BAD, MSG_DROP, MSG_ACK, MSG_NAK,
-                                    MSG_STATUS)
+from meter.phy.hi_codec import STX, HEAD_LEN, MAX_FRAME, CS_SUM, CS_CRC, CNF_OFFSET, ERR_OFFSET
 
 MAX_LSDU = const(127)  # Microchip drops a Slave_Data.request LSDU of 128 bytes or more, unconfirmed
 _PAYLOAD_AT = const(5)  # Slave_Data.request: FS LEN CMD protocol ReqID, then the LSDU
@@ -27,32 +24,15 @@ ST75MM = H.ST75MM
 setup = H.setup
 
 # driver events beyond the contract's (meter.phy.contract DRIVER and up)
-EV_CONFIRM = phy.DRIVER  # a confirm of an unmanaged request: ev_cmd request, rx[0:rx_len] payload
+EV_CONFIRM = base.EV_CONFIRM  # a confirm of an unmanaged request: ev_cmd request, rx[0:rx_len] payload
 EV_MIB_IND = phy.DRIVER + 1  # MIB_Write.indication: ev_cmd the index, rx[0:rx_len] the value
 
-# link states, one request at a time (as meter/phy/st7580.py)
-# IDLE; STATUS: T_REQ low, waiting for the status message (sm_ms); ACK: frame written,
-# waiting for ACK/NAK (tack_ms + wire time); REPLY: ACKed, waiting for the confirm
-# (confirm_ms); PAUSE: T_REQ high between two handshakes (gap or busy back-off);
-# RETRY, BACKOFF, FAIL, DONE: pseudo-states resolved at once by _fire.
-_IDLE, _STATUS, _ACK, _REPLY, _PAUSE, _RETRY, _BACKOFF, _FAIL, _DONE = range(9)
-STATE_NAMES = ("IDLE", "STATUS", "ACK", "REPLY", "PAUSE")
-# link events
-_GO, _FREE, _BUSY, _ACKED, _NAKED, _EXPIRED, _ANSWER, _ABORT = range(8)
-
-_NEXT = (
-    # GO       FREE  BUSY      ACKED   NAKED   EXPIRED  ANSWER ABORT
-    (_STATUS, -1, -1, -1, -1, -1, -1, -1),  # IDLE
-    (-1, _ACK, _BACKOFF, -1, -1, _RETRY, _DONE, _DONE),  # STATUS
-    (-1, -1, -1, _REPLY, _RETRY, _RETRY, _DONE, _DONE),  # ACK
-    (-1, -1, -1, -1, -1, _FAIL, _DONE, _DONE),  # REPLY
-    (-1, -1, -1, -1, -1, _STATUS, _DONE, _DONE),  # PAUSE
-)
+STATE_NAMES = base.STATE_NAMES  # link states, one request at a time (meter/phy/base.py)
 
 _TAG_CFG, _TAG_PING, _TAG_BOOT = 1, 2, 3  # request tags: a configuration write, a health ping, the boot reset
 
 
-class HostInterface(DriverBase):
+class HostInterface(base.LinkDriver):
     """Host side of the M&M HI. profile: MICROCHIP or ST75MM (its MIB set-up);
     checksum: CS_CRC or CS_SUM; aca (6 bytes, natural order) and serial: the
     manufacturer-data MIB; modem_security: the modem runs the LMON-protected
@@ -67,13 +47,17 @@ class HostInterface(DriverBase):
     within boot_ms: BIO_Reset.request; HI_Ping every ping_ms, ping_fails
     failures in a row: BIO_Reset.request."""
 
+    _repeat_mark = True  # a frame sent again starts with STX_REPEAT
+    _raise_at_status = True  # T_REQ goes back high as the status message starts
+
     def __init__(self, profile=MICROCHIP, checksum=CS_CRC, aca=bytes(6), serial="", keeper=None, modem_security=False,
                  managed=True,
                  tic_ms=10, sm_ms=200, tack_ms=1000, confirm_ms=5000, backoff_ms=50, busy_max=40, boot_ms=1500,
                  ping_ms=60000, ping_fails=2, queue=8, events=8, baud=57600):
         self._check = H.check_fn(checksum)
-        rx = self._rx = H.receiver(checksum, tic_ms, 3)
-        DriverBase.__init__(self, queue, events, MAX_FRAME, _PAYLOAD_AT, MAX_LSDU, rx.gen)
+        rx = H.receiver(checksum, tic_ms, 3)
+        base.LinkDriver.__init__(self, rx, queue, events, MAX_FRAME, _PAYLOAD_AT, MAX_LSDU, tic_ms, sm_ms, tack_ms,
+                                 confirm_ms, 1, backoff_ms, busy_max, baud)  # one repetition only
         self._lsdu = tuple(memoryview(b)[_IND_AT:] for b in rx._bufs)
         self._cnf = tuple(memoryview(b)[HEAD_LEN:] for b in rx._bufs)
         self._mibv = tuple(memoryview(b)[HEAD_LEN + 1:] for b in rx._bufs)
@@ -85,65 +69,34 @@ class HostInterface(DriverBase):
         self.managed = managed
         self._setup = setup(profile, aca, serial, tic_ms, tack_ms)
         self._timing = None  # MIB 12 as the modem last reported it (a TCT from the concentrator)
-        self._tic = tic_ms
-        self._sm = sm_ms
-        self._tack = tack_ms
-        self._confirm = confirm_ms
-        self._backoff = backoff_ms
-        self._busy_max = busy_max
         self._boot = boot_ms
         self._ping_every = ping_ms
         self._ping_max = ping_fails
-        self._baud = baud
-        self._state = _IDLE
-        self._deadline = self._pause = self._fails = self._busies = self._sent = 0
-        self._cmd = -1
-        self._rk = self._ra = self._rl = 0  # the result of the request in flight, its data's buffer
-        self._ri = -1
-        self._rise = 0
-        self._risen = False
-        self.status = -1  # last status byte (-1: none yet) and its MIB mask
-        self.mib_mask = 0
+        self.mib_mask = 0  # the last status message's MIB mask
         self._started = False
         self._boot_at = 0  # when the boot reset is due, while no BIO_Reset.indication came
         self._booted = False
-        self._ping_at = self._ping_n = self._ping_bad = self._cfg = 0
-        self._cfg_bad = False
+        self._ping_at = self._ping_n = self._ping_bad = 0
         self._ind_proto = -1  # protocol and ReqID of the last Slave_Data.indication (-1: none to answer)
         self._ind_id = 0
         self.stats.update({
-            "rx_frames": 0, "rx_bad": 0, "rx_dup": 0, "rx_junk": 0, "rx_unexpected": 0, "rx_ignored": 0,
-            "tx_frames": 0, "naks": 0, "retries": 0, "busy": 0, "timeouts": 0,
+            "rx_ignored": 0,  # Slave_Data.indications not for the application
             "requests": 0,  # Slave_Data.indications handed to the application
             "answers": 0, "answer_refused": 0,  # Slave_Data.requests positively / negatively confirmed
             "pings": 0, "ping_failures": 0, "hi_errors": 0, "mib_ind": 0, "lmon_reported": 0,
         })
 
     # ---- application side
-    @property
-    def idle(self):
-        return self._state == _IDLE and self._qn == 0
-
-    @property
-    def state(self):
-        return STATE_NAMES[self._state]
-
-    def request(self, cmd, payload):
-        """Queue one request (payload of 1..256 bytes, copied now); False when
+    def request(self, cmd, data):
+        """Queue one request (data: its payload of 1..256 bytes, copied now); False when
         the queue is full."""
-        if not 0 <= cmd <= 0xFF or not 1 <= len(payload) <= H.MAX_PAYLOAD:
-            raise ValueError("request 0x%X with %d payload bytes" % (cmd, len(payload)))
+        if not 0 <= cmd <= 0xFF or not 1 <= len(data) <= H.MAX_PAYLOAD:
+            raise ValueError("request 0x%X with %d payload bytes" % (cmd, len(data)))
         i = self._slot()
         if i < 0:
             return False
-        self._commit(i, cmd, H.encode_into(self._tx[i], 0, cmd, payload, self._check))
+        self._commit(i, cmd, H.encode_into(self._tx[i], 0, cmd, data, self._check))
         return True
-
-    def mib_write(self, index, value):
-        return self.request(H.CMD_MIB_WRITE_REQ, bytes((index,)) + bytes(value))
-
-    def mib_read(self, index):
-        return self.request(H.CMD_MIB_READ_REQ, bytes((index,)))
 
     def bio_reset(self):  # payload ignored by the modem (LEN 0)
         return self.request(H.CMD_RESET_REQ, b"\x00")
@@ -215,27 +168,10 @@ class HostInterface(DriverBase):
             self.rx = self._cnf[buf]
 
     # ---- UART side
-    def receive(self, data, now, n=-1):
-        rx = self._rx
-        end = len(data) if n < 0 else n
-        pos = 0
-        while pos < end:
-            pos = rx.feed(data, pos, now, end)
-            if self._state == _STATUS and rx.in_status():
-                self._set_treq(1, now)  # the status message has started: T_REQ goes back high
-            kind = rx.kind
-            if kind != MSG_NONE:
-                self._on_message(kind, now)
-
     def next_timeout(self, now):
         if not self._started:
             return 0
-        due = -1
-        if self._state == _IDLE:
-            if self._qn:
-                due = self._gap_left(now)
-        else:
-            due = max(0, ticks_diff(self._deadline, now))
+        due = self._link_timeout(now)
         if not self._booted:
             due = _sooner(due, max(0, ticks_diff(self._boot_at, now)))
         if self.ready and self._ping_every > 0:
@@ -246,8 +182,7 @@ class HostInterface(DriverBase):
         if not self._started:
             self._started = True
             self._boot_at = ticks_add(now, self._boot)
-        if self._rx.expire(now):
-            self.stats["rx_bad"] += 1
+        self._expire(now)
         if not self._booted and ticks_diff(now, self._boot_at) >= 0:
             self._boot_at = ticks_add(now, self._boot)
             self._tag = _TAG_BOOT
@@ -259,85 +194,9 @@ class HostInterface(DriverBase):
             self._tag = _TAG_PING
             self.request(H.CMD_PING_REQ, bytes((0x48, 0x49, self._ping_n)))
             self._tag = 0
-        if self._state == _IDLE:
-            if self._qn and not self._gap_left(now):
-                self._cmd = self._qc[self._pop()]
-                self._fails = self._busies = self._sent = 0
-                self._fire(_GO, now)
-        elif ticks_diff(now, self._deadline) >= 0:
-            self._fire(_EXPIRED, now)
+        self._link_poll(now)
 
     # ---- internals
-    def _gap_left(self, now):
-        if not self._risen:
-            return 0
-        d = ticks_diff(now, self._rise)
-        if d < 0 or d >= self._tic:
-            return 0
-        return self._tic - d
-
-    def _result(self, kind, code):
-        self._rk = kind
-        self._ra = code
-        self._ri = -1
-        self._rl = 0
-
-    def _set_treq(self, level, now):
-        if level and not self.treq:
-            self._rise = now
-            self._risen = True
-        self.treq = level
-
-    def _fire(self, ev, now):
-        nxt = _NEXT[self._state][ev]
-        if nxt < 0:
-            return False
-        st = self.stats
-        if nxt == _RETRY:
-            self._fails += 1
-            if self._fails > 1:  # one repetition only
-                nxt = _FAIL
-            else:
-                st["retries"] += 1
-                self._tx[self._fs][0] = STX_REPEAT  # the same frame, marked as a repetition
-                self._pause = self._tic
-                nxt = _PAUSE
-        elif nxt == _BACKOFF:
-            st["busy"] += 1
-            self._busies += 1
-            if self._busies > self._busy_max:
-                self._result(phy.FAILED, H.ERR_BUSY)
-                nxt = _DONE
-            else:
-                self._pause = self._backoff
-                nxt = _PAUSE
-        if nxt == _FAIL:
-            st["timeouts"] += 1
-            self._result(phy.FAILED, phy.NO_ANSWER)
-            nxt = _DONE
-        if nxt == _DONE:
-            self._done(now)
-            nxt = _IDLE
-        self._state = nxt
-        self._rx.accept_status = nxt == _STATUS
-        if nxt == _IDLE:
-            self._set_treq(1, now)
-        elif nxt == _STATUS:
-            self._set_treq(0, now)
-            self._deadline = ticks_add(now, self._sm)
-        elif nxt == _ACK:
-            n = self._write_frame()
-            self._set_treq(1, now)
-            self._sent += 1
-            st["tx_frames"] += 1
-            self._deadline = ticks_add(now, self._tack + (n * 10000 + self._baud - 1) // self._baud)
-        elif nxt == _REPLY:
-            self._deadline = ticks_add(now, self._confirm)
-        else:
-            self._set_treq(1, now)
-            self._deadline = ticks_add(now, self._pause)
-        return True
-
     def _done(self, now):
         kind = self._rk
         cmd = self._cmd
@@ -352,17 +211,10 @@ class HostInterface(DriverBase):
             if not ok:
                 self._event(kind, cmd, self._ra)
         elif tag == _TAG_CFG:
-            self._cfg -= 1
-            self._cfg_bad = self._cfg_bad or not ok
             if not ok:
                 self._event(kind, cmd, self._ra)
-            if not self._cfg and self._cfg_bad:
-                self._cfg_bad = False
-                self.configure()
-            elif not self._cfg:
-                self.ready = True
+            if self._configured(ok):
                 self._ping_at = ticks_add(now, self._ping_every)
-                self._event(phy.READY, 0, 0)
         elif not (self.managed and ok):
             self._event(kind, cmd, self._ra, self._ri, self._rl)
 
@@ -384,35 +236,10 @@ class HostInterface(DriverBase):
             self._booted = False
             self._boot_at = now
 
-    def _on_message(self, kind, now):
-        st = self.stats
-        if kind == MSG_FRAME:
-            st["rx_frames"] += 1
-            self._send_byte(ACK)
-            self._on_frame(now)
-        elif kind == MSG_DUP:
-            st["rx_dup"] += 1
-            self._send_byte(ACK)
-        elif kind == MSG_BAD:
-            st["rx_bad"] += 1
-            self._send_byte(NAK)
-        elif kind == MSG_DROP:
-            st["rx_bad"] += 1
-        elif kind == MSG_STATUS:
-            rx = self._rx
-            self.status = rx.status
-            self.mib_mask = rx.status_mask
-            self._fire(_BUSY if rx.status & H.SM_PLC_BUSY else _FREE, now)
-        elif kind == MSG_ACK:
-            if not self._fire(_ACKED, now):
-                st["rx_junk"] += 1
-        elif kind == MSG_NAK:
-            if self._fire(_NAKED, now):
-                st["naks"] += 1
-            else:
-                st["rx_junk"] += 1
-        else:
-            st["rx_junk"] += 1
+    def _on_status(self, rx):
+        self.status = rx.status
+        self.mib_mask = rx.status_mask
+        return rx.status & H.SM_PLC_BUSY
 
     def _on_frame(self, now):
         rx = self._rx
@@ -433,21 +260,16 @@ class HostInterface(DriverBase):
         elif cmd == H.CMD_RESET_IND:
             self._booted = True
             self._ind_proto = -1
-            if self._state != _IDLE:
-                self._result(phy.FAILED, H.ERR_GENERAL)
-                self._fire(_ABORT, now)
+            self._abort(H.ERR_GENERAL, now)
             self._drop_queued()
             self._event(phy.RESET, f[3], 0)
             if self.managed:
-                self.ready = False
-                self._cfg = 0
-                self._cfg_bad = False
-                self.configure()
+                self._reconfigure()
         elif cmd == H.CMD_MIB_WRITE_IND:
             st["mib_ind"] += 1
             self._mib_indication(f, n, rx.index)
         elif self._sent and self._match(cmd, n, f):
-            self._fire(_ANSWER, now)
+            self._fire(base.ANSWER, now)
         else:
             st["rx_unexpected"] += 1
 
@@ -469,9 +291,7 @@ class HostInterface(DriverBase):
     def _match(self, cmd, n, f):
         req = self._cmd
         if cmd == req + CNF_OFFSET:
-            self._result(EV_CONFIRM, 0)
-            self._ri = self._rx.index
-            self._rl = n
+            self._confirmed(n)
         elif cmd == req + ERR_OFFSET:
             self._result(phy.FAILED, f[3])  # any negative confirm fails (Microchip sends 27 00)
         elif cmd == H.CMD_HI_ERROR and f[3] == req:

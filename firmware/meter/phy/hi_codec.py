@@ -12,8 +12,7 @@
 from array import array
 
 from meter.compat import const
-from meter.errors import DecodeError
-from meter.phy.st7580_codec import FrameReceiver, checksum
+from meter.phy.st7580_codec import FrameReceiver, checksum, open_frame
 
 STX = const(0x02)
 STX_REPEAT = const(0x03)
@@ -154,19 +153,7 @@ def encode_frame(cmd, payload, kind=CS_CRC, fs=STX):
 
 def decode_frame(frame, kind=CS_CRC):
     """One complete frame -> (fs, cmd, payload bytes). DecodeError names the field."""
-    n = len(frame)
-    if n < 6:
-        raise DecodeError("frame", "%d bytes, at least 6" % n)
-    fs = frame[0]
-    if fs != STX and fs != STX_REPEAT:
-        raise DecodeError("FS", "0x%02X is not 0x02 or 0x03" % fs)
-    if frame[1] + 6 != n:
-        raise DecodeError("LEN", "%d payload bytes announced, %d present" % (frame[1] + 1, n - 5))
-    cs = frame[n - 2] | (frame[n - 1] << 8)
-    calc = check_fn(kind)(frame, 1, n - 2)
-    if cs != calc:
-        raise DecodeError("CS", "0x%04X received, 0x%04X computed" % (cs, calc))
-    return fs, frame[2], bytes(frame[3:n - 2])
+    return open_frame(frame, check_fn(kind), 1, "FS", "payload")
 
 
 def receiver(kind, tic_ms=10, buffers=3):

@@ -14,8 +14,8 @@
 # meter/phy/contract.py). Project choices (timers between attempts, busy back-off,
 # event mapping) are marked "project choice" and listed in docs/protocol.md.
 from meter.phy import contract as phy
-from meter.phy.base import DriverBase
-from meter.compat import const, ticks_add, ticks_diff
+from meter.phy import base
+from meter.compat import const
 from meter.phy.st7580_codec import (  # noqa: F401 - the wire format's names are this module's too
     ACK, NAK, STX, STX_REPEAT, STATUS_MSG, MAX_DATA, MAX_FRAME, HEAD_LEN, CMD_RESET_REQ, CMD_RESET_CNF,
     CMD_RESET_IND, CMD_RESET_ERR, CMD_MIB_WRITE_REQ, CMD_MIB_WRITE_CNF, CMD_MIB_WRITE_ERR, CMD_MIB_READ_REQ,
@@ -47,48 +47,17 @@ EV_PHY_DATA = phy.DATA  # (EV_PHY_DATA, payload, snr, modulation)
 EV_READY = phy.READY  # (EV_READY,): managed drivers only
 EV_RESET = phy.RESET  # (EV_RESET, reset_byte)
 EV_ERROR = phy.FAILED  # (EV_ERROR, request_cmd, error_code)
-EV_CONFIRM = phy.DRIVER  # (EV_CONFIRM, request_cmd, data); a managed driver keeps them
+EV_CONFIRM = base.EV_CONFIRM  # (EV_CONFIRM, request_cmd, data); a managed driver keeps them
 EV_TIMEOUT = phy.DRIVER + 1  # (EV_TIMEOUT, request_cmd): host form of EV_ERROR with phy.NO_ANSWER
 
 _IND_HEAD = const(4)  # PHY_Data.indication DATA: modulation, SNR, 2 bytes, then the PHY payload
 _PAYLOAD_AT = const(4)  # PHY_Data.request: STX LEN CMD options, then the payload
 _CFG_ROUNDS = const(0x3FFF)
 
-# ST7580 link states (one request at a time)
-_IDLE = const(0)  # nothing in flight; T_REQ high
-_STATUS = const(1)  # T_REQ low, waiting for 0x3F + status (tsr_ms)
-_ACK = const(2)  # frame written, T_REQ high, waiting for ACK/NAK (tack_ms + wire time)
-_REPLY = const(3)  # ACKed, waiting for the confirm or error frame (confirm_ms)
-_PAUSE = const(4)  # T_REQ high between two attempts (retry gap or busy back-off)
-# pseudo-states, resolved at once by _fire
-_RETRY = const(5)  # failed attempt: PAUSE while a retry is left, else EV_TIMEOUT
-_BACKOFF = const(6)  # busy status: PAUSE while under busy_max, else EV_ERROR(ERR_BUSY)
-_FAIL = const(7)  # EV_TIMEOUT
-_DONE = const(8)  # the request's result is set (_result): report it, back to IDLE
-STATE_NAMES = ("IDLE", "STATUS", "ACK", "REPLY", "PAUSE")
-
-# link events
-_GO = const(0)  # a request is queued and T_REQ has been high long enough
-_FREE = const(1)  # status message, not busy
-_BUSY = const(2)  # status message, busy
-_ACKED = const(3)
-_NAKED = const(4)
-_EXPIRED = const(5)  # the state's deadline passed
-_ANSWER = const(6)  # confirm or error frame for the request in flight
-_ABORT = const(7)  # BIO_ResetIndication while a request is in flight
-
-# The whole link machine: _NEXT[state][event] -> next state, -1 = event ignored.
-_NEXT = (
-    # GO       FREE  BUSY      ACKED   NAKED   EXPIRED  ANSWER ABORT
-    (_STATUS, -1, -1, -1, -1, -1, -1, -1),  # IDLE
-    (-1, _ACK, _BACKOFF, -1, -1, _RETRY, _DONE, _DONE),  # STATUS
-    (-1, -1, -1, _REPLY, _RETRY, _RETRY, _DONE, _DONE),  # ACK
-    (-1, -1, -1, -1, -1, _FAIL, _DONE, _DONE),  # REPLY
-    (-1, -1, -1, -1, -1, _STATUS, _DONE, _DONE),  # PAUSE
-)
+STATE_NAMES = base.STATE_NAMES  # link states (meter/phy/base.py)
 
 
-class ST7580(DriverBase):
+class ST7580(base.LinkDriver):
     """Host side of the ST7580 local port.
 
     After every receive() or poll() the caller writes what to_send() gives
@@ -116,62 +85,18 @@ class ST7580(DriverBase):
 
     def __init__(self, tic_ms=10, tack_ms=40, tsr_ms=200, confirm_ms=4000, retries=1, queue=4,
                  events=8, backoff_ms=50, busy_max=40, baud=57600, managed=False):
-        rx = self._rx = FrameReceiver(tic_ms, buffers=3)
-        DriverBase.__init__(self, queue, events, MAX_FRAME, _PAYLOAD_AT, PHY_MAX_PAYLOAD, rx.gen)
+        rx = FrameReceiver(tic_ms, buffers=3)
+        base.LinkDriver.__init__(self, rx, queue, events, MAX_FRAME, _PAYLOAD_AT, PHY_MAX_PAYLOAD, tic_ms, tsr_ms,
+                                 tack_ms, confirm_ms, retries, backoff_ms, busy_max, baud)
         # views of each receive buffer: an indication's PHY payload, a confirm's data
         self._ind = tuple(memoryview(b)[HEAD_LEN + _IND_HEAD:] for b in rx._bufs)
         self._cnf = tuple(memoryview(b)[HEAD_LEN:] for b in rx._bufs)
         self.rx = self._ind[0]
         self.ev_mod = 0  # modulation of the last indication (MOD_*)
         self.managed = managed
-        self._tack = tack_ms
-        self._tsr = tsr_ms
-        self._confirm = confirm_ms
-        self._retries = retries
-        self._gap = tic_ms
-        self._backoff = backoff_ms
-        self._busy_max = busy_max
-        self._baud = baud
-        self._state = _IDLE
-        self._deadline = 0
-        self._pause = 0
-        self._cmd = -1  # request in flight
-        self._fails = 0
-        self._busies = 0
-        self._sent = 0
-        # the request's result until _done queues it: kind, code, data (buffer, length)
-        self._rk = 0
-        self._ra = 0
-        self._ri = -1
-        self._rl = 0
-        self._rise = 0
-        self._risen = False  # T_REQ went low and back high at least once
-        self.status = -1  # last status byte, -1 before the first
         self._round = 0  # configuration round (managed): older rounds' answers do not count
-        self._cfg = 0  # requests of this round not answered yet
-        self._cfg_bad = False
-        self.stats.update({
-            "rx_frames": 0,  # good frames delivered to the state machine
-            "rx_bad": 0,  # frames NAKed (checksum, length) or dropped (TIC), malformed indications
-            "rx_dup": 0,  # 0x03 repeats dropped
-            "rx_junk": 0,  # stray bytes, ACK/NAK nobody waited for
-            "rx_unexpected": 0,  # good frames that match nothing
-            "tx_frames": 0,  # frames written, retries included
-            "naks": 0,  # NAKs received for our frames
-            "retries": 0,  # handshakes restarted after a failed attempt
-            "busy": 0,  # busy status messages
-            "timeouts": 0,  # EV_TIMEOUT events
-        })
 
     # ---- application side
-    @property
-    def idle(self):
-        return self._state == _IDLE and self._qn == 0
-
-    @property
-    def state(self):
-        return STATE_NAMES[self._state]
-
     def request(self, cmd, data=b""):
         """Queue one local-port request (any command code, DATA as given, copied
         now); False (and stats overflow) when the queue is full. ValueError on a
@@ -212,12 +137,6 @@ class ST7580(DriverBase):
         if space is not None:
             space[0:n] = payload
         return self.send(n)
-
-    def mib_write(self, index, value):
-        return self.request(CMD_MIB_WRITE_REQ, bytes((index,)) + bytes(value))
-
-    def mib_read(self, index):
-        return self.request(CMD_MIB_READ_REQ, bytes((index,)))
 
     def configure(self):
         """Queue the boot configuration: MIB 00h (PHY access mode), MIB 01h (PHY set-up)."""
@@ -263,56 +182,16 @@ class ST7580(DriverBase):
         return (kind,)
 
     # ---- UART side
-    def receive(self, data, now, n=-1):
-        """Bytes read from the UART (data[0:n], all of it if n < 0; any
-        chunking), read at time now."""
-        rx = self._rx
-        end = len(data) if n < 0 else n
-        pos = 0
-        while pos < end:
-            pos = rx.feed(data, pos, now, end)
-            kind = rx.kind
-            if kind != MSG_NONE:
-                self._on_message(kind, now)
-
     def next_timeout(self, now):
         """ms until poll() is due, 0 if now, -1 if no timer runs."""
-        if self._state == _IDLE:
-            if not self._qn:
-                return -1
-            return self._gap_left(now)
-        d = ticks_diff(self._deadline, now)
-        return d if d > 0 else 0
+        return self._link_timeout(now)
 
     def poll(self, now):
-        if self._rx.expire(now):
-            self.stats["rx_bad"] += 1
-        if self._state == _IDLE:
-            if self._qn and not self._gap_left(now):
-                self._cmd = self._qc[self._pop()]
-                self._fails = 0
-                self._busies = 0
-                self._sent = 0
-                self._fire(_GO, now)
-        elif ticks_diff(now, self._deadline) >= 0:
-            self._fire(_EXPIRED, now)
+        self._expire(now)
+        self._link_poll(now)
 
     # ---- internals
-    def _gap_left(self, now):
-        if not self._risen:
-            return 0
-        d = ticks_diff(now, self._rise)
-        if d < 0 or d >= self._gap:  # d < 0: idle for more than half the ticks period
-            return 0
-        return self._gap - d
-
-    def _result(self, kind, code):
-        self._rk = kind
-        self._ra = code
-        self._ri = -1
-        self._rl = 0
-
-    def _done(self):
+    def _done(self, now):
         """The request in flight ended with the result in _rk: report it."""
         kind = self._rk
         if not (self.managed and kind == EV_CONFIRM):
@@ -320,99 +199,11 @@ class ST7580(DriverBase):
         self._cmd = -1
         tag = self._end()
         if tag and tag == self._round:
-            self._cfg -= 1
-            self._cfg_bad = self._cfg_bad or kind != EV_CONFIRM
-            if not self._cfg and self._cfg_bad:
-                self._cfg_bad = False
-                self.configure()
-            elif not self._cfg:
-                self.ready = True
-                self._event(EV_READY, 0, 0)
+            self._configured(kind == EV_CONFIRM)
 
-    def _set_treq(self, level, now):
-        if level and not self.treq:
-            self._rise = now
-            self._risen = True
-        self.treq = level
-
-    def _fire(self, ev, now):
-        """The one place where the link state changes."""
-        nxt = _NEXT[self._state][ev]
-        if nxt < 0:
-            return False
-        st = self.stats
-        if nxt == _RETRY:
-            self._fails += 1
-            if self._fails > self._retries:
-                nxt = _FAIL
-            else:
-                st["retries"] += 1
-                self._pause = self._gap
-                nxt = _PAUSE
-        elif nxt == _BACKOFF:
-            st["busy"] += 1
-            self._busies += 1
-            if self._busies > self._busy_max:
-                self._result(EV_ERROR, ERR_BUSY)
-                nxt = _DONE
-            else:
-                self._pause = self._backoff
-                nxt = _PAUSE
-        if nxt == _FAIL:
-            st["timeouts"] += 1
-            self._result(EV_ERROR, phy.NO_ANSWER)
-            nxt = _DONE
-        if nxt == _DONE:
-            self._done()
-            nxt = _IDLE
-        self._state = nxt
-        self._rx.accept_status = nxt == _STATUS
-        if nxt == _IDLE:
-            self._set_treq(1, now)
-        elif nxt == _STATUS:
-            self._set_treq(0, now)
-            self._deadline = ticks_add(now, self._tsr)
-        elif nxt == _ACK:
-            n = self._write_frame()
-            self._set_treq(1, now)
-            self._sent += 1
-            st["tx_frames"] += 1
-            # TACK runs from the end of the frame: add its time on the wire
-            self._deadline = ticks_add(now, self._tack + (n * 10000 + self._baud - 1) // self._baud)
-        elif nxt == _REPLY:
-            self._deadline = ticks_add(now, self._confirm)
-        else:  # _PAUSE
-            self._set_treq(1, now)
-            self._deadline = ticks_add(now, self._pause)
-        return True
-
-    def _on_message(self, kind, now):
-        st = self.stats
-        if kind == MSG_FRAME:
-            st["rx_frames"] += 1
-            self._send_byte(ACK)
-            self._on_frame(now)
-        elif kind == MSG_DUP:
-            st["rx_dup"] += 1
-            self._send_byte(ACK)
-        elif kind == MSG_BAD:
-            st["rx_bad"] += 1
-            self._send_byte(NAK)
-        elif kind == MSG_DROP:
-            st["rx_bad"] += 1
-        elif kind == MSG_STATUS:
-            self.status = self._rx.status
-            self._fire(_BUSY if self.status & STATUS_BUSY else _FREE, now)
-        elif kind == MSG_ACK:
-            if not self._fire(_ACKED, now):
-                st["rx_junk"] += 1
-        elif kind == MSG_NAK:
-            if self._fire(_NAKED, now):
-                st["naks"] += 1
-            else:
-                st["rx_junk"] += 1
-        else:
-            st["rx_junk"] += 1
+    def _on_status(self, rx):
+        self.status = rx.status
+        return self.status & STATUS_BUSY
 
     def _on_frame(self, now):
         rx = self._rx
@@ -430,17 +221,12 @@ class ST7580(DriverBase):
         elif cmd == CMD_RESET_IND:
             if self.managed:  # what was asked before the reset no longer counts
                 self._round = self._round % _CFG_ROUNDS + 1
-            if self._state != _IDLE:
-                self._result(EV_ERROR, ERR_GENERAL)
-                self._fire(_ABORT, now)
+            self._abort(ERR_GENERAL, now)
             self._event(EV_RESET, f[3] if n else 0, 0)
             if self.managed:
-                self.ready = False
-                self._cfg = 0
-                self._cfg_bad = False
-                self.configure()
+                self._reconfigure()
         elif self._sent and self._match(cmd, n, f):
-            self._fire(_ANSWER, now)
+            self._fire(base.ANSWER, now)
         else:
             self.stats["rx_unexpected"] += 1
 
@@ -448,9 +234,7 @@ class ST7580(DriverBase):
         """Confirm or error frame for the request in flight? Sets the result."""
         req = self._cmd
         if cmd == req + CNF_OFFSET:
-            self._result(EV_CONFIRM, 0)
-            self._ri = self._rx.index
-            self._rl = n
+            self._confirmed(n)
         elif cmd == req + ERR_OFFSET:
             self._result(EV_ERROR, f[3] if n else ERR_GENERAL)
         elif cmd == CMD_SYNTAX_ERR and (n == 0 or f[3] == req):

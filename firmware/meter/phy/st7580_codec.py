@@ -156,16 +156,24 @@ def encode_frame(cmd, data=b"", stx=STX):
 
 def decode_frame(frame):
     """One complete local frame -> (stx, cmd, data bytes). Raises DecodeError naming the field."""
+    return open_frame(frame, checksum)
+
+
+def open_frame(frame, check, lead=0, start="STX", unit="data"):
+    """One complete frame of this framing -> (start byte, cmd, data bytes);
+    DecodeError names the field. LEN counts the data bytes less lead, check
+    is the checksum function (buf, start, stop); start and unit name the
+    start byte and the data in the errors (meter/phy/hi_codec.py: FS, payload)."""
     n = len(frame)
-    if n < 5:
-        raise DecodeError("frame", "%d bytes, at least 5" % n)
+    if n < 5 + lead:
+        raise DecodeError("frame", "%d bytes, at least %d" % (n, 5 + lead))
     stx = frame[0]
     if stx != STX and stx != STX_REPEAT:
-        raise DecodeError("STX", "0x%02X is not 0x02 or 0x03" % stx)
-    if frame[1] + 5 != n:
-        raise DecodeError("LEN", "%d data bytes announced, %d present" % (frame[1], n - 5))
+        raise DecodeError(start, "0x%02X is not 0x02 or 0x03" % stx)
+    if frame[1] + lead + 5 != n:
+        raise DecodeError("LEN", "%d %s bytes announced, %d present" % (frame[1] + lead, unit, n - 5))
     cs = frame[n - 2] | (frame[n - 1] << 8)
-    calc = checksum(frame, 1, n - 2)
+    calc = check(frame, 1, n - 2)
     if cs != calc:
         raise DecodeError("CS", "0x%04X received, 0x%04X computed" % (cs, calc))
     return stx, frame[2], bytes(frame[3 : n - 2])
