@@ -40,6 +40,9 @@ def image_path():
     return IMAGE
 
 
+FLASH_BYTES = 64 * 4096  # the flash store of boards/qemu_f401re/board.py (_BLOCK_COUNT x _BLOCK_SIZE)
+
+
 def qemu_command(image, append, serials, icount=None):
     """QEMU's command line for the image: serials are the USART1, 2, 3 backends."""
     cmd = [QEMU, "-machine", MACHINE, "-nographic", "-monitor", "null",
@@ -68,6 +71,8 @@ class McuBoard(EmulatedBoard):
         self.heap_report = heap_report
         self.icount = icount
         self._console = -1  # the console pty's master, from start()
+        if not self.flash.exists():  # the board's 256 KiB, erased: provisioning keeps a file's size
+            self.flash.write_bytes(b"\xff" * FLASH_BYTES)
 
     def start(self):
         if self.proc is not None:

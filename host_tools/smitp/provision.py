@@ -55,8 +55,8 @@ def _check(k1, k2):
 
 def _check_image(image):
     # A new image is formatted; an existing file must already hold the
-    # board's filesystem (littlefs2 keeps "littlefs" in its superblock), so
-    # that a mistyped path is refused instead of formatted over.
+    # board's filesystem (littlefs2 keeps "littlefs" in its superblock) or be
+    # erased, so that a mistyped path is refused instead of formatted over.
     try:
         with open(image, "rb") as f:
             head = f.read(64)
@@ -64,7 +64,7 @@ def _check_image(image):
         return
     except OSError as e:
         raise ProvisionError("%s: %s" % (image, e.strerror)) from None
-    if head and b"littlefs" not in head:
+    if head.strip(b"\xff") and b"littlefs" not in head:  # all 0xFF: an erased chip
         raise ProvisionError("%s is not an emulated board's flash image; refusing to format it" % image)
 
 
