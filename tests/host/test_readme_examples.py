@@ -44,6 +44,8 @@ def skip_reason(argv):
         return "over a minute; tests/host/test_attacks.py runs `smitp demo --auth --json`"
     if argv[:2] in (["make", "mcu"], ["make", "test-mcu"]) or "--mcu" in argv:
         return "the emulated-MCU image and toolchain: `make test-mcu` runs these"
+    if argv[:2] == ["smitp", "download"] or (argv[:2] in (["smitp", "demo"], ["smitp", "sim"]) and "--download" in argv):
+        return "a download takes minutes a route in real time; test_download_campaign.py runs campaigns in process"
     if argv[:2] == ["smitp", "discover"] and not os.environ.get("SMITP_SLOW_TESTS"):
         return "discovery in real time takes about 2 minutes; set SMITP_SLOW_TESTS=1"
     return None
