@@ -23,19 +23,11 @@ U64 = (1 << 64) - 1  # MON, LMON
 
 
 def progress_printer(label):
-    """A one-line progress bar on a terminal, nothing otherwise."""
-    if not sys.stderr.isatty():
-        return None
+    """The callback progress(done, total, what) of the phase `label` of the
+    running command: a bar on a terminal, heartbeat lines otherwise (smitp.progress)."""
+    from smitp import progress
 
-    def show(done, total, what):
-        width = 30
-        filled = width * done // max(total, 1)
-        sys.stderr.write("\r%s [%s%s] %d/%d %s\x1b[K" % (label, "#" * filled, "." * (width - filled), done, total, what))
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show
+    return progress.current().reporter(label)
 
 
 def _emit(args, report, text_fn):
@@ -236,6 +228,12 @@ def _output_dir(text):
     except OSError as e:
         raise ValueError("%s: %s" % (place, e.strerror)) from None
     return text
+
+
+def _scheduler(text):
+    from smitp.cluster import check_address
+
+    return check_address(text)
 
 
 @_arg
@@ -589,11 +587,19 @@ def cmd_provision(args):
 def cmd_sim(args):
     from smitp import sim
 
+    from smitp import progress
+
     report = sim.run(args.meters, seed=args.seed, boards=args.boards, fail_repeaters=args.fail_repeaters,
-                     progress=progress_printer("sim"))
-    if args.svg:
-        with open(args.svg, "w", encoding="utf-8") as f:
-            f.write(sim.tree_svg(report, args.meters, args.seed))
+                     progress=progress.current().by_phase, engine=args.engine, scheduler=args.scheduler,
+                     workers=args.workers)
+    if args.svg or args.png:
+        picture = sim.tree_scene(report, args.meters, args.seed)
+        if args.svg:
+            with open(args.svg, "w", encoding="utf-8") as f:
+                f.write(picture.svg())
+        if args.png:
+            with open(args.png, "wb") as f:
+                f.write(picture.png())
     report.pop("details")
     _emit(args, report, sim.print_report)
     return 0
@@ -776,13 +782,22 @@ def build_parser():
     where.add_argument("--port", type=_device, help="serial port of a real board (through mpremote)")
     _number(sp, "--lmon", 0, U64, "also set the meter's LMON")
     sp = add("sim", cmd_sim, "discover, register and read a simulated fleet of meters on a virtual clock")
-    _number(sp, "--meters", 1, sim.MAX_METERS, "fleet size, in sections of up to 500 meters", default=100)
+    _number(sp, "--meters", 1, sim.CLUSTER_MAX_METERS, "fleet size, in sections of up to 500 meters "
+            "(at most %d with the local engine)" % sim.MAX_METERS, default=100)
     _number(sp, "--seed", 0, U32, "topology and slot-choice seed", default=0)
     _number(sp, "--boards", 0, sim.BOARD_SECTION_MAX, "run this many meters as MicroPython emulated boards; "
             "the fleet then runs in real time, --meters at most %d" % sim.BOARD_SECTION_MAX, default=0)
     _number(sp, "--fail-repeaters", 0, sim.MAX_METERS, "after registration, power off R repeaters, at most "
             "--meters, and read every meter again", default=0, metavar="R")
     sp.add_argument("--svg", metavar="FILE", type=_output_file, help="draw the discovered tree into FILE")
+    sp.add_argument("--png", metavar="FILE", type=_output_file, help="... and as a PNG picture into FILE")
+    sp.add_argument("--engine", choices=sim.ENGINES, default="local",
+                    help="local: worker processes of this machine (default); dask: a Dask distributed cluster")
+    sp.add_argument("--scheduler", metavar="ADDRESS", type=_arg(_scheduler),
+                    help="with --engine dask: the scheduler of a running cluster, tcp://HOST:PORT "
+                         "(default: a local cluster on this machine)")
+    _number(sp, "--workers", 1, 256, "worker processes of the local engine or local Dask cluster "
+            "(default: one per core)")
     sp = add("display", cmd_display, "picture what an emulated meter's display shows (PNG)")
     sp.add_argument("--emulated", action="store_true", help="boot an emulated meter (the only source for now)")
     sp.add_argument("--png", metavar="FILE", type=_output_file,
@@ -878,7 +893,13 @@ def main(argv=None):
             raise CommandLineError(prog, "give a command ('smitp --help' says what each does, "
                                          "'smitp COMMAND --help' lists its options)")
         prog = "%s %s" % (parser.prog, args.command)
-        return args.fn(args)
+        from smitp import progress
+
+        progress.start(prog)
+        try:
+            return args.fn(args)
+        finally:
+            progress.close_all()  # before any error line, so a bar never swallows it
     except CommandLineError as e:
         return _fail(e.prog, e, 2, as_json)
     except KeyboardInterrupt:
