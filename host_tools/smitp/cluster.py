@@ -23,6 +23,9 @@ import re
 from smitp.errors import PeerError
 
 CONNECT_S = 10  # a scheduler that does not answer within this is reported, not waited for
+# A local cluster listens on the loopback only, its HTTP server (health,
+# metrics) on any free port rather than on the dashboard's usual 8787.
+LOCAL_ONLY = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"}}
 _ADDRESS = re.compile(r"^(?:(tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$")
 
 
@@ -54,8 +57,8 @@ def client(scheduler=None, workers=None, processes=True):
             yield c
         return
     n = 1 if not processes else (workers or os.cpu_count() or 1)
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, host="127.0.0.1",
+                      **LOCAL_ONLY, silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
         yield c
 
 

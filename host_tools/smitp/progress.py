@@ -29,12 +29,12 @@ class Progress:
     """Phase, counts and elapsed time of one command, shown on `stream`
     (default stderr) by a daemon thread; update it from any thread."""
 
-    def __init__(self, label, stream=None, tty=None, first_s=FIRST_S, every_s=EVERY_S, clock=time.monotonic):
+    def __init__(self, label, stream=None, tty=None, first_s=None, every_s=None, clock=time.monotonic):
         self.label = label
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
-        self.first_s = first_s
-        self.every_s = every_s
+        self.first_s = FIRST_S if first_s is None else first_s
+        self.every_s = EVERY_S if every_s is None else every_s
         self.clock = clock
         self.t0 = clock()
         self.phase, self.done, self.total, self.what = "working", 0, 0, ""
@@ -78,7 +78,7 @@ class Progress:
                 self._write("\n")
                 self._bar_open = False
             if self.shown and not self.tty:
-                self._write("%s: done in %s\n" % (self.label, _clock(self.clock() - self.t0)))
+                self._write("%s: ended after %s\n" % (self.label, _clock(self.clock() - self.t0)))
 
     def __enter__(self):
         return self
