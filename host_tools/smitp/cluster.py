@@ -46,8 +46,10 @@ def client(scheduler=None, workers=None, processes=True):
     """A dask.distributed Client: of the scheduler at `scheduler`, or of a new
     LocalCluster of `workers` single-thread workers (processes, or threads of
     this process when processes is False: then one worker, see above)."""
-    from dask.distributed import Client, LocalCluster
-
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ClusterError("--engine dask needs Dask distributed: pip install 'smitp-meter[cluster]'") from None
     if scheduler is not None:
         try:
             c = Client(scheduler, timeout=CONNECT_S)
@@ -62,11 +64,25 @@ def client(scheduler=None, workers=None, processes=True):
         yield c
 
 
+def check_workers(c):
+    """ClusterError unless the cluster has a worker, and every worker one thread (see above)."""
+    try:
+        c.wait_for_workers(1, timeout=CONNECT_S)
+    except TimeoutError:
+        raise ClusterError("the scheduler has no worker (start some: dask worker ADDRESS --nthreads 1)") from None
+    threads = {addr: w["nthreads"] for addr, w in c.scheduler_info(n_workers=-1)["workers"].items()}
+    crowded = sorted(addr for addr, n in threads.items() if n != 1)
+    if crowded:
+        raise ClusterError("worker %s runs %d threads: two sections would share its firmware buffers; "
+                           "start workers with --nthreads 1" % (crowded[0], threads[crowded[0]]))
+
+
 def run_jobs(fn, jobs, scheduler=None, workers=None, processes=True):
     """fn(*job) for every job on the cluster; yields the results as they complete."""
-    from dask.distributed import as_completed
-
     with client(scheduler, workers, processes) as c:
+        from dask.distributed import as_completed  # client() has made sure Dask is there
+
+        check_workers(c)
         futures = [c.submit(fn, *job, pure=False) for job in jobs]
         try:
             for fut in as_completed(futures):

@@ -199,13 +199,11 @@ def _panels(nodes, links, roots):
     level, parent = spanning(nodes, links, roots)
     by_name = {n["name"]: n for n in nodes}
     owner: dict[str, str] = {r: r for r in roots}
-    for n in nodes:  # parents come first in BFS order, so walk levels upwards
-        name = n["name"]
-        if name in level:
-            top = name
-            while parent[top] is not None:
-                top = parent[top]  # type: ignore[assignment]
-            owner[name] = top
+    for name in level:  # up the tree to its concentrator
+        top, up = name, parent[name]
+        while up is not None:
+            top, up = up, parent[up]
+        owner[name] = top
     out = []
     for r in roots:
         levels: list[list[dict]] = [[by_name[r]]]

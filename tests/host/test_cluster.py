@@ -78,3 +78,12 @@ def test_a_local_cluster_of_worker_processes_by_default():
     assert rep["read_ok"] == rep["reachable"] == 30 and rep["sections"] == 2
     assert rep["engine"]["scheduler"] is None and rep["engine"]["workers"] in (1, 2)  # a fast worker may take both
     assert ENGINE_FREE(rep) == ENGINE_FREE(sim.run(30, seed=4, section_meters=15))
+
+
+def test_workers_with_several_threads_are_refused(capsys):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://", host="127.0.0.1",
+                      **cluster.LOCAL_ONLY) as c:
+        assert main(["sim", "--meters", "10", "--engine", "dask", "--scheduler", c.scheduler_address]) == 1
+    assert "runs 2 threads" in capsys.readouterr().err
