@@ -248,7 +248,10 @@ def _image_dir(text):
 def cmd_demo(args):
     from smitp import demo
 
-    report = demo.run(progress=progress_printer("reading meters"), auth=args.auth)
+    from smitp import progress
+
+    progress.current().set_phase("starting the emulated boards")
+    report = demo.run(progress=progress_printer("meters"), auth=args.auth)
     if not args.json:
         demo.print_table(report)
         return 0

@@ -16,7 +16,8 @@ import time
 
 FIRST_S = 2.0  # quicker than this, a command shows no progress
 EVERY_S = 5.0  # heartbeat period off a terminal
-REDRAW_S = 0.5  # bar refresh on a terminal
+REDRAW_S = 0.5  # bar refresh on a terminal while nothing is reported
+DRAW_EVERY_S = 0.1  # at most this often as counts come in (the last count of a phase always shows)
 BAR_WIDTH = 30
 
 
@@ -40,6 +41,9 @@ class Progress:
         self.phase, self.done, self.total, self.what = "working", 0, 0, ""
         self.shown = False  # a line (or bar) was written
         self._bar_open = False  # a bar is on the line, without its new line yet
+        self._drawn_at = -1e9
+        self._dirty = False  # counts not drawn yet
+        self._ended = None  # the phase whose complete bar was drawn last
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="progress", daemon=True)
@@ -56,8 +60,13 @@ class Progress:
             if changed and self._bar_open:  # the previous phase's bar keeps its line
                 self._write("\n")
                 self._bar_open = False
+            if not changed and self._ended == phase and done >= total:
+                return  # that phase's bar is complete and has its line already
             self.phase, self.done, self.total, self.what = phase, done, total, what
-            if self.tty and self.total and self.clock() - self.t0 >= self.first_s:
+            self._dirty = True
+            now = self.clock()
+            if (self.tty and self.total and now - self.t0 >= self.first_s
+                    and (done >= total or now - self._drawn_at >= DRAW_EVERY_S)):
                 self._draw_bar()
 
     def reporter(self, phase):
@@ -74,6 +83,8 @@ class Progress:
         if self._thread is not threading.current_thread():
             self._thread.join()
         with self._lock:
+            if self.tty and self._dirty and self.total and self.clock() - self.t0 >= self.first_s:
+                self._draw_bar()  # the last counts, which a throttled update did not draw
             if self._bar_open:
                 self._write("\n")
                 self._bar_open = False
@@ -104,6 +115,8 @@ class Progress:
         return "%s: %s, %s" % (self.label, _clock(self.clock() - self.t0), self._counts())
 
     def _draw_bar(self):
+        self._drawn_at = self.clock()
+        self._dirty = False
         filled = BAR_WIDTH * min(self.done, self.total) // max(self.total, 1)
         self._write("\r%s %s [%s%s] %d/%d %s %s\x1b[K" % (
             self.label, self.phase, "#" * filled, "." * (BAR_WIDTH - filled), self.done, self.total,
@@ -112,6 +125,7 @@ class Progress:
         self._bar_open = self.done < self.total
         if not self._bar_open:
             self._write("\n")
+            self._ended = self.phase
 
     def _beat(self):
         if self._stop.wait(self.first_s):
