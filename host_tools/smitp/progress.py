@@ -153,9 +153,22 @@ def start(label, **kw):
     return p
 
 
-def current(label="smitp"):
-    """The running command's progress (one is started if none runs)."""
-    return _open[-1] if _open else start(label)
+class Silent(Progress):
+    """The progress where no command runs (the tools used as a library): shows nothing."""
+
+    def __init__(self):  # no thread, no stream
+        self.phase, self.done, self.total, self.what = "working", 0, 0, ""
+
+    def update(self, phase, done, total, what=""):
+        self.phase, self.done, self.total, self.what = phase, done, total, what
+
+    def close(self):
+        pass
+
+
+def current():
+    """The running command's progress; a silent one when no command runs."""
+    return _open[-1] if _open else Silent()
 
 
 def close_all():

@@ -345,7 +345,7 @@ def run(n_meters, seed=0, boards=0, fail_repeaters=0, progress=None, workers=Non
         "name": engine,
         "scheduler": scheduler if engine == "dask" else None,
         "workers": len(usage),
-        "sections_per_s": round(len(rest) / rest_s, 2) if rest and rest_s > 0 else None,
+        "sections_per_s": round(len(rest) / rest_s, 4) if rest and rest_s > 0 else None,
         "worker_peak_rss_mb": round(max(usage.values()), 1) if usage else None,
     }
     return rep

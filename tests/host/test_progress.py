@@ -64,3 +64,13 @@ def test_a_broken_stream_stops_the_progress_quietly():
     p.update("reading", 1, 2)
     p.close()  # no exception, the thread ended
     assert not p._thread.is_alive()
+
+
+def test_outside_a_command_progress_is_silent(capsys):
+    import threading
+
+    before = threading.active_count()
+    report = progress.current().reporter("reading")
+    report(1, 2, "A8040A1E8901")
+    progress.current().by_phase(1, 2, "sections")
+    assert capsys.readouterr().err == "" and threading.active_count() == before
