@@ -204,19 +204,25 @@ def _panels(nodes, links, roots):
         while up is not None:
             top, up = up, parent[up]
         owner[name] = top
+    mine: dict[str, list[list[dict]]] = {r: [] for r in roots}  # root -> nodes by level, given order
+    unreached: dict[str, list[dict]] = {r: [] for r in roots}
+    for n in nodes:
+        name = n["name"]
+        if name not in level:
+            unreached.get(n.get("root"), unreached[roots[0]]).append(n)
+        elif owner[name] != name:  # a concentrator heads its own panel
+            rows = mine[owner[name]]
+            rows.extend([] for _ in range(level[name] - len(rows)))
+            rows[level[name] - 1].append(n)
     out = []
     for r in roots:
         levels: list[list[dict]] = [[by_name[r]]]
-        mine = sorted((n for n in nodes if owner.get(n["name"]) == r and n["name"] != r),
-                      key=lambda n: level[n["name"]])
         order = {r: 0}
-        for lv in range(1, 1 + max([level[n["name"]] for n in mine] or [0])):
-            row = [n for n in mine if level[n["name"]] == lv]
+        for row in mine[r]:
             row.sort(key=lambda n: order[parent[n["name"]]])  # stable: ties keep the given order
             order.update({n["name"]: i for i, n in enumerate(row)})
             levels.append(row)
-        unreached = [n for n in nodes if n["name"] not in level and n.get("root", roots[0]) == r]
-        out.append((r, levels, unreached))
+        out.append((r, levels, unreached[r]))
     return out
 
 
