@@ -25,7 +25,7 @@ setup: $(STAMP)
 # (earlier venvs had them there: uninstalled).
 STUB_REQS := $(wildcard tests/typecheck/stubs-*.txt)
 
-$(STAMP): requirements.txt pyproject.toml $(STUB_REQS)
+$(STAMP): requirements.txt pyproject.toml setup.py $(STUB_REQS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -r requirements.txt
 	$(BIN)/python -m pip install -e .
