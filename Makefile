@@ -26,11 +26,12 @@ setup: $(STAMP)
 # (earlier venvs had them there: uninstalled).
 STUB_REQS := $(wildcard tests/typecheck/stubs-*.txt)
 
-$(STAMP): requirements.txt pyproject.toml $(STUB_REQS)
+$(STAMP): requirements.txt pyproject.toml setup.py $(STUB_REQS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -r requirements.txt
 	$(BIN)/python -m pip install -e .
 	$(BIN)/python -m pip uninstall -q -y micropython-stm32-stubs micropython-unix-stubs micropython-stdlib-stubs
+	$(BIN)/python -m pip uninstall -q -y pytest-embedded-serial pytest-embedded  # no longer used; older venvs had them
 	for f in $(STUB_REQS); do \
 	  port=$$(basename $$f .txt); port=$${port#stubs-}; \
 	  rm -rf $(VENV)/stubs/$$port && \

@@ -23,19 +23,11 @@ U64 = (1 << 64) - 1  # MON, LMON
 
 
 def progress_printer(label):
-    """A one-line progress bar on a terminal, nothing otherwise."""
-    if not sys.stderr.isatty():
-        return None
+    """The callback progress(done, total, what) of the phase `label` of the
+    running command: a bar on a terminal, heartbeat lines otherwise (smitp.progress)."""
+    from smitp import progress
 
-    def show(done, total, what):
-        width = 30
-        filled = width * done // max(total, 1)
-        sys.stderr.write("\r%s [%s%s] %d/%d %s\x1b[K" % (label, "#" * filled, "." * (width - filled), done, total, what))
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show
+    return progress.current().reporter(label)
 
 
 def _emit(args, report, text_fn):
@@ -249,6 +241,12 @@ def _output_dir(text):
     return text
 
 
+def _scheduler(text):
+    from smitp.cluster import check_address
+
+    return check_address(text)
+
+
 @_arg
 def _image_dir(text):
     from smitp.image import check_out_dir
@@ -260,6 +258,8 @@ def _image_dir(text):
 # ---- demo
 def cmd_demo(args):
     from smitp import demo
+
+    from smitp import progress
 
     if args.download:
         from smitp import download
@@ -273,7 +273,8 @@ def cmd_demo(args):
 
         mcu_board.image_path()  # built? (a one-line error saying how, else)
         mcu = demo.MCU_METERS
-    report = demo.run(progress=progress_printer("reading meters"), auth=args.auth, mcu=mcu, modem=args.modem)
+    progress.current().set_phase("starting the emulated boards")
+    report = demo.run(progress=progress_printer("meters"), auth=args.auth, mcu=mcu, modem=args.modem)
     if not args.json:
         demo.print_table(report)
         return 0
@@ -629,11 +630,19 @@ def cmd_sim(args):
         rep = fleet_download.run(args.meters, args.download, seed=args.seed, progress=progress_printer("download"))
         _emit(args, rep, fleet_download.print_report)
         return 0 if rep["activated"] == rep["reachable"] else 1
+    from smitp import progress
+
     report = sim.run(args.meters, seed=args.seed, boards=args.boards, fail_repeaters=args.fail_repeaters,
-                     progress=progress_printer("sim"))
-    if args.svg:
-        with open(args.svg, "w", encoding="utf-8") as f:
-            f.write(sim.tree_svg(report, args.meters, args.seed))
+                     progress=progress.current().by_phase, engine=args.engine, scheduler=args.scheduler,
+                     workers=args.workers)
+    if args.svg or args.png:
+        picture = sim.tree_scene(report, args.meters, args.seed)
+        if args.svg:
+            with open(args.svg, "w", encoding="utf-8") as f:
+                f.write(picture.svg())
+        if args.png:
+            with open(args.png, "wb") as f:
+                f.write(picture.png())
     report.pop("details")
     _emit(args, report, sim.print_report)
     return 0
@@ -876,7 +885,8 @@ def build_parser():
     feeder.add_state_option(where)
     _number(sp, "--lmon", 0, U64, "also set the meter's LMON")
     sp = add("sim", cmd_sim, "discover, register and read a simulated fleet of meters on a virtual clock")
-    _number(sp, "--meters", 1, sim.MAX_METERS, "fleet size, in sections of up to 500 meters", default=100)
+    _number(sp, "--meters", 1, sim.CLUSTER_MAX_METERS, "fleet size, in sections of up to 500 meters "
+            "(at most %d with the local engine)" % sim.MAX_METERS, default=100)
     _number(sp, "--seed", 0, U32, "topology and slot-choice seed", default=0)
     _number(sp, "--boards", 0, sim.BOARD_SECTION_MAX, "run this many meters as MicroPython emulated boards; "
             "the fleet then runs in real time, --meters at most %d" % sim.BOARD_SECTION_MAX, default=0)
@@ -887,6 +897,14 @@ def build_parser():
 
     _number(sp, "--download", 1024, fwimage.MAX_BLOCKS * fwimage.MAX_BLOCK - fwimage.HEADER_LEN, "instead: a software-download campaign of an image of SIZE "
             "bytes over the fleet (broadcast, gap filling, activation), with random frame loss", metavar="SIZE")
+    sp.add_argument("--png", metavar="FILE", type=_output_file, help="... and as a PNG picture into FILE")
+    sp.add_argument("--engine", choices=sim.ENGINES, default="local",
+                    help="local: worker processes of this machine (default); dask: a Dask distributed cluster")
+    sp.add_argument("--scheduler", metavar="ADDRESS", type=_arg(_scheduler),
+                    help="with --engine dask: the scheduler of a running cluster, tcp://HOST:PORT "
+                         "(default: a local cluster on this machine)")
+    _number(sp, "--workers", 1, 256, "worker processes of the local engine or local Dask cluster "
+            "(default: one per core)")
     sp = add("display", cmd_display, "picture what an emulated meter's display shows (PNG)")
     sp.add_argument("--emulated", action="store_true", help="boot an emulated meter (the only source for now)")
     sp.add_argument("--png", metavar="FILE", type=_output_file,
@@ -1029,7 +1047,13 @@ def main(argv=None):
                                          "'smitp COMMAND --help' lists its options)")
         prog = "%s %s" % (parser.prog, args.command)
         _feeder_keys(args)
-        return args.fn(args)
+        from smitp import progress
+
+        progress.start(prog)
+        try:
+            return args.fn(args)
+        finally:
+            progress.close_all()  # before any error line, so a bar never swallows it
     except CommandLineError as e:
         return _fail(e.prog, e, 2, as_json)
     except KeyboardInterrupt:

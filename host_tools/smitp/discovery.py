@@ -504,9 +504,13 @@ class Discovery:
         self.phase_s.update(direct=t1 - t0, relays=self.port.now() - t1)
         return len(self.meters)
 
-    def register_all(self):
-        """Step 4: REGISTER.REQ to every meter not yet registered; returns how many are."""
-        for m in self.by_level():
+    def register_all(self, progress=None):
+        """Step 4: REGISTER.REQ to every meter not yet registered; returns how many are.
+        progress(done, total, "registering") after each meter."""
+        order = self.by_level()
+        for i, m in enumerate(order):
+            if progress:
+                progress(i, len(order), "registering")
             if m.registered:
                 continue
             sca = sca_for(self.section, m.order)
@@ -521,6 +525,8 @@ class Discovery:
                     self.book.learn(m.aca, sca)
                 except ScaCollision:  # addressed by ACA then; the registration stands
                     self.stats["sca_collisions"] = self.stats.get("sca_collisions", 0) + 1
+        if progress:
+            progress(len(order), len(order), "registering")
         return sum(1 for m in self.meters.values() if m.registered)
 
     # ---- route repair

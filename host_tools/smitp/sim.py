@@ -7,7 +7,10 @@ virtual clock that jumps from event to event, so no real waiting. A section
 that holds emulated boards (real MicroPython processes) must run on the wall
 clock, as the boards do: all of its meters then live in real time, so keep
 such runs small (a few meters: each REQADDR window lasts 16 s). Sections
-without boards run in parallel worker processes.
+without boards run in parallel worker processes of this machine, or, with
+engine "dask", as tasks on a Dask distributed cluster (smitp.cluster): a city
+of many machines. A section is deterministic by its seed, so the engines
+give the same figures.
 
 Per section: discovery (smitp.discovery), registration, one read of every
 registered meter; with fail_repeaters, R meters that repeat for others are
@@ -36,6 +39,8 @@ from smitp.scabook import frame_len
 READ_REGISTERS = (R.ENERGY_IMPORT, R.STATUS_WORD)
 BOARD_SECTION_MAX = 50  # meters in a real-time section: minutes of wall clock
 MAX_METERS = 100000  # 200 sections: minutes of work on a few cores
+CLUSTER_MAX_METERS = 10000000  # --engine dask: 20,000 sections, for a cluster of many machines
+ENGINES = ("local", "dask")  # worker processes of this machine; a Dask distributed cluster (smitp.cluster)
 _READ_ANSWER = 1 + 4 + 8  # READ.RESP of READ_REGISTERS
 
 
@@ -67,11 +72,14 @@ def reachable(topo, root, skip=()):
     return {n for n, d in h.items() if 0 < d <= MAX_LEVEL}
 
 
-def read_every(disc, conc, regs=READ_REGISTERS):
+def read_every(disc, conc, regs=READ_REGISTERS, progress=None, phase="reading"):
     """One READ.REQ to every registered meter, parents first; a failed route is
-    repaired once. Returns {ACA: True/False}."""
+    repaired once. Returns {ACA: True/False}. progress(done, total, phase) as it goes."""
     out = {}
-    for m in disc.by_level():
+    order = disc.by_level()
+    for i, m in enumerate(order):
+        if progress:
+            progress(i, len(order), phase)
         if not m.registered:
             continue
         if not disc.route_ok(m) and not disc.repair(m):
@@ -89,6 +97,8 @@ def read_every(disc, conc, regs=READ_REGISTERS):
             except ConcentratorError:
                 out[m.aca] = False
                 break
+    if progress:
+        progress(len(order), len(order), phase)
     return out
 
 
@@ -123,10 +133,19 @@ def fixed_windows_s(disc):
             + windows * RELAY_WINDOW_MS / 1000.0)
 
 
-def check_fleet(n_meters, boards=0, fail_repeaters=0):
+def check_fleet(n_meters, boards=0, fail_repeaters=0, engine="local", scheduler=None):
     """ValueError naming the option unless run() can take these figures."""
-    if not 1 <= n_meters <= MAX_METERS:
-        raise ValueError("--meters: 1..%d, not %d" % (MAX_METERS, n_meters))
+    if engine not in ENGINES:
+        raise ValueError("--engine: one of %s, not %r" % (", ".join(ENGINES), engine))
+    if scheduler is not None and engine != "dask":
+        raise ValueError("--scheduler goes with --engine dask")
+    if engine == "dask" and boards:
+        raise ValueError("--boards: emulated boards run on this machine, in real time; not with --engine dask")
+    most = CLUSTER_MAX_METERS if engine == "dask" else MAX_METERS
+    if not 1 <= n_meters <= most:
+        raise ValueError("--meters: 1..%d%s, not %d" % (most, "" if engine == "dask" else
+                                                         " (up to %d with --engine dask)" % CLUSTER_MAX_METERS,
+                                                         n_meters))
     if not 0 <= boards <= min(n_meters, BOARD_SECTION_MAX):
         raise ValueError("--boards: 0..%d (and at most --meters), not %d" % (BOARD_SECTION_MAX, boards))
     if boards and n_meters > BOARD_SECTION_MAX:
@@ -142,7 +161,9 @@ def _pick_boards(topo, k, seed):
 
 
 def run_section(topo, seed=0, fail_repeaters=0, boards=(), workdir=None, progress=None):
-    """Discovery, registration and reads on one section; returns its figures."""
+    """Discovery, registration and reads on one section; returns its figures.
+    progress(done, total, phase): phase is "discovering", "registering",
+    "reading" or "reading after failures"."""
     from smitp.demo import wait_until_ready
 
     root = next(n["name"] for n in topo["nodes"] if n["role"] == "concentrator")
@@ -155,17 +176,17 @@ def run_section(topo, seed=0, fail_repeaters=0, boards=(), workdir=None, progres
         if boards:
             wait_until_ready(net)
         t0 = net.clock.now()
-        found = (lambda d, t, w: progress(d, t, "discovering")) if progress else None
+        found = (lambda d, t, w: progress(min(d, t), t, "discovering")) if progress else None
         disc = Discovery(port, section=section, progress=found, expected=len(reach))
         disc.discover()
         if progress:
-            progress(len(reach), len(reach), "discovered %d" % len(disc.meters))
+            progress(len(reach), len(reach), "discovering")
         phases = dict(disc.phase_s)
         t1 = net.clock.now()
-        disc.register_all()
+        disc.register_all(progress)
         t2 = net.clock.now()
         conc = Concentrator(port, book=disc.book)  # reads by SCA where it saves airtime
-        reads = read_every(disc, conc)
+        reads = read_every(disc, conc, progress=progress)
         phases.update(register=t2 - t1, read=net.clock.now() - t2)
         names = {aca: by_aca.get(aca, aca.hex()) for aca in disc.meters}
         res = {
@@ -184,7 +205,7 @@ def run_section(topo, seed=0, fail_repeaters=0, boards=(), workdir=None, progres
             res["kinds"] = _by_kind(disc, reads, names, set(boards))
         if fail_repeaters:
             t3 = net.clock.now()
-            res.update(_fail(net, topo, root, disc, conc, names, fail_repeaters, seed))
+            res.update(_fail(net, topo, root, disc, conc, names, fail_repeaters, seed, progress))
             phases["read_after_failures"] = net.clock.now() - t3
         # child -> (parent, SNR the child measured in discovery, None if unknown)
         tree = {names[a]: (names[m.route[-1]] if m.route else root, None if m.quality[1] == 0xFF else m.quality[1])
@@ -222,7 +243,7 @@ def _by_kind(disc, reads, names, boards):
     return out
 
 
-def _fail(net, topo, root, disc, conc, names, count, seed):
+def _fail(net, topo, root, disc, conc, names, count, seed, progress=None):
     """Power off `count` repeaters, read every meter again; the figures after the failure."""
     used = sorted({r for m in disc.meters.values() for r in m.route}, key=lambda a: names[a])
     failed = random.Random(seed + 1).sample(used, min(count, len(used)))
@@ -235,7 +256,7 @@ def _fail(net, topo, root, disc, conc, names, count, seed):
     failed_names = {names[a] for a in failed}
     affected = [a for a, m in disc.meters.items() if a not in failed and any(r in failed for r in m.route)]
     before = {a: disc.meters[a].route for a in affected}
-    reads = read_every(disc, conc)
+    reads = read_every(disc, conc, progress=progress, phase="reading after failures")
     return {
         "failed_repeaters": sorted(failed_names),
         "affected": len(affected),
@@ -250,42 +271,89 @@ def _ignore_interrupt():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _job(args):
-    topo, seed, fail = args
-    return run_section(topo, seed, fail)
+def peak_rss_mb():
+    """The largest resident memory this process has had, MB (Linux counts ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def section_job(n_meters, k, seed, fail_repeaters, section_meters):
+    """Section k of the fleet, run where this is called (a worker process of
+    this machine or of a Dask cluster): it builds its own topology from these
+    few numbers, so only they travel, and the figures come back."""
+    import socket
+
+    res = run_section(T.lv_section(n_meters, k, seed, section_meters), seed, fail_repeaters)
+    return {"k": k, "result": res, "worker": "%s:%d" % (socket.gethostname(), os.getpid()),
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def _pool_job(job):
+    return section_job(*job)
+
+
+def _local_jobs(jobs, workers):
+    """section_job over worker processes of this machine, results as they complete."""
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers, initializer=_ignore_interrupt) as pool:
+        yield from pool.imap_unordered(_pool_job, jobs)
 
 
 def run(n_meters, seed=0, boards=0, fail_repeaters=0, progress=None, workers=None,
-        section_meters=T.SECTION_METERS):
-    """The whole fleet; returns the report (per-section figures under "details")."""
-    check_fleet(n_meters, boards, fail_repeaters)
+        section_meters=T.SECTION_METERS, engine="local", scheduler=None):
+    """The whole fleet; returns the report (per-section figures under "details").
+
+    engine "local": sections in worker processes of this machine (one section
+    runs in this process); "dask": sections as tasks on a Dask distributed
+    cluster, a local one (`workers` processes) or the one at `scheduler`.
+    Same seed, same figures whichever engine (wall time and "engine" aside).
+    progress(done, total, phase): the phases of a lone section, else "sections".
+    """
+    check_fleet(n_meters, boards, fail_repeaters, engine, scheduler)
     wall0 = time.monotonic()
-    sections = T.lv_sections(n_meters, seed, section_meters)
-    results: list[dict | None] = [None] * len(sections)
-    done = 0
+    count = T.section_count(n_meters, section_meters)
+    results: list[dict | None] = [None] * count
+    usage: dict[str, float] = {}  # worker -> its peak resident memory, MB
     # R repeaters over the fleet: spread over the sections, the first ones first
-    fails = [fail_repeaters // len(sections) + (1 if i < fail_repeaters % len(sections) else 0)
-             for i in range(len(sections))]
+    fails = [fail_repeaters // count + (1 if i < fail_repeaters % count else 0) for i in range(count)]
     if boards:
         # The section holding the boards runs first, alone, in real time.
+        first = T.lv_section(n_meters, 0, seed, section_meters)
         with tempfile.TemporaryDirectory(prefix="smitp-sim-") as workdir:
-            picked = _pick_boards(sections[0], boards, seed)
-            results[0] = run_section(sections[0], seed, fails[0], picked, workdir, progress)
-        done = results[0]["meters"]
-    rest = [i for i in range(len(sections)) if results[i] is None]
-    if len(rest) == 1 and not boards:
-        results[rest[0]] = run_section(sections[rest[0]], seed, fails[rest[0]], progress=progress)
+            picked = _pick_boards(first, boards, seed)
+            results[0] = run_section(first, seed, fails[0], picked, workdir, progress if count == 1 else None)
+    rest = [k for k in range(count) if results[k] is None]
+    t_rest = time.monotonic()
+    if len(rest) == 1 and engine == "local":
+        results[rest[0]] = run_section(T.lv_section(n_meters, rest[0], seed, section_meters), seed,
+                                       fails[rest[0]], progress=progress)
+        usage["%d" % os.getpid()] = peak_rss_mb()
     elif rest:
-        workers = workers or min(len(rest), os.cpu_count() or 1)
-        jobs = [(sections[i], seed, fails[i]) for i in rest]
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers, initializer=_ignore_interrupt) as pool:
-            for i, res in zip(rest, pool.imap(_job, jobs)):
-                results[i] = res
-                done += res["meters"]
-                if progress:
-                    progress(done, n_meters, "section %d/%d" % (i + 1, len(sections)))
-    return summarise(results, n_meters, seed, time.monotonic() - wall0, fail_repeaters)
+        jobs = [(n_meters, k, seed, fails[k], section_meters) for k in rest]
+        if engine == "dask":
+            from smitp import cluster
+
+            done_jobs = cluster.run_jobs(section_job, jobs, scheduler, workers)
+        else:
+            done_jobs = _local_jobs(jobs, workers or min(len(rest), os.cpu_count() or 1))
+        if progress:
+            progress(0, len(rest), "sections")
+        for n, job in enumerate(done_jobs, 1):
+            results[job["k"]] = job["result"]
+            usage[job["worker"]] = max(usage.get(job["worker"], 0.0), job["peak_rss_mb"])
+            if progress:
+                progress(n, len(rest), "sections")
+    rest_s = time.monotonic() - t_rest
+    rep = summarise(results, n_meters, seed, time.monotonic() - wall0, fail_repeaters)
+    rep["engine"] = {
+        "name": engine,
+        "scheduler": scheduler if engine == "dask" else None,
+        "workers": len(usage),
+        "sections_per_s": round(len(rest) / rest_s, 4) if rest and rest_s > 0 else None,
+        "worker_peak_rss_mb": round(max(usage.values()), 1) if usage else None,
+    }
+    return rep
 
 
 def summarise(results, n_meters, seed, wall_s, fail_repeaters=0):
@@ -331,15 +399,19 @@ def summarise(results, n_meters, seed, wall_s, fail_repeaters=0):
     return rep
 
 
-def tree_svg(report, n_meters, seed, section_meters=T.SECTION_METERS):
-    """SVG of the discovered tree: concentrators, repeaters, hop levels."""
-    sections = T.lv_sections(n_meters, seed, section_meters)
+def tree_scene(report, n_meters, seed, section_meters=T.SECTION_METERS):
+    """The picture of the discovered tree (smitp.treeview): a panel per
+    concentrator, meters by hop level, repeaters and failed repeaters marked."""
+    from smitp import treeview
+
     nodes, links, roots = [], [], []
     failed = set(report.get("failed_repeaters", ()))
-    for topo, res in zip(sections, report["details"]):
+    for k, res in enumerate(report["details"]):
+        topo = T.lv_section(n_meters, k, seed, section_meters)
         repeaters = set(res["repeaters"])
         for n in topo["nodes"]:
-            n = {k: v for k, v in n.items() if k in ("name", "role", "aca")}
+            n = {key: v for key, v in n.items() if key in ("name", "role", "aca")}
+            n["root"] = res["root"]
             if n["name"] in repeaters:
                 n["repeater"] = True
             if n["name"] in failed:
@@ -348,7 +420,12 @@ def tree_svg(report, n_meters, seed, section_meters=T.SECTION_METERS):
         roots.append(res["root"])
         for child, (parent, snr) in res["tree"].items():
             links.append({"a": parent, "b": child} if snr is None else {"a": parent, "b": child, "snr_db": snr})
-    return T.to_svg({"nodes": nodes, "links": links}, root=roots if len(roots) > 1 else roots[0])
+    return treeview.draw(nodes, links, roots)
+
+
+def tree_svg(report, n_meters, seed, section_meters=T.SECTION_METERS):
+    """SVG text of tree_scene()."""
+    return tree_scene(report, n_meters, seed, section_meters).svg()
 
 
 def print_report(rep, out=None):

@@ -33,7 +33,6 @@ normalised topology again gives the same result.
 import json
 import math
 import random
-from xml.sax.saxutils import escape
 
 # Link budget. Project choices, plausible for CENELEC-A band PLC on a European
 # LV network; the standard's PHY figures are not public.
@@ -359,30 +358,33 @@ def lv_sections(n_meters, seed=0, section_meters=SECTION_METERS):
     """[topology, ...]: `n_meters` meters over ceil(n / section_meters) lv_feeder
     sections of near-equal size. Concentrators are dcu1, dcu2, ... (dcu when
     there is one section); meters m1..mN and their ACAs are unique across them."""
+    return [lv_section(n_meters, k, seed, section_meters) for k in range(section_count(n_meters, section_meters))]
+
+
+def section_count(n_meters, section_meters=SECTION_METERS):
     if not isinstance(n_meters, int) or n_meters < 0:
         raise ValueError("n_meters must be a non-negative integer, not %r" % (n_meters,))
     if section_meters < 1:
         raise ValueError("section_meters must be at least 1, not %r" % (section_meters,))
-    count = max(1, math.ceil(n_meters / section_meters))
-    out, first = [], 1
-    for k in range(count):
-        size = n_meters // count + (1 if k < n_meters % count else 0)
-        root = "dcu" if count == 1 else "dcu%d" % (k + 1)
-        topo = lv_feeder(size, seed=seed * 1000 + k, root=root, first=first)
-        topo["meta"].update({"section": k + 1, "sections": count})
-        out.append(topo)
-        first += size
-    return out
+    return max(1, math.ceil(n_meters / section_meters))
 
 
-# --- SVG drawing -------------------------------------------------------------
+def lv_section(n_meters, k, seed=0, section_meters=SECTION_METERS):
+    """Section k (from 0) of lv_sections(n_meters, seed, section_meters), built
+    alone: a worker of a cluster makes its own from these few numbers."""
+    count = section_count(n_meters, section_meters)
+    if not 0 <= k < count:
+        raise ValueError("section %r of %d" % (k, count))
+    base, extra = divmod(n_meters, count)
+    size = base + (1 if k < extra else 0)
+    first = 1 + k * base + min(k, extra)
+    root = "dcu" if count == 1 else "dcu%d" % (k + 1)
+    topo = lv_feeder(size, seed=seed * 1000 + k, root=root, first=first)
+    topo["meta"].update({"section": k + 1, "sections": count})
+    return topo
 
-_COL_W = 160
-_ROW_H = 34
-_MARGIN = 24
-_HEAD = 28
-_LINK_STYLE = 'stroke="#b0b0b0" stroke-width="1"'
-_ROUTE_STYLE = 'stroke="#d62728" stroke-width="3" stroke-opacity="0.8"'
+
+# --- pictures (smitp.treeview draws) -------------------------------------------
 
 
 def _route_paths(routes, root, by_aca):
@@ -398,75 +400,29 @@ def _route_paths(routes, root, by_aca):
     return out
 
 
-def to_svg(topology, routes=None, root=None):
-    """SVG text: nodes in columns by hop level from `root`, links, highlighted routes.
+def scene(topology, routes=None, root=None):
+    """The picture of a topology (smitp.treeview.Scene): concentrators on top,
+    nodes by hop level, every link, highlighted routes.
 
     `routes` is a list of paths, or a dict {destination: path}; a path is a list
     of node names (or ACAs) from the concentrator, which may be left out.
-    `root` defaults to the first concentrator. Unreachable nodes get a last column.
+    `root` defaults to the concentrators (the first node if there is none).
     """
+    from smitp import treeview
+
     topo = load(topology)
-    if not topo["nodes"]:
-        return '<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0"/>\n'
     if root is None:
         roots = [n["name"] for n in topo["nodes"] if n["role"] == "concentrator"]
-        root = (roots if len(roots) > 1 else roots[0]) if roots else topo["nodes"][0]["name"]
-    level = hops(topo, root)
-    last = max(level.values()) + 1
-    columns = {}
-    for n in topo["nodes"]:
-        columns.setdefault(level.get(n["name"], last), []).append(n)
-    pos = {}
-    for col, members in columns.items():
-        for row, n in enumerate(members):
-            pos[n["name"]] = (_MARGIN + col * _COL_W + 10, _MARGIN + _HEAD + row * _ROW_H + 10)
-    ncols = max(columns) + 1
-    nrows = max(len(m) for m in columns.values())
-    width = 2 * _MARGIN + ncols * _COL_W
-    height = 2 * _MARGIN + _HEAD + nrows * _ROW_H
+        root = (roots if len(roots) > 1 else roots[0]) if roots else topo["nodes"][0]["name"] if topo["nodes"] else []
+    roots = list(root) if isinstance(root, (list, tuple)) else [root]
     by_aca = {n["aca"]: n["name"] for n in topo["nodes"] if "aca" in n}
+    # a one-way link is no hop (hops()): the tree follows links heard both ways only
+    heard = {(link["a"], link["b"]) for link in topo["links"]}
+    heard |= {(link["b"], link["a"]) for link in topo["links"] if not link["directed"]}
+    two_way = [link for link in topo["links"] if not link["directed"] or (link["b"], link["a"]) in heard]
+    return treeview.draw(topo["nodes"], topo["links"], roots, _route_paths(routes, root, by_aca), tree=two_way)
 
-    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
-           'viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">' % (width, height, width, height),
-           '<rect width="100%" height="100%" fill="white"/>']
-    for col in range(ncols):
-        label = "unreachable" if col == last else "hop %d" % col
-        out.append('<text x="%d" y="%d" font-weight="bold">%s</text>' % (_MARGIN + col * _COL_W, _MARGIN + 12, label))
-    out.append('<g class="links">')
-    for link in topo["links"]:
-        (x1, y1), (x2, y2) = pos[link["a"]], pos[link["b"]]
-        dash = ' stroke-dasharray="4 3"' if link["directed"] else ""
-        out.append('<line x1="%d" y1="%d" x2="%d" y2="%d" %s%s><title>%s - %s: %.1f dB SNR</title></line>'
-                   % (x1, y1, x2, y2, _LINK_STYLE, dash, escape(link["a"]), escape(link["b"]), link["snr_db"]))
-    out.append('</g>')
-    out.append('<g class="routes">')
-    for path in _route_paths(routes, root, by_aca):
-        for u, v in zip(path, path[1:]):
-            if u in pos and v in pos:
-                (x1, y1), (x2, y2) = pos[u], pos[v]
-                out.append('<line x1="%d" y1="%d" x2="%d" y2="%d" %s/>' % (x1, y1, x2, y2, _ROUTE_STYLE))
-    out.append('</g>')
-    out.append('<g class="nodes">')
-    for n in topo["nodes"]:
-        x, y = pos[n["name"]]
-        name = escape(n["name"])
-        hop = level.get(n["name"])
-        tip = "%s (%s)%s, %s" % (name, n["role"], " ACA " + n["aca"] if "aca" in n else "",
-                                  "unreachable" if hop is None else "%d hop(s)" % hop)
-        if n["role"] == "concentrator":
-            shape = '<rect x="%d" y="%d" width="16" height="16" fill="#1f77b4" stroke="#0b3c5d"/>' % (x - 8, y - 8)
-        else:
-            # free metadata: "failed" (powered off), "repeater" (repeats for others)
-            fill = "#ffffff" if hop is not None else "#f2dede"
-            if n.get("repeater"):
-                fill = "#ffd27f"
-            if n.get("failed"):
-                fill = "#999999"
-            shape = '<circle cx="%d" cy="%d" r="7" fill="%s" stroke="#333333"/>' % (x, y, fill)
-        out.append('<g><title>%s</title>%s<text x="%d" y="%d">%s</text>' % (tip, shape, x + 12, y + 4, name))
-        if "aca" in n:
-            out.append('<text x="%d" y="%d" font-size="8" fill="#666666">%s</text>' % (x + 12, y + 14, n["aca"]))
-        out.append('</g>')
-    out.append('</g>')
-    out.append('</svg>')
-    return "\n".join(out) + "\n"
+
+def to_svg(topology, routes=None, root=None):
+    """SVG text of scene()."""
+    return scene(topology, routes, root).svg()

@@ -1,19 +1,23 @@
 """`smitp sim`: the fleet simulation on the virtual clock, small sizes."""
 
 import json
+import xml.etree.ElementTree as ET
 
-from smitp import sim
+from smitp import sim, treeview
 from smitp import topology as T
 from smitp.cli import main
 from smitp.discovery import MAX_LEVEL
+from smitp.png import decode_png
+
+SVG = "{http://www.w3.org/2000/svg}"
 
 KEYS = ("meters", "reachable", "discovered", "registered", "read_ok", "max_hops", "frames", "airtime_s",
         "sim_time_s", "wall_s")
 
 
 def test_cli_json_reports_every_meter_discovered_registered_and_read(capsys, tmp_path):
-    svg = tmp_path / "tree.svg"
-    assert main(["sim", "--meters", "60", "--seed", "1", "--json", "--svg", str(svg)]) == 0
+    svg, png = tmp_path / "tree.svg", tmp_path / "tree.png"
+    assert main(["sim", "--meters", "60", "--seed", "1", "--json", "--svg", str(svg), "--png", str(png)]) == 0
     rep = json.loads(capsys.readouterr().out)
     for k in KEYS:
         assert k in rep, k
@@ -21,8 +25,11 @@ def test_cli_json_reports_every_meter_discovered_registered_and_read(capsys, tmp
     assert rep["max_hops"] >= 2 and rep["frames"] > 60
     assert rep["sim_time_s"] > rep["airtime_min_s"] > 0
     text = svg.read_text()
-    assert text.startswith("<svg") and text.count("<circle") == 60 and "hop 2" in text
-    assert 'fill="#ffd27f"' in text  # repeaters are marked
+    nodes = ET.fromstring(text).find(SVG + "g[@class='nodes']")
+    assert text.startswith("<svg") and len(nodes.findall(SVG + "circle")) == 60 and "hop 2: " in text
+    assert len(nodes.findall(SVG + "circle[@fill='#%02x%02x%02x']" % treeview.COLOURS["repeater"])) >= 1
+    width, height, _, _ = decode_png(png.read_bytes())
+    assert (width, height) == (int(ET.fromstring(text).get("width")), int(ET.fromstring(text).get("height")))
 
 
 def test_cli_text_and_failed_repeaters(capsys):
@@ -45,7 +52,7 @@ def test_sections_run_in_parallel_workers():
     roots = [d["root"] for d in rep["details"]]
     assert roots == ["dcu1", "dcu2", "dcu3"]
     svg = sim.tree_svg(rep, 45, 3, section_meters=15)
-    assert svg.count("<rect x=") == 3 and "unreachable" not in svg
+    assert svg.count("(concentrator)</title>") == 3 and "not reached:" not in svg
 
 
 def test_a_section_costs_a_few_times_its_floor():

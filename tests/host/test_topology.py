@@ -178,11 +178,15 @@ def test_svg_is_well_formed_and_draws_everything():
     root = ET.fromstring(T.to_svg(topo))
     assert root.tag == SVG + "svg"
     texts = [t.text for t in root.iter(SVG + "text")]
-    for name in ("dcu", "m1", "m2", "m3", "A8040A1E8903", "hop 0", "hop 2"):
+    # meters by ACA, the concentrator by name, a heading per hop level
+    for name in ("dcu", "A8040A1E8901", "A8040A1E8902", "A8040A1E8903", "hop 1: 2", "hop 2: 1"):
         assert name in texts
     links = root.find(SVG + "g[@class='links']")
     assert len(links.findall(SVG + "line")) == 4
     assert len(root.find(SVG + "g[@class='routes']")) == 0
+    y = {e.find(SVG + "title").text.split(" ")[0]: float(e.get("cy", e.get("y")))
+         for e in root.find(SVG + "g[@class='nodes']")}
+    assert y["dcu"] < y["m1"] == y["m2"] < y["m3"]  # the concentrator on top, then by hop level
 
 
 def test_svg_routes_are_highlighted():
@@ -200,7 +204,9 @@ def test_svg_unreachable_and_escaping():
     t["nodes"].append({"name": "<lonely&>", "aca": "010000000009"})
     root = ET.fromstring(T.to_svg(t))
     texts = [x.text for x in root.iter(SVG + "text")]
-    assert "<lonely&>" in texts and "unreachable" in texts
+    assert "010000000009" in texts and "not reached: 1" in texts
+    titles = [x.text for x in root.iter(SVG + "title")]
+    assert "<lonely&> (not reached), ACA 010000000009" in titles
 
 
 def test_svg_of_an_empty_topology():
