@@ -26,7 +26,7 @@ if ok and LMON is not None:
 print("provisioned" if ok else "flash refused the records")
 """
 
-_MOUNT_IMAGE = """
+_MOUNT = """
 import sys, vfs
 sys.path.append(%(board_dir)r)
 sys.path.append(%(firmware)r)
@@ -38,6 +38,8 @@ except OSError:
     vfs.VfsLfs2.mkfs(flash)
     fs = vfs.VfsLfs2(flash)
 vfs.mount(fs, "/flash")
+"""
+_READ_KEYS = """
 K1, K2, LMON = sys.stdin.readline().split()
 LMON = None if LMON == "-" else int(LMON)
 """
@@ -68,13 +70,18 @@ def _check_image(image):
         raise ProvisionError("%s is not an emulated board's flash image; refusing to format it" % image)
 
 
+def mount_script(image):
+    """The start of a MicroPython script that mounts the emulated board's flash image `image` on
+    /flash (formatted if new), the board's and the firmware's modules importable."""
+    return _MOUNT % {"board_dir": str(BOARD_MAIN.parent), "firmware": str(BOARD_MAIN.parents[2] / "firmware"),
+                     "image": str(image)}
+
+
 def provision_image(image, k1, k2, lmon=None):
     """Write the keys (and LMON) into an emulated board's flash image file."""
     _check(k1, k2)
     _check_image(image)
-    board_dir = str(BOARD_MAIN.parent)
-    firmware = str(BOARD_MAIN.parents[2] / "firmware")
-    script = _MOUNT_IMAGE % {"board_dir": board_dir, "firmware": firmware, "image": str(image)} + _WRITE_RECORDS
+    script = mount_script(image) + _READ_KEYS + _WRITE_RECORDS
     line = "%s %s %s\n" % (k1.hex(), k2.hex(), "-" if lmon is None else lmon)
     _run("provisioning %s" % image, [micropython_path(), "-c", script], line, 30)
 

@@ -16,24 +16,14 @@ from meter import slots as S
 from meter.model import registers as R
 from smitp import topology
 from smitp.concentrator import Concentrator
-from smitp.emulated_board import BOARD_MAIN, EmulatedBoard, micropython_path
+from smitp.emulated_board import EmulatedBoard, micropython_path
 from smitp.image import compile_file
 from smitp.medium import Medium
 from smitp.network import Network
+from smitp.provision import mount_script
 
 ACA = "A8040A1E8901"
 _WRITE = """
-import sys, vfs
-sys.path.append(%(board_dir)r)
-sys.path.append(%(firmware)r)
-from board import FileFlash
-flash = FileFlash(%(image)r)
-try:
-    fs = vfs.VfsLfs2(flash)
-except OSError:
-    vfs.VfsLfs2.mkfs(flash)
-    fs = vfs.VfsLfs2(flash)
-vfs.mount(fs, "/flash")
 from meter.storage import Store
 st = Store("/flash")
 st.folder("s1")
@@ -52,8 +42,7 @@ def test_loader_rolls_back_a_slot_that_does_not_import(tmp_path):
     compile_file(src, tmp_path / "broken.mpy", "meter/__init__.py")
     header = F.Header(64, 0x000900, 100, bytes(32), bytes(16)).pack()
     board = EmulatedBoard("m1", ACA, "SNLOAD", tmp_path)
-    script = _WRITE % {"board_dir": str(BOARD_MAIN.parent), "firmware": str(BOARD_MAIN.parents[2] / "firmware"),
-                       "image": str(board.flash), "mpy": str(tmp_path / "broken.mpy"), "header": header.hex()}
+    script = mount_script(board.flash) + _WRITE % {"mpy": str(tmp_path / "broken.mpy"), "header": header.hex()}
     r = subprocess.run([micropython_path(), "-c", script], capture_output=True, text=True, timeout=60)
     assert "written" in r.stdout, r.stdout + r.stderr
     topo = topology.load({"nodes": [{"name": "dcu", "role": "concentrator"}, {"name": "m1", "aca": ACA}],

@@ -192,8 +192,7 @@ def provision_image(image, entry):
     writer, meter.dlms.server.provision, run by MicroPython on the mounted image)."""
     from smitp import provision as P
 
-    script = _WRITE_DLMS % {"board_dir": str(P.BOARD_MAIN.parent), "image": str(image),
-                            "firmware": str(P.BOARD_MAIN.parents[2] / "firmware")}
+    script = P.mount_script(image) + _WRITE_DLMS
     ek = entry.get("ek", "00" * 16)
     ak = entry.get("ak", "00" * 16)
     lls = entry.get("lls", "").encode().hex() or "-"
@@ -201,17 +200,6 @@ def provision_image(image, entry):
 
 
 _WRITE_DLMS = """
-import sys, vfs
-sys.path.append(%(board_dir)r)
-sys.path.append(%(firmware)r)
-from board import FileFlash
-flash = FileFlash(%(image)r)
-try:
-    fs = vfs.VfsLfs2(flash)
-except OSError:
-    vfs.VfsLfs2.mkfs(flash)
-    fs = vfs.VfsLfs2(flash)
-vfs.mount(fs, "/flash")
 EK, AK, LLS = sys.stdin.readline().split()
 from meter.dlms.server import provision
 from meter.storage import Store
