@@ -89,9 +89,13 @@ def test_power_cut_keeps_keys_and_lmon(feeder):
 def test_heap_after_boot_and_peak_stay_inside_the_heap(feeder):
     net, conc, aca = feeder
     board = _board(net)
-    net.run_for(1.5)  # one more metrology sample after the reads: the board reports its peaks
+    def peaks():
+        return [ln for ln in board.heap_lines() if ln.startswith("heap: peak")]
+
+    before = len(peaks())  # one more metrology sample after the reads: the board reports its peaks
+    assert net.run_until(lambda: len(peaks()) > before, 30), board.log_text()[-1000:]
     boot = [ln for ln in board.heap_lines() if ln.startswith("heap: boot")]
-    peak = [ln for ln in board.heap_lines() if ln.startswith("heap: peak")]
+    peak = peaks()
     assert boot and peak, board.log_text()[-1000:]
     live, free, total = (int(x) for x in re.match(r"heap: boot live (\d+) free (\d+) total (\d+)", boot[-1]).groups())
     assert total <= HEAP and live + free == total
