@@ -125,6 +125,10 @@ class EmulatedBoard:
         self._pins_w = pin_w
         self.uart_fd, self.pins_fd, self.control_fd = slave, pin_r, ctl_w
         self.optical_fd, self.optical_path = opt_slave, os.ttyname(opt_slave)
+        self._launch()
+
+    def _launch(self):
+        """Power on: the first process, then the supervisor that resets it like hardware."""
         self._stopping.clear()
         self._levels = {}
         try:
@@ -132,7 +136,7 @@ class EmulatedBoard:
         except OSError:
             self._close()
             raise
-        self._supervisor = threading.Thread(target=self._supervise, name="%s watchdog" % self.name, daemon=True)
+        self._supervisor = threading.Thread(target=self._supervise, name="%s supervisor" % self.name, daemon=True)
         self._supervisor.start()
 
     def _spawn(self, cause):

@@ -17,7 +17,6 @@ import select
 import shutil
 import subprocess
 import termios
-import threading
 import time
 import tty
 from pathlib import Path
@@ -92,15 +91,7 @@ class McuBoard(EmulatedBoard):
         self._console = con_m
         self._pins_w = pin_w
         self.uart_fd, self.pins_fd, self.control_fd = modem_m, pin_r, None
-        self._stopping.clear()
-        self._levels = {}
-        try:
-            self._spawn("power")
-        except OSError:
-            self._close()
-            raise
-        self._supervisor = threading.Thread(target=self._supervise, name="%s supervisor" % self.name, daemon=True)
-        self._supervisor.start()
+        self._launch()
 
     def command(self, cause):
         modem_s, _pm, pins_s, _cm, con_s = self._board_ends
