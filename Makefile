@@ -43,11 +43,14 @@ $(STAMP): requirements.txt pyproject.toml setup.py $(STUB_REQS)
 MCU_TOOLS := arm-none-eabi-gcc qemu-system-arm
 MCU_HAVE := $(shell for t in $(MCU_TOOLS); do command -v $$t >/dev/null || echo no; done)
 
-# -rs: each skipped test is listed with its reason (the README examples that need hardware ...)
+# -rs: each skipped test is listed with its reason (the README examples that need hardware ...).
+# TEST_JOBS worker processes (pytest-xdist), a test file each at a time: the emulated boards
+# spend much of their time waiting on the line's real-time pace, so two workers halve the run.
+TEST_JOBS ?= 2
 test: setup
 	@if [ -n "$(MCU_HAVE)" ]; then echo "make test: the emulated-MCU tests are not part of it: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm, then make test-mcu"; \
 	else echo "make test: the emulated-MCU tests run apart: make test-mcu"; fi
-	$(BIN)/python -m pytest -q -rs tests --ignore=tests/mcu
+	$(BIN)/python -m pytest -q -rs -n $(TEST_JOBS) --dist loadfile tests --ignore=tests/mcu
 
 # The firmware image for the emulated Cortex-M4 (QEMU netduinoplus2 with the
 # NUCLEO-F401RE's memory), MicroPython from Debian's source package: build/mcu/.

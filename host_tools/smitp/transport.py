@@ -5,6 +5,7 @@ goes over it, the requests of smitp.client plain or under smitp.secure's rules, 
 
 import time
 
+from meter.app import security as sec
 from smitp import client, secure
 from smitp.errors import NoAnswer
 
@@ -20,6 +21,12 @@ def resend(send, wait, tries, stats):
         if answer is not None:
             return answer
     return None
+
+
+def _plain(lsdu, ecc):
+    """A plain request's answer is plain: an authenticated one that comes meanwhile answers an
+    earlier request (late, on a slow line) and is not this one's."""
+    return ecc == 0 and not sec.is_authenticated(lsdu[0])
 
 
 class Link:
@@ -44,7 +51,7 @@ class Link:
         """The result of op, a smitp.client Request or procedure: plain, or with the session `meter`
         authenticated with `ecc` (None: each request's default)."""
         if meter is None:
-            return client.run(op, lambda req: self.exchange(req.lsdu, 0, req.answer_max(False))[1])
+            return client.run(op, lambda req: self.exchange(req.lsdu, 0, req.answer_max(False), accept=_plain)[1])
         return client.run(op, lambda req: self._sealed(meter, req, ecc))
 
     def secured(self, meter, rule, *args):
