@@ -208,6 +208,8 @@ class Objects:
                 w.value(X.U8, self.clock_status())
             else:
                 w.value(X.ENUM, 1)  # internal crystal
+        elif cls == ASSOCIATION_LN and attr in (3, 4, 6):
+            self._partners(attr, w)
         elif cls == ASSOCIATION_LN:
             return self.assoc.association_attr(attr, w)
         elif cls == PROFILE_GENERIC:
@@ -231,6 +233,25 @@ class Objects:
         else:
             return self.calendar.get(cls, obj[O_OBIS], attr, w)
         return OK
+
+    def _partners(self, attr, w):
+        # The convergence layer carries no SAPs (docs/protocol.md): the client is named by its
+        # association's kind, 16 the public client, 1 the management client; the server is 1.
+        a = self.assoc
+        if attr == 3:
+            w.group(X.STRUCT, 2)
+            w.value(X.S8, 16 if a.level == PUBLIC else 1)
+            w.value(X.U16, 1)
+            return
+        # object identifiers 2.16.756.5.8.1.n (context) and 2.16.756.5.8.2.n (mechanism), as 7 fields
+        w.group(X.STRUCT, 7)
+        w.value(X.U8, 2)
+        w.value(X.U8, 16)
+        w.value(X.U16, 756)
+        w.value(X.U8, 5)
+        w.value(X.U8, 8)
+        w.value(X.U8, 1 if attr == 4 else 2)
+        w.value(X.U8, (3 if a.ciphered else 1) if attr == 4 else (5 if a.ciphered else a.level))
 
     def clock_status(self):
         # bit 0 invalid value: the clock was not set since power-up
