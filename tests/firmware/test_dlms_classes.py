@@ -185,6 +185,8 @@ def test_activity_calendar_over_the_contracts_and_their_tables():
     assert a.get(20, CALENDAR, 5).startswith(unhex("00 0108 0202 1100 0105") + day0)
     assert a.get(20, CALENDAR, 10) == b"\x00" + NONE
     assert a.act(20, CALENDAR, 1, unhex("0F00")) == 0xFA  # no passive calendar programmed
+    assert a.set(20, CALENDAR, 10, dt(T0 + 86400)) == 0xFA  # nor may an empty one be scheduled
+    assert a.model.get(R.CONTRACT_2) == bytes(15)
     c2 = struct.pack(">IIHBI", 7, 5000, 1, 2, 0)
     assert C.write(a.model, R.CONTRACT_2, c2) == 0  # as the Original-SMITP WRITE would
     assert a.get(20, CALENDAR, 6) == unhex("00 0901 37")
@@ -223,6 +225,12 @@ def test_access_rights_of_the_new_objects():
     assert m.ask(unhex("C3 01 C1 0009 00000A006AFF 01 01 12 0001")) == unhex("C7 01 C1 03 00")
     assert m.model.get(R.CUTOFF_STATE)[0] == 0
     assert m.ask(unhex("C0 01 C1 0047 0000110000FF 0C 00")) == unhex("C4 01 C1 01 04")  # no attribute 12
+    from test_dlms_server import read_all
+
+    objects, _ = read_all(m, unhex("C0 01 C1 000F 0000280000FF 02 00"), 1200)
+    buffer = unhex("0203 0F02 1601 0102 0F01 0F02")  # the profile buffer: by range, by entry
+    assert objects.count(buffer) == 2 and objects.count(unhex("0203 0F04 1601 00")) >= 5  # others: none
+    assert unhex("0203 0F04 1601 00") in objects[objects.index(unhex("0906 0000110000FF")):]  # limiter: read
     limiter = [o for o in C.OBJECTS if o[C.O_CLASS] == 71][0]
     assert [C.may_write(limiter, k, C.MANAGER) for k in range(1, 12)] == [
         0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 0]

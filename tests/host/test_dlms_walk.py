@@ -184,6 +184,9 @@ def test_dlms_cosem_gets_every_attribute_of_every_object(feeder):
     feeder.done(c)
     assert undecoded == [(15, 5)]  # xDLMS context info: its conformance block is a bit-string (Gurux decodes it)
     assert len(objects) == len(C.OBJECTS) and NEW_CLASSES <= classes
+    profiles = [e for e in objects if e[0] == 7]
+    assert profiles and all(e[3][0][1][2] == [1, 2] for e in profiles)  # the buffer: by range, by entry
+    assert all(a[2] is None for e in objects for a in e[3][0] if (e[0], a[0]) != (7, 2))
     assert n == sum(C.ATTRS[o[0]] for o in C.OBJECTS) - 1  # all but the association's secret
     assert compared == BEHIND
 
@@ -261,12 +264,13 @@ def test_dlms_cosem_sets_the_time_zone_and_threshold_and_runs_the_new_methods(fe
 
 def test_gurux_sets_the_time_zone_and_threshold_and_runs_the_new_methods(feeder):
     from gurux_dlms.enums import DataType
-    from gurux_dlms.objects import (GXDLMSActivityCalendar, GXDLMSClock, GXDLMSDemandRegister, GXDLMSLimiter,
-                                    GXDLMSScriptTable, GXDLMSSpecialDaysTable)
+    from gurux_dlms.objects import (GXDLMSActivityCalendar, GXDLMSClock, GXDLMSDemandRegister,
+                                    GXDLMSExtendedRegister, GXDLMSLimiter, GXDLMSScriptTable, GXDLMSSpecialDaysTable)
 
     from test_dlms_gurux import Driver
 
     feeder.model.set(R.DEMAND_LAST, 300, persist=False)
+    feeder.model.set(R.MAX_DEMAND, struct.pack(">II", 777, 1764673200))
     d = Driver(feeder)
     d.associate()
     clock, lim = GXDLMSClock("0.0.1.0.0.255"), GXDLMSLimiter("0.0.17.0.0.255")
@@ -277,6 +281,7 @@ def test_gurux_sets_the_time_zone_and_threshold_and_runs_the_new_methods(feeder)
     lim.setDataType(4, DataType.INT32)
     d.run(d.c.write(lim, 4))
     d.run(GXDLMSDemandRegister("1.0.1.4.0.255").reset(d.c))
+    d.run(GXDLMSExtendedRegister("1.0.1.6.0.255").reset(d.c))
     d.run(GXDLMSScriptTable("0.0.10.0.106.255").execute(d.c, 1))
     sd = GXDLMSSpecialDaysTable("0.0.11.0.0.255")
     d.read(sd, 2)
@@ -287,7 +292,7 @@ def test_gurux_sets_the_time_zone_and_threshold_and_runs_the_new_methods(feeder)
     d.run(d.c.releaseRequest())
     assert struct.unpack(">h", feeder.read(R.DST_RULES)[:2])[0] == -60
     assert struct.unpack(">IIHBI", feeder.read(R.CONTRACT_1))[:2] == (9, 7000)  # the passive one, now active
-    assert int.from_bytes(feeder.read(R.DEMAND_LAST), "big") == 0
+    assert int.from_bytes(feeder.read(R.DEMAND_LAST), "big") == 0 and feeder.read(R.MAX_DEMAND) == bytes(8)
     assert feeder.read(R.CUTOFF_STATE)[0] == 1
     assert [raw for _, raw in feeder.conc.read_table(M3, R.HOLIDAYS, route=(M2,))][1] == bytes(4)
     assert 0xDB in d.tags

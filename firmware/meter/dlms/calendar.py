@@ -217,6 +217,8 @@ class Calendar:
             return self._set_clock(attr, buf, off, end)
         if cls == ACTIVITY_CALENDAR:  # passive calendar activation time: contract 2's
             t = B.parse_date_time(buf, off, end)
+            if not B.field(m, R.CONTRACT_2, _CONTRACT, 0):
+                return B.OTHER  # no passive calendar: an empty contract would replace contract 1
             return B.write(m, R.CONTRACT_2, B.with_field(m, R.CONTRACT_2, _CONTRACT, 4, t))
         # single action schedule: one execution time, every month
         if buf[off] != X.ARRAY or buf[off + 1] != 1 or buf[off + 2] != X.STRUCT or buf[off + 3] != 2:

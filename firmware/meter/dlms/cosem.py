@@ -125,6 +125,17 @@ def may_write(obj, attr, level):
     return level >= MANAGER and obj[O_WRITE] >> attr & 1
 
 
+def access_selectors(obj, attr, w):
+    """The access selectors of an attribute in the object list: by range (1)
+    and by entry (2) for a profile's buffer, none (null-data) elsewhere."""
+    if obj[O_CLASS] == PROFILE_GENERIC and attr == 2:
+        w.group(X.ARRAY, 2)
+        w.value(X.S8, 1)
+        w.value(X.S8, 2)
+    else:
+        w.byte(X.NULL)
+
+
 def may_invoke(obj, method, level):
     return level >= MANAGER and obj[O_METHODS] >> method & 1
 
