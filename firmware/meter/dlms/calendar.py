@@ -58,6 +58,14 @@ def source(cls, attr, reg):
     return None
 
 
+def _used(data, size, k):
+    # records of `size` bytes in data whose byte k (a month) is not 0
+    n = 0
+    for i in range(k, len(data), size):
+        n += 1 if data[i] else 0
+    return n
+
+
 def _digits(w, n):
     w.octets(str(n).encode())
 
@@ -96,15 +104,20 @@ class Calendar:
             if tb is None:
                 return B.UNAVAILABLE
             h = tb.data
-            used = [i for i in range(len(tb)) if h[4 * i + 2]]
             day_id = m.get(R.CONTRACT_1)[10]
-            w.group(X.ARRAY, len(used))
-            for i in used:
-                y = (h[4 * i] << 8) | h[4 * i + 1]
-                w.group(X.STRUCT, 3)
-                w.value(X.U16, i)
-                w.octets(bytes(((y >> 8) if y else 0xFF, (y & 0xFF) if y else 0xFF, h[4 * i + 2], h[4 * i + 3], 0xFF)))
-                w.value(X.U8, day_id)
+            w.group(X.ARRAY, _used(h, 4, 2))
+            for i in range(len(tb)):
+                if h[4 * i + 2]:  # month 0: a free slot
+                    y = (h[4 * i] << 8) | h[4 * i + 1]
+                    w.group(X.STRUCT, 3)
+                    w.value(X.U16, i)
+                    w.byte(X.OCTETS)
+                    w.byte(5)
+                    w.uint(y if y else 0xFFFF, 2)  # year 0: every year
+                    w.byte(h[4 * i + 2])
+                    w.byte(h[4 * i + 3])
+                    w.byte(0xFF)
+                    w.value(X.U8, day_id)
         elif cls == ACTIVITY_CALENDAR:
             return self._calendar(attr, w)
         elif attr == 2:  # single action schedule: runs the billing closure script
@@ -180,9 +193,10 @@ class Calendar:
             return B.UNAVAILABLE
         d = tb.data
         if k == 1:  # seasons: name, start (month and day, every year), week program
-            used = [i for i in range(len(tb)) if d[3 * i]]
-            w.group(X.ARRAY, len(used))
-            for i in used:
+            w.group(X.ARRAY, _used(d, 3, 0))
+            for i in range(len(tb)):
+                if not d[3 * i]:
+                    continue  # month 0: unused
                 w.group(X.STRUCT, 3)
                 _digits(w, i + 1)
                 B.pattern(w, 0xFFFF, d[3 * i], d[3 * i + 1], 0xFF, 0, 0, B.NOT_SPECIFIED)
@@ -197,14 +211,23 @@ class Calendar:
         else:  # day profiles: day_id, switch points (start time, tariff script, band)
             w.group(X.ARRAY, len(tb))
             for i in range(len(tb)):
-                pts = [(d[16 * i + 2 * j] << 8) | d[16 * i + 2 * j + 1] for j in range(8)]
-                pts = [p for p in pts if p != 0xFFFF]
+                at = 16 * i
+                n = 0
+                for j in range(8):
+                    n += 0 if d[at + 2 * j] == 0xFF and d[at + 2 * j + 1] == 0xFF else 1
                 w.group(X.STRUCT, 2)
                 w.value(X.U8, i)
-                w.group(X.ARRAY, len(pts))
-                for p in pts:
+                w.group(X.ARRAY, n)
+                for j in range(8):
+                    p = (d[at + 2 * j] << 8) | d[at + 2 * j + 1]
+                    if p == 0xFFFF:
+                        continue  # unused
                     w.group(X.STRUCT, 3)
-                    w.octets(bytes(((p & 0xFFF) // 60, (p & 0xFFF) % 60, 0, 0)))
+                    w.byte(X.OCTETS)
+                    w.byte(4)
+                    w.byte((p & 0xFFF) // 60)
+                    w.byte((p & 0xFFF) % 60)
+                    w.uint(0, 2)
                     w.octets(TARIFF_SCRIPTS)
                     w.value(X.U16, p >> 12)
         return B.OK
