@@ -344,6 +344,6 @@ def test_dlms_cosem_walks_an_emulated_board(tmp_path):
         tz = got[(bytes((0, 0, 1, 0, 0, 255)), 3)].to_python()
         assert tz == -struct.unpack(">h", feeder.read(R.DST_RULES)[:2])[0]
         assert len(got[(bytes((0, 0, 13, 0, 0, 255)), 5)]) == 8  # the day profiles
-        assert exchanges < 60
+        assert exchanges * 3 < len(got)  # the lists: far fewer APDUs than attributes
     finally:
         feeder.close()
