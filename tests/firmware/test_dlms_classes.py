@@ -250,3 +250,19 @@ def test_garbage_to_the_new_objects_never_raises():
                 a.ic += 1
                 a.m.ask(glo(req, a.ic))  # an answer, ciphered, or an exception-response
     assert a.get(8, CLOCK, 2)[:3] == unhex("00 090C")  # still serving
+
+
+def test_association_partners_context_and_mechanism_names():
+    get = lambda m, a: m.ask(unhex("C0 01 C1 000F 0000280000FF") + bytes((a, 0)))  # noqa: E731
+    m = Meter()
+    m.ask(aarq())
+    assert get(m, 3) == unhex("C4 01 C1 00 0202 0F10 120001")  # the public client, 16
+    assert get(m, 4) == unhex("C4 01 C1 00 0207 1102 1110 1202F4 1105 1108 1101 1101")  # 2.16.756.5.8.1.1
+    assert get(m, 6) == unhex("C4 01 C1 00 0207 1102 1110 1202F4 1105 1108 1102 1100")  # mechanism 0: none
+    m.ask(aarq(mech=1, auth=LLS))
+    assert get(m, 3) == unhex("C4 01 C1 00 0202 0F01 120001")
+    assert get(m, 6)[-2:] == unhex("1101")  # LLS
+    a = Manager()
+    assert a.get(15, unhex("0000280000FF"), 4)[-2:] == unhex("1103")  # the ciphered context
+    assert a.get(15, unhex("0000280000FF"), 6)[-2:] == unhex("1105")  # HLS-GMAC
+    assert a.get(15, unhex("0000280000FF"), 7) == unhex("01 03")  # the secret: never
