@@ -5,6 +5,8 @@
 #   through the meter node (MAC decode, convergence layer, deciphering, GET,
 #   enciphering, MAC answer): median and p95 time per frame and heap allocated
 #   per frame (GC disabled); the HLS association itself, once;
+# - the heap its modules take imported from source (the COSEM class modules
+#   apart) and the size of the object list's encoding;
 # - the heap the profile takes when built (buffers, GCM tables), and the
 #   smallest -X heapsize (32-bit word sizing, bisection) that runs a meter node
 #   with and without the DLMS profile through 50 authenticated GETs.
@@ -98,7 +100,26 @@ def gets(node, ic, count):
     return [frame(3 + k, K.glo(GET_CLOCK, ic + k)) for k in range(count)]
 
 
+def module_heap():
+    """Heap the DLMS profile's modules take imported from source (bytecode included; frozen in
+    flash on a board), and the part of it the COSEM class modules take."""
+    import meter.model.metering  # noqa: F401 (the engines they map onto: not counted)
+
+    gc.collect()
+    a0 = gc.mem_alloc()
+    from meter.dlms import base, calendar, demand  # noqa: F401
+
+    gc.collect()
+    a1 = gc.mem_alloc()
+    from meter.dlms import server  # noqa: F401
+
+    gc.collect()
+    print("%-44s %d B (of which base, demand, calendar: %d B)"
+          % ("heap of the DLMS modules, from source", gc.mem_alloc() - a0, a1 - a0))
+
+
 def bench():
+    module_heap()
     from meter.dlms.gcm import Gcm
 
     g = Gcm(kit().EK)
@@ -121,6 +142,12 @@ def bench():
     print("%-44s %d B (a node without it: %d B; modules not counted)"
           % ("heap of a meter node with the DLMS profile", a1 - a0, a2 - a1))
     del plain
+    from meter.dlms import axdr as X
+    from meter.dlms.assoc import LONG_MAX
+
+    w = X.Writer(bytearray(2 * LONG_MAX))
+    node.dlms.server._object_list(w)
+    print("%-44s %d B of the %d B an attribute may take" % ("the object list, encoded", w.n, LONG_MAX))
     t0 = ticks_us()
     ic = associate(node)
     print("%-44s %6d us (AARQ + reply to HLS, 2 frames)" % ("HLS-GMAC association", ticks_diff(ticks_us(), t0)))

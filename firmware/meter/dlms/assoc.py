@@ -388,7 +388,7 @@ class Association:
                 w.group(X.STRUCT, 3)
                 w.value(X.S8, a)
                 w.value(X.ENUM, mode)
-                w.byte(X.NULL)
+                C.access_selectors(obj, a, w)
             w.group(X.ARRAY, C.METHODS[cls])
             for m in range(1, C.METHODS[cls] + 1):
                 w.group(X.STRUCT, 2)

@@ -10,39 +10,37 @@
 # authentication (meter/dlms/server.py): PUBLIC none, READER LLS, MANAGER
 # HLS-GMAC with suite 0 ciphering. Logical names are readable by all.
 from meter.compat import const
-from meter.clock import civil_from_days, days_from_civil, valid_time, weekday
+from meter.clock import valid_time
 from meter.errors import DecodeError
 from meter.model import cutoff as CO
 from meter.model import registers as R
 from meter.dlms import axdr as X
-
-PUBLIC = const(0)
-READER = const(1)
-MANAGER = const(2)
-NOBODY = const(3)
+from meter.dlms import calendar as CAL
+from meter.dlms import demand as DEM
+from meter.dlms.base import (CLASS_INCONSISTENT, DENIED, HARDWARE_FAULT, MANAGER, NOBODY, OK, OTHER,  # noqa: F401
+                             PUBLIC, READER, TEMPORARY_FAILURE, TYPE_UNMATCHED, UNAVAILABLE, UNDEFINED, date_time,
+                             parse_date_time, write)
 
 DATA = const(1)
 REGISTER = const(3)
+EXTENDED_REGISTER = const(4)
+DEMAND_REGISTER = const(5)
 PROFILE_GENERIC = const(7)
 CLOCK = const(8)
+SCRIPT_TABLE = const(9)
+SPECIAL_DAYS = const(11)
 ASSOCIATION_LN = const(15)
+ACTIVITY_CALENDAR = const(20)
+SINGLE_ACTION = const(22)
 SECURITY_SETUP = const(64)
 DISCONNECT_CONTROL = const(70)
-ATTRS = {DATA: 2, REGISTER: 3, PROFILE_GENERIC: 8, CLOCK: 9, ASSOCIATION_LN: 9, SECURITY_SETUP: 5,
-         DISCONNECT_CONTROL: 4}
-METHODS = {DATA: 0, REGISTER: 1, PROFILE_GENERIC: 2, CLOCK: 6, ASSOCIATION_LN: 4, SECURITY_SETUP: 2,
-           DISCONNECT_CONTROL: 2}
-
-# data-access-result / action-result
-OK = const(0)
-HARDWARE_FAULT = const(1)
-TEMPORARY_FAILURE = const(2)
-DENIED = const(3)  # read-write-denied
-UNDEFINED = const(4)  # object-undefined
-CLASS_INCONSISTENT = const(9)
-UNAVAILABLE = const(11)  # object-unavailable
-TYPE_UNMATCHED = const(12)
-OTHER = const(250)
+LIMITER = const(71)
+ATTRS = {DATA: 2, REGISTER: 3, EXTENDED_REGISTER: 5, DEMAND_REGISTER: 9, PROFILE_GENERIC: 8, CLOCK: 9,
+         SCRIPT_TABLE: 2, SPECIAL_DAYS: 2, ASSOCIATION_LN: 9, ACTIVITY_CALENDAR: 10, SINGLE_ACTION: 4,
+         SECURITY_SETUP: 5, DISCONNECT_CONTROL: 4, LIMITER: 11}
+METHODS = {DATA: 0, REGISTER: 1, EXTENDED_REGISTER: 1, DEMAND_REGISTER: 2, PROFILE_GENERIC: 2, CLOCK: 6,
+           SCRIPT_TABLE: 1, SPECIAL_DAYS: 2, ASSOCIATION_LN: 4, ACTIVITY_CALENDAR: 1, SINGLE_ACTION: 0,
+           SECURITY_SETUP: 2, DISCONNECT_CONTROL: 2, LIMITER: 0}
 
 # units (Blue Book table of units)
 _UNIT = {"Wh": 30, "varh": 32, "W": 27, "var": 29, "V": 35, "A": 33, "s": 7, "Hz": 44}
@@ -55,9 +53,11 @@ def _o(a, b, c, d, e, f=255):
     return bytes((a, b, c, d, e, f))
 
 
+_B = (1 << 2) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8)  # the clock's writable attributes
+
 # (class, version, OBIS, read level, writable attrs, methods, register or None)
 OBJECTS = (
-    (CLOCK, 0, _o(0, 0, 1, 0, 0), PUBLIC, 1 << 2, 0, R.CLOCK),
+    (CLOCK, 0, _o(0, 0, 1, 0, 0), PUBLIC, _B, 0, R.CLOCK),
     (ASSOCIATION_LN, 1, ASSOCIATION_OBIS, PUBLIC, 0, 1 << 1, None),
     (SECURITY_SETUP, 0, SECURITY_OBIS, READER, 0, 0, None),
     (DATA, 0, _o(0, 0, 42, 0, 0), PUBLIC, 0, 0, R.SERIAL),  # COSEM logical device name
@@ -76,6 +76,22 @@ OBJECTS = (
     (DISCONNECT_CONTROL, 0, _o(0, 0, 96, 3, 10), READER, 0, (1 << 1) | (1 << 2), R.CUTOFF_STATE),
     (PROFILE_GENERIC, 1, _o(1, 0, 99, 1, 0), READER, 0, 0, R.LOAD_PROFILE),  # meter/dlms/profile.py
     (PROFILE_GENERIC, 1, _o(0, 0, 99, 98, 0), READER, 0, 0, R.EVENT_LOG),
+    # meter/dlms/demand.py
+    (EXTENDED_REGISTER, 0, _o(1, 0, 1, 6, 0), READER, 0, 1 << 1, R.MAX_DEMAND),
+    (EXTENDED_REGISTER, 0, _o(1, 0, 1, 6, 1), READER, 0, 1 << 1, R.MAX_DEMAND_T1),
+    (EXTENDED_REGISTER, 0, _o(1, 0, 1, 6, 2), READER, 0, 1 << 1, R.MAX_DEMAND_T1 + 1),
+    (EXTENDED_REGISTER, 0, _o(1, 0, 1, 6, 3), READER, 0, 1 << 1, R.MAX_DEMAND_T1 + 2),
+    (EXTENDED_REGISTER, 0, _o(1, 0, 1, 6, 4), READER, 0, 1 << 1, R.MAX_DEMAND_T1 + 3),
+    (DEMAND_REGISTER, 0, _o(1, 0, 1, 4, 0), READER, 1 << 8, (1 << 1) | (1 << 2), R.DEMAND_LAST),
+    (LIMITER, 0, _o(0, 0, 17, 0, 0), READER, (1 << 4) | (1 << 6) | (1 << 7), 0, R.POWER_LIMIT),
+    # meter/dlms/calendar.py
+    (DATA, 0, CAL.CURRENT_TARIFF, READER, 0, 0, R.CURRENT_BAND),
+    (SCRIPT_TABLE, 0, CAL.BILLING_SCRIPTS, READER, 0, 1 << 1, None),
+    (SCRIPT_TABLE, 0, CAL.TARIFF_SCRIPTS, READER, 0, 0, None),
+    (SCRIPT_TABLE, 0, CAL.DISCONNECTOR_SCRIPTS, READER, 0, 1 << 1, None),
+    (SPECIAL_DAYS, 0, _o(0, 0, 11, 0, 0), READER, 0, (1 << 1) | (1 << 2), R.HOLIDAYS),
+    (ACTIVITY_CALENDAR, 0, _o(0, 0, 13, 0, 0), READER, 1 << 10, 1 << 1, R.CONTRACT_1),
+    (SINGLE_ACTION, 0, _o(0, 0, 15, 0, 0), READER, 1 << 4, 0, R.BILLING_SETTINGS),
 )
 O_CLASS = const(0)
 O_VERSION = const(1)
@@ -109,49 +125,19 @@ def may_write(obj, attr, level):
     return level >= MANAGER and obj[O_WRITE] >> attr & 1
 
 
+def access_selectors(obj, attr, w):
+    """The access selectors of an attribute in the object list: by range (1)
+    and by entry (2) for a profile's buffer, none (null-data) elsewhere."""
+    if obj[O_CLASS] == PROFILE_GENERIC and attr == 2:
+        w.group(X.ARRAY, 2)
+        w.value(X.S8, 1)
+        w.value(X.S8, 2)
+    else:
+        w.byte(X.NULL)
+
+
 def may_invoke(obj, method, level):
     return level >= MANAGER and obj[O_METHODS] >> method & 1
-
-
-def date_time(w, t, status):
-    """COSEM date-time of UTC seconds t: deviation 0 (UTC), clock status."""
-    days = t // 86400
-    s = t - days * 86400
-    y, m, d = civil_from_days(days)
-    w.byte(X.OCTETS)
-    w.byte(12)
-    w.uint(y, 2)
-    w.byte(m)
-    w.byte(d)
-    w.byte(weekday(days))
-    w.byte(s // 3600)
-    w.byte(s // 60 % 60)
-    w.byte(s % 60)
-    w.byte(0)  # hundredths
-    w.uint(0, 2)  # deviation: UTC
-    w.byte(status)
-
-
-def parse_date_time(buf, off, end):
-    """UTC seconds of the date-time Data at buf[off]; DecodeError if it is not
-    one or leaves a field unspecified. UTC = local + deviation (minutes from
-    local time to UTC, Blue Book); deviation 0x8000 (unspecified): UTC."""
-    start, n, _ = X.read_octets(buf, off, end)
-    if n != 12:
-        raise DecodeError("date-time", "%d bytes" % n)
-    b = buf
-    y = X.uint(b, start, 2)
-    mo, d, h, mi, s = b[start + 2], b[start + 3], b[start + 5], b[start + 6], b[start + 7]
-    if not (2000 <= y <= 2099 and 1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 60):
-        raise DecodeError("date-time", "a field out of range or not specified")
-    dev = X.uint(b, start + 9, 2)
-    if dev == 0x8000:
-        dev = 0
-    elif dev >= 0x8000:
-        dev -= 0x10000
-    if not -720 <= dev <= 720:
-        raise DecodeError("date-time", "deviation %d" % dev)
-    return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s + dev * 60
 
 
 def _value(model, reg, w):
@@ -178,6 +164,21 @@ def _value(model, reg, w):
         w.octets(v.to_bytes(size, "big") if isinstance(v, int) else v)
 
 
+def source(obj, attr):
+    """(register, struct field or -1) behind attribute attr of obj, or None:
+    what docs/cosem.md names and the tests compare with the Original-SMITP READ."""
+    cls, reg = obj[O_CLASS], obj[O_REG]
+    if attr == 1 or reg is None:
+        return None
+    if cls == DATA or cls == REGISTER:
+        return (reg, -1) if attr == 2 else None
+    if cls == DISCONNECT_CONTROL:
+        return (reg, 0) if attr < 4 else None
+    if cls == PROFILE_GENERIC:
+        return (reg, -1) if attr == 2 else None
+    return DEM.source(cls, attr, reg) or CAL.source(cls, attr, reg)
+
+
 class Objects:
     """The attributes and methods of OBJECTS on one data model; `assoc` is the
     xDLMS server, which knows the association (for classes 15 and 64)."""
@@ -185,6 +186,12 @@ class Objects:
     def __init__(self, model, assoc):
         self.model = model
         self.assoc = assoc
+        self.demand = DEM.Demand(model)
+        self.calendar = CAL.Calendar(model, self)
+
+    def index(self, cls, obis):
+        """Index in OBJECTS of the object (class, logical name)."""
+        return find(cls, obis, 0)
 
     def get(self, i, attr, w):
         """Write attribute `attr` of OBJECTS[i] as Data into w; return the
@@ -205,15 +212,15 @@ class Objects:
             w.group(X.STRUCT, 2)
             w.value(X.S8, row[R.R_SCALER] & 0xFF)
             w.value(X.ENUM, _UNIT.get(row[R.R_UNIT], 255))
-        elif cls == CLOCK:
+        elif cls == CLOCK and attr in (2, 4, 9):
             if attr == 2:
                 date_time(w, m.get(R.CLOCK), self.clock_status())
             elif attr == 4:
                 w.value(X.U8, self.clock_status())
-            elif attr == 9:
-                w.value(X.ENUM, 1)  # internal crystal
             else:
-                return UNAVAILABLE
+                w.value(X.ENUM, 1)  # internal crystal
+        elif cls == ASSOCIATION_LN and attr in (3, 4, 6):
+            self._partners(attr, w)
         elif cls == ASSOCIATION_LN:
             return self.assoc.association_attr(attr, w)
         elif cls == PROFILE_GENERIC:
@@ -232,7 +239,30 @@ class Objects:
                 w.value(X.BOOL, 1 if closed else 0)
             else:
                 w.value(X.ENUM, 1 if closed else 0)  # connected / disconnected
+        elif cls == EXTENDED_REGISTER or cls == DEMAND_REGISTER or cls == LIMITER:
+            return self.demand.get(cls, reg, attr, w)
+        else:
+            return self.calendar.get(cls, obj[O_OBIS], attr, w)
         return OK
+
+    def _partners(self, attr, w):
+        # The convergence layer carries no SAPs (docs/protocol.md): the client is named by its
+        # association's kind, 16 the public client, 1 the management client; the server is 1.
+        a = self.assoc
+        if attr == 3:
+            w.group(X.STRUCT, 2)
+            w.value(X.S8, 16 if a.level == PUBLIC else 1)
+            w.value(X.U16, 1)
+            return
+        # object identifiers 2.16.756.5.8.1.n (context) and 2.16.756.5.8.2.n (mechanism), as 7 fields
+        w.group(X.STRUCT, 7)
+        w.value(X.U8, 2)
+        w.value(X.U8, 16)
+        w.value(X.U16, 756)
+        w.value(X.U8, 5)
+        w.value(X.U8, 8)
+        w.value(X.U8, 1 if attr == 4 else 2)
+        w.value(X.U8, (3 if a.ciphered else 1) if attr == 4 else (5 if a.ciphered else a.level))
 
     def clock_status(self):
         # bit 0 invalid value: the clock was not set since power-up
@@ -242,37 +272,39 @@ class Objects:
         """Apply Data buf[off:end] to attribute `attr` of OBJECTS[i] (access
         checked by the caller); return the data-access-result."""
         obj = OBJECTS[i]
-        if obj[O_CLASS] == CLOCK and attr == 2:
-            try:
+        cls = obj[O_CLASS]
+        try:
+            if cls == CLOCK and attr == 2:
                 t = parse_date_time(buf, off, end)
-            except DecodeError:
-                return TYPE_UNMATCHED
-            if not valid_time(t):
-                return TYPE_UNMATCHED
-            return self._write(R.CLOCK, t.to_bytes(4, "big"))
-        return DENIED
-
-    def _write(self, reg, raw):
-        # the Original-SMITP WRITE's path: the owner's check, then the owner's put
-        m = self.model
-        row = R.BY_ID[reg]
-        if not m.check(row, raw, 0):
+                if not valid_time(t):
+                    return TYPE_UNMATCHED
+                return write(self.model, R.CLOCK, t.to_bytes(4, "big"))
+            if cls == DEMAND_REGISTER or cls == LIMITER:
+                return self.demand.set(cls, attr, buf, off, end)
+            if cls == CLOCK or cls == ACTIVITY_CALENDAR or cls == SINGLE_ACTION:
+                return self.calendar.set(cls, attr, buf, off, end)
+        except (DecodeError, IndexError):
             return TYPE_UNMATCHED
-        return OK if m.write_from(row, raw, 0) == 0 else TEMPORARY_FAILURE
+        return DENIED
 
     def action(self, i, method, buf, off, end):
         """Invoke `method` of OBJECTS[i] with the Data at buf[off:end] (end ==
         off: none); return the action-result."""
         obj = OBJECTS[i]
-        if obj[O_CLASS] == DISCONNECT_CONTROL:
+        cls = obj[O_CLASS]
+        try:
             if off < end:
-                try:
-                    X.skip(buf, off, end)
-                except DecodeError:
-                    return TYPE_UNMATCHED
-            cut = self.model.owner(obj[O_REG])
-            if cut is None:
-                return UNAVAILABLE
-            cut.operate(method == 1, CO.WHY_COMMAND)
-            return OK
-        return UNAVAILABLE
+                X.skip(buf, off, end)
+            if cls == DISCONNECT_CONTROL:
+                cut = self.model.owner(obj[O_REG])
+                if cut is None:
+                    return UNAVAILABLE
+                cut.operate(method == 1, CO.WHY_COMMAND)
+                return OK
+            if cls == EXTENDED_REGISTER or cls == DEMAND_REGISTER:
+                return self.demand.action(cls, obj[O_REG], method, self.model.get(R.CLOCK))
+            if off == end:
+                return TYPE_UNMATCHED  # the methods below take a parameter
+            return self.calendar.action(cls, obj[O_OBIS], method, buf, off, end)
+        except (DecodeError, IndexError):
+            return TYPE_UNMATCHED

@@ -60,6 +60,10 @@ class Billing(Part):
         """Import power w held for dt ms."""
         self._dem += w * dt
 
+    def running_demand(self):
+        """The running demand period's import so far over the whole period (W)."""
+        return self._dem // (self.model.get(R.DEMAND_PERIOD) * 1000)
+
     def restart(self):
         """The supply came back: the demand period in progress starts again."""
         self._dem = 0

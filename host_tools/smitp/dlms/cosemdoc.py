@@ -21,6 +21,18 @@ ATTR_NAMES = {
          "authentication_mechanism_name", "secret", "association_status", "security_setup_reference"),
     64: ("logical_name", "security_policy", "security_suite", "client_system_title", "server_system_title"),
     70: ("logical_name", "output_state", "control_state", "control_mode"),
+    4: ("logical_name", "value", "scaler_unit", "status", "capture_time"),
+    5: ("logical_name", "current_average_value", "last_average_value", "scaler_unit", "status", "capture_time",
+        "start_time_current", "period", "number_of_periods"),
+    9: ("logical_name", "scripts"),
+    11: ("logical_name", "entries"),
+    20: ("logical_name", "calendar_name_active", "season_profile_active", "week_profile_table_active",
+         "day_profile_table_active", "calendar_name_passive", "season_profile_passive", "week_profile_table_passive",
+         "day_profile_table_passive", "activate_passive_calendar_time"),
+    22: ("logical_name", "executed_script", "type", "execution_time"),
+    71: ("logical_name", "monitored_value", "threshold_active", "threshold_normal", "threshold_emergency",
+         "min_over_threshold_duration", "min_under_threshold_duration", "emergency_profile",
+         "emergency_profile_group_id_list", "emergency_profile_active", "actions"),
 }
 METHOD_NAMES = {
     1: (),
@@ -31,9 +43,17 @@ METHOD_NAMES = {
     15: ("reply_to_HLS_authentication", "change_HLS_secret", "add_object", "remove_object"),
     64: ("security_activate", "key_transfer"),
     70: ("remote_disconnect", "remote_reconnect"),
+    4: ("reset",),
+    5: ("reset", "next_period"),
+    9: ("execute",),
+    11: ("insert", "delete"),
+    20: ("activate_passive_calendar",),
+    22: (),
+    71: (),
 }
-CLASS_NAMES = {1: "Data", 3: "Register", 7: "Profile generic", 8: "Clock", 15: "Association LN", 64: "Security setup",
-               70: "Disconnect control"}
+CLASS_NAMES = {1: "Data", 3: "Register", 4: "Extended register", 5: "Demand register", 7: "Profile generic", 8: "Clock",
+               9: "Script table", 11: "Special days table", 15: "Association LN", 20: "Activity calendar",
+               22: "Single action schedule", 64: "Security setup", 70: "Disconnect control", 71: "Limiter"}
 LEVELS = ("public", "reader (LLS)", "manager (HLS-GMAC, suite 0)", "nobody")
 
 HEAD = """# COSEM objects
@@ -46,7 +66,10 @@ a test checks this page against it.
 Who: the association's level. *public*: no authentication; *reader*: LLS; *manager*: HLS-GMAC
 with every APDU ciphered by suite 0 (docs/security.md, "DLMS/COSEM profile"). Logical names are
 readable by all. "served: no" attributes answer object-unavailable (not implemented yet).
-Values are UTC; a date-time carries deviation 0.
+Values are UTC; a date-time carries deviation 0, except the Activity calendar's season starts, which
+are local dates (deviation not specified). "Behind it": the register (and the field of its layout,
+docs/data-model.md) a value is read from and a SET or method is written through; "-": no register,
+a value the firmware fixes or computes (scaler and unit, a status, a script's description).
 
 """
 
@@ -57,6 +80,21 @@ def _served(objects, i, attr):
 
     w = X.Writer(bytearray(4096))
     return objects.get(i, attr, w) == C.OK
+
+
+def _behind(obj, attr):
+    # the register (and field) the firmware reads the attribute from
+    from meter.dlms import cosem as C
+    from meter.model import registers as R
+
+    src = C.source(obj, attr)
+    if src is None:
+        return "the association" if obj[C.O_CLASS] in (C.ASSOCIATION_LN, C.SECURITY_SETUP) else "-"
+    reg, k = src
+    text = "`0x%04X` %s" % (reg, R.BY_ID[reg][R.R_NAME])
+    if k >= 0:
+        text += ", field `%s`" % R.LAYOUTS[reg][1].split(",")[k].split(":")[0]
+    return text
 
 
 def _lowest(allowed, none=LEVELS[3]):
@@ -85,13 +123,14 @@ def render():
         cls, version, obis = o[C.O_CLASS], o[C.O_VERSION], o[C.O_OBIS]
         name = ".".join(str(b) for b in obis)
         reg = o[C.O_REG]
-        behind = ("`0x%04X` %s" % (reg, R.BY_ID[reg][R.R_NAME])) if reg is not None else "the association"
+        behind = ("`0x%04X` %s" % (reg, R.BY_ID[reg][R.R_NAME])) if reg is not None else (
+            "the association" if cls in (C.ASSOCIATION_LN, C.SECURITY_SETUP) else "-")
         for a in range(1, C.ATTRS[cls] + 1):
             read = _lowest(lambda lvl: C.may_read(o, a, lvl))
             write = _lowest(lambda lvl: C.may_write(o, a, lvl), "-")
             out.append("| %s | %d %s (v%d) | %d `%s` | %s | %s | %s | %s |" % (
                 name, cls, CLASS_NAMES[cls], version, a, ATTR_NAMES[cls][a - 1], read, write,
-                "yes" if _served(server.objects, i, a) else "no", "its OBIS code" if a == 1 else behind))
+                "yes" if _served(server.objects, i, a) else "no", "its OBIS code" if a == 1 else _behind(o, a)))
         for m in range(1, C.METHODS[cls] + 1):
             invoke = _lowest(lambda lvl: C.may_invoke(o, m, lvl), "-")
             if cls == C.ASSOCIATION_LN and m == 1:
