@@ -17,6 +17,7 @@ from meter.dlms import acse as A
 from meter.dlms import axdr as X
 from meter.dlms import cosem as C
 from meter.dlms.profile import Profiles
+from meter.dlms.broadcast import Broadcast
 from meter.dlms.assoc import (ASSOCIATED, CIPHER_OVERHEAD, CONF_ACTION, CONF_BLOCK_ACTION, CONF_BLOCK_GET,
                               CONF_BLOCK_SET, CONF_GET, CONF_LIST, CONF_SET, IDLE, LONG_MAX, OPERATION_NOT_POSSIBLE, OTHER_REASON, PDU_TOO_LONG, PENDING,
                               SERVICE_NOT_ALLOWED, SERVICE_NOT_SUPPORTED, SERVICE_UNKNOWN, Association, Reject,
@@ -42,8 +43,14 @@ class XdlmsServer(Association):
     def __init__(self, model, store, title, random=random_bytes):
         Association.__init__(self, model, store, title, random)
         self.profiles = Profiles(model, self.objects)
+        self.broadcast = Broadcast(self)
         self._stream = False  # the GET in blocks reads a profile's buffer
         self._in_obj = self._in_sel = self._in_len = self._in_block = 0  # the SET or ACTION in blocks
+
+    def load_keys(self):
+        Association.load_keys(self)
+        if hasattr(self, "broadcast"):  # not yet when Association.__init__ loads them
+            self.broadcast.load_key()
 
     # ---- the convergence layer's handler
     def handle(self, req, n, resp):
@@ -426,4 +433,4 @@ def profile(model, store, aca, random=random_bytes):
     from meter.dlms.cl import ClServer
 
     server = XdlmsServer(model, store, system_title(aca), random)
-    return ClServer(server.handle, server=server)
+    return ClServer(server.handle, server=server, on_broadcast=server.broadcast.serve)
