@@ -48,7 +48,7 @@ def load_keys(path):
     for aca, e in data.items():
         if not isinstance(e, dict):
             raise ValueError("%s: the entry of %s is not an object" % (path, aca))
-        for k in ("ek", "ak"):
+        for k in ("ek", "ak", "bk"):
             if k in e:
                 try:
                     if len(bytes.fromhex(e[k])) != 16:
@@ -196,14 +196,18 @@ def provision_image(image, entry):
     ek = entry.get("ek", "00" * 16)
     ak = entry.get("ak", "00" * 16)
     lls = entry.get("lls", "").encode().hex() or "-"
-    P._run("provisioning %s" % image, [P.micropython_path(), "-c", script], "%s %s %s\n" % (ek, ak, lls), 30)
+    bk = entry.get("bk", "-")  # the broadcast key (meter/dlms/broadcast.py), if any
+    P._run("provisioning %s" % image, [P.micropython_path(), "-c", script], "%s %s %s %s\n" % (ek, ak, lls, bk), 30)
 
 
 _WRITE_DLMS = """
-EK, AK, LLS = sys.stdin.readline().split()
+EK, AK, LLS, BK = sys.stdin.readline().split()
 from meter.dlms.server import provision
+from meter.dlms import broadcast
 from meter.storage import Store
-ok = provision(Store("/flash"), bytes.fromhex(EK), bytes.fromhex(AK), None if LLS == "-" else bytes.fromhex(LLS))
+store = Store("/flash")
+ok = provision(store, bytes.fromhex(EK), bytes.fromhex(AK), None if LLS == "-" else bytes.fromhex(LLS))
+ok = (BK == "-" or broadcast.provision(store, bytes.fromhex(BK))) and ok
 print("provisioned" if ok else "flash refused the records")
 """
 
