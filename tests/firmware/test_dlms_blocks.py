@@ -5,7 +5,7 @@
 from meter.dlms import server as S
 from meter.model import registers as R
 from fwtest import unhex
-from dlmskit import F_CTOS, F_STOC, Meter, aarq, glo, hls_aarq, initiate, manager, unglo
+from dlmskit import F_CTOS, F_STOC, REPLY_TO_HLS, Meter, aarq, f_stoc, glo, hls_aarq, initiate, manager, unglo
 
 # Gurux, its maxPduSize at 24: SET of the clock to 2026-03-01 08:30:00 UTC in two blocks
 SET_FIRST = unhex("C1 02 C1 0008 0000010000FF 02 00 00 00000001 05 090C07EA03")
@@ -140,3 +140,28 @@ def test_action_block_refusals():
     assert _ask(m, ic, ACTION_FIRST) == unhex("C7 04 C1 00000001")
     assert _ask(m, ic, ACTION_NEXT) == unhex("C7 01 C1 03 00")
     assert _ask(m, ic, unhex("C0 01 C1 0008 0000010000FF 02 00"))[:4] == unhex("C4 01 C1 00")
+
+
+def test_a_power_cut_between_blocks_changes_nothing():
+    m, ic = _manager()
+    t = m.t
+    assert _ask(m, ic, SET_FIRST) == unhex("C5 02 C1 00000001")
+    again = Meter(store=m.store)  # power cut: the same flash, the RAM gone
+    again.t = t
+    n = again.server.cic + 1  # the client goes on above its last counter
+    assert again.ask(hls_aarq(n))[0] == 0x61
+    reply = unglo(again.ask(glo(REPLY_TO_HLS[:-17] + f_stoc(n + 1), n + 1)))[0]
+    assert reply[:4] == unhex("C7 01 C1 00")
+    ic = [n + 2]
+    assert _ask(again, ic, SET_NEXT) == unhex("C5 03 C1 12 00000002") and again.t == t  # no-long-set-in-progress
+
+
+def test_a_stranger_cannot_end_or_feed_a_manager_transfer():
+    m, ic = _manager()
+    assert _ask(m, ic, SET_FIRST) == unhex("C5 02 C1 00000001")
+    # in clear, or ciphered under a wrong key: refused before the service, the transfer untouched
+    assert m.ask(SET_NEXT) == unhex("D8 01 01")
+    assert m.ask(unhex("C0 01 C1 0008 0000010000FF 02 00")) == unhex("D8 01 01")
+    assert m.ask(glo(unhex("C1 03 C1 01 00000002 09 01FF081E00000000FF"), ic[0], ek=bytes(16)))[:3] == \
+        unhex("D8 01 05")
+    assert _ask(m, ic, SET_NEXT) == unhex("C5 03 C1 00 00000002") and m.t == SET_T
