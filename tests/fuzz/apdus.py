@@ -50,8 +50,8 @@ def _data(rng, depth=0):
         body = b"".join(_data(rng, depth + 1) for _ in range(n))
         return bytes((rng.pick((1, 2)),)) + length(n) + body
     if k == 6:  # a range or entry selection of a profile's buffer
-        return b"\x02\x04" + b"\x02\x04\x12\x00\x08\x09\x06\x00\x00\x01\x00\x00\xff\x0f\x02\x12\x00\x00" + _DATE + _DATE \
-            + b"\x01\x00"
+        clock = b"\x02\x04\x12\x00\x08\x09\x06\x00\x00\x01\x00\x00\xff\x0f\x02\x12\x00\x00"
+        return b"\x02\x04" + clock + _DATE + _DATE + b"\x01\x00"
     if k == 7:
         return b"\x02\x04\x06" + rng.bytes(4) + b"\x06" + rng.bytes(4) + b"\x12" + rng.bytes(2) + b"\x12" + rng.bytes(2)
     return rng.bytes(rng.below(20))
@@ -78,8 +78,8 @@ def service(rng):
     if k == 6:
         value = _data(rng)
         cut = rng.below(len(value) + 1)
-        return bytes((0xC1, 2, inv)) + _descriptor(rng) + b"\x00" + _block(rng, rng.chance(30), rng.pick((1, 1, 2)),
-                                                                          value[:cut])
+        block = _block(rng, rng.chance(30), rng.pick((1, 1, 2)), value[:cut])
+        return bytes((0xC1, 2, inv)) + _descriptor(rng) + b"\x00" + block
     if k == 7:
         return bytes((0xC1, 3, inv)) + _block(rng, rng.chance(50), rng.pick((2, 2, 3, 1, 0)), _data(rng))
     if k == 8:
@@ -126,7 +126,8 @@ class Client:
 
     def reply_to_hls(self):
         ic = self.ic + (0 if self.rng.chance(50) else 1)
-        return b"\xc3\x01\xc1\x00\x0f\x00\x00\x28\x00\x00\xff\x01\x01\x09\x11" + f_stoc(ic if self.rng.chance(90) else 7)
+        head = b"\xc3\x01\xc1\x00\x0f\x00\x00\x28\x00\x00\xff\x01\x01\x09\x11"
+        return head + f_stoc(ic if self.rng.chance(90) else 7)
 
     def wrap(self, plain):
         """plain as the association sends it: ciphered once HLS is on."""

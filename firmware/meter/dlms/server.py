@@ -19,8 +19,9 @@ from meter.dlms import cosem as C
 from meter.dlms.profile import Profiles
 from meter.dlms.broadcast import Broadcast
 from meter.dlms.assoc import (ASSOCIATED, CIPHER_OVERHEAD, CONF_ACTION, CONF_BLOCK_ACTION, CONF_BLOCK_GET,
-                              CONF_BLOCK_SET, CONF_GET, CONF_LIST, CONF_SET, IDLE, LONG_MAX, OPERATION_NOT_POSSIBLE, OTHER_REASON, PDU_TOO_LONG, PENDING,
-                              SERVICE_NOT_ALLOWED, SERVICE_NOT_SUPPORTED, SERVICE_UNKNOWN, Association, Reject,
+                              CONF_BLOCK_SET, CONF_GET, CONF_LIST, CONF_SET, IDLE, LONG_MAX, OPERATION_NOT_POSSIBLE,
+                              OTHER_REASON, PDU_TOO_LONG, PENDING, SERVICE_NOT_ALLOWED, SERVICE_NOT_SUPPORTED,
+                              SERVICE_UNKNOWN, Association, Reject,
                               provision, random_bytes, system_title)  # noqa: F401 (provision: this module's interface)
 
 GET_REQUEST = const(0xC0)
