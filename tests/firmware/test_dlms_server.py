@@ -13,7 +13,7 @@ GET_CLOCK = unhex("C0 01 C1 0008 0000010000FF 02 00")
 # The Green Book's accepted AARE with this meter's conformance (block transfer
 # with GET, multiple references, GET, SET, ACTION of what the AARQ proposed)
 # and max PDU size 1024.
-AARE_OK = unhex("6129 A109060760857405080101 A203020100 A305A103020100 BE10 040E 0800065F1F040000121904000007")
+AARE_OK = unhex("6129 A109060760857405080101 A203020100 A305A103020100 BE10 040E 0800065F1F0400001E1904000007")
 
 
 def test_axdr_lengths_and_data():

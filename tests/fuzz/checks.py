@@ -122,6 +122,34 @@ def node(t):
     return _each(t, (sizes, plain_read, auth_read, store))
 
 
+_AARQ = (b"\x60\x1d\xa1\x09\x06\x07\x60\x85\x74\x05\x08\x01\x01"  # the Green Book's public AARQ
+         b"\xbe\x10\x04\x0e\x01\x00\x00\x00\x06\x5f\x1f\x04\x00\x00\x7e\x1f\x04\xb0")
+_GET_CLOCK = b"\xc0\x01\xc1\x00\x08\x00\x00\x01\x00\x00\xff\x02\x00"
+
+
+def dlms_get(t):
+    """A public association and a GET of the clock through the convergence layer."""
+    from meter.dlms import cl as CL
+
+    out = []
+    for xid, apdu, want in ((0xE1, _AARQ, b"\xa2\x03\x02\x01\x00"), (0xE2, _GET_CLOCK, b"\xc4\x01\xc1\x00\x09\x0c")):
+        clpdu = bytes((CL.DATA_LAST, xid, 0)) + apdu
+        req = frames.plc(AIR, b"", mac.DISC_RA7, False, 0, False, llc.lsap(llc.DSAP_DLMS, 0), clpdu)
+        n = t.node.on_phy(req, len(req), t.now, None)
+        if not n:
+            out.append("DLMS %s: no answer" % apdu[:3].hex())
+            break
+        data, _e = _answer(t.node, n)
+        if data[0:3] != bytes((CL.DATA_LAST, xid, 0)) or want not in data:
+            out.append("DLMS %s: %s" % (apdu[:3].hex(), data.hex()))
+            break
+    return out
+
+
+def dlms(t):
+    return _each(t, (sizes, plain_read, auth_read, store, dlms_get))
+
+
 def _each(t, checks):
     out = []
     for c in checks:
@@ -201,6 +229,7 @@ CHECKS = {
     "st7580": modem,
     "optical": optical,
     "modef": modef,
+    "dlms": dlms,
 }
 
 

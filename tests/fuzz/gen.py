@@ -11,6 +11,8 @@ from meter.link import netmgmt as NM
 from meter.app import security as S
 from meter.phy import st7580 as ST
 from meter import timers as T
+from meter.dlms import cl as CL
+import apdus
 import frames
 import lsdu as L
 from script import Script
@@ -440,6 +442,28 @@ def gen_optical(rng):
     return s.bytes()
 
 
+def gen_dlms(rng):
+    """A DLMS session (apdus.py) in CLPDUs on DSAP_DLMS; broadcasts to all, class S."""
+    s = Script()
+    s.lmon(0)  # the target's counter floors back below apdus.IC_BASE
+    xid = rng.below(256)
+    dlms = llc.lsap(llc.DSAP_DLMS, 0)
+    for apdu, to_all in apdus.session(rng):
+        xid = (xid + 1) & 0xFF
+        if to_all:
+            clpdu = bytes((CL.DATA_LAST, xid, 0)) + apdu[0:CL.SEG_MAX]
+            s.data(frames.plc(mac.BROADCAST, b"", mac.DISC_S, False, 0, False, dlms, clpdu))
+            continue
+        for clpdu in apdus.clpdus(rng, apdu, xid):
+            if rng.chance(92):
+                s.data(frames.plc(AIR, b"", mac.DISC_RA7, False, 0, False, dlms, clpdu))
+            else:
+                s.data(plc(rng, clpdu, llc.DSAP_DLMS, 0, me_pct=80, shape_pct=10, odd_pct=10, wreck_pct=10))
+        if rng.chance(5):
+            s.wait(rng.pick((1000, CL.TIMEOUT_MS + 1)))
+    return s.bytes()
+
+
 GENERATORS = {
     "mac": gen_mac,
     "sec_keys": gen_sec_keys,
@@ -449,6 +473,7 @@ GENERATORS = {
     "st7580": gen_st7580,
     "optical": gen_optical,
     "modef": gen_modef,
+    "dlms": gen_dlms,
 }
 # the order runs go in (a MicroPython dict keeps none)
-ENTRIES = ("mac", "sec_keys", "sec_nokeys", "app", "nm", "st7580", "optical", "modef")
+ENTRIES = ("mac", "sec_keys", "sec_nokeys", "app", "nm", "st7580", "optical", "modef", "dlms")

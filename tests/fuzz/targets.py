@@ -375,3 +375,43 @@ TARGETS = {
     "optical": Optical,
     "modef": ModeF,
 }
+
+
+class Dlms(Node):
+    """A meter node with the DLMS profile (meter/dlms): suite 0 keys, the LLS secret and
+    a broadcast key provisioned, its HLS challenge fixed so that inputs can answer it.
+    The script's L operation puts the floors of the client's and the broadcast's
+    invocation counters back below apdus.IC_BASE (the test's privilege, as a fresh
+    provisioning would): inputs do not depend on the ones before."""
+
+    def __init__(self, store=None, t0=None):
+        Node.__init__(self, True, store, t0)
+        import dlmskit
+        import apdus
+        from meter.dlms import broadcast as B
+        from meter.dlms.cl import ClServer
+        from meter.dlms.server import XdlmsServer, provision, system_title
+
+        st = self.sim.store
+        provision(st, dlmskit.EK, dlmskit.AK, dlmskit.LLS)
+        B.provision(st, apdus.BK)
+        srv = XdlmsServer(self.sim.model, st, system_title(meterkit.ACA), lambda n: dlmskit.STOC)
+        self.server = srv
+        self.cl = self.node.dlms = ClServer(srv.handle, server=srv, on_broadcast=srv.broadcast.serve)
+        self.floor = apdus.IC_BASE - 1
+        self.base = self.sizes()
+
+    def sizes(self):
+        if getattr(self, "cl", None) is None:  # Node.__init__, before the profile is there
+            return Node.sizes(self)
+        cl, s = self.cl, self.server
+        return Node.sizes(self) + [len(cl.req), len(cl.resp), len(cl.ans), len(cl.bcast), len(s.work), len(s.long),
+                                   len(s.scratch), len(s.iv)]
+
+    def ensure(self, mon):
+        s = self.server
+        s.cic = s.cic_saved = self.floor
+        s.broadcast.bic = self.floor
+
+
+TARGETS["dlms"] = Dlms

@@ -96,14 +96,19 @@ class Feeder:
 
 class BoardFeeder:
     """The demo feeder as emulated boards (the firmware on MicroPython, real time); m1 gets the
-    suite 0 keys and the LLS secret on its flash before it boots. close() when done."""
+    suite 0 keys and the LLS secret (and a broadcast key bk) on its flash before it boots. close()
+    when done."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, bk=None):
         from smitp import demo
         from smitp.dlms.command import provision_image
 
-        provision_image("%s/m1.flash" % workdir, {"ek": EK.hex(), "ak": AK.hex(), "lls": LLS.decode()})
+        entry = {"ek": EK.hex(), "ak": AK.hex(), "lls": LLS.decode()}
+        if bk is not None:
+            entry["bk"] = bk.hex()
+        provision_image("%s/m1.flash" % workdir, entry)
         self.net, port = neighbourhood(topology.demo_feeder(), str(workdir), boards=True)
+        self.port = port
         try:
             demo.wait_until_ready(self.net)
         except Exception:

@@ -163,8 +163,15 @@ class MeterNode:
         return mac.answer(out, f, self._ans_addr, self._ans_ecc, self._ans_buf, size)
 
     def _serve_dlms(self, dlms, f, broadcast, out):
-        # One CLPDU, unicast, request/respond, ECC 0 (xDLMS has its own security).
+        # One CLPDU, unicast, request/respond, ECC 0 (xDLMS has its own security);
+        # or a broadcast, class S: never answered (meter/dlms/broadcast.py).
         cls, max_resp, _slots = mac.DISCIPLINES[f.discipline]
+        if broadcast and cls == mac.CLASS_S and f.ecc == 0:
+            try:
+                dlms.broadcast(f.buf, f.data, f.data_len)
+            except Exception as e:  # noqa: BLE001 - the guard, as in on_phy
+                return self._fault("dlms", e)
+            return 0
         if broadcast or cls == mac.CLASS_S or f.ecc != 0:
             self.stats["ignored"] += 1
             return 0

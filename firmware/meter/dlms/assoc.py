@@ -40,13 +40,17 @@ GLO_ACTION = const(0xCB)
 _GET_REQUEST = const(0xC0)
 SC_SUITE0 = const(0x30)  # security control: authenticated and encrypted, suite 0
 SC_AUTH = const(0x10)  # authenticated only: HLS-GMAC
-# conformance offered: general-protection, block-transfer-with-get, multiple-references, get, set, action
+# conformance offered: general-protection, block-transfer-with-get, -with-set,
+# -with-action, multiple-references, get, set, action
 CONF_GET = const(0x000010)
 CONF_SET = const(0x000008)
 CONF_ACTION = const(0x000001)
 CONF_BLOCK_GET = const(0x001000)
+CONF_BLOCK_SET = const(0x000800)
+CONF_BLOCK_ACTION = const(0x000400)
 CONF_LIST = const(0x000200)  # multiple-references: GET with list
-CONFORMANCE = const(0x400000 | CONF_BLOCK_GET | CONF_LIST | CONF_GET | CONF_SET | CONF_ACTION)
+CONFORMANCE = const(0x400000 | CONF_BLOCK_GET | CONF_BLOCK_SET | CONF_BLOCK_ACTION | CONF_LIST | CONF_GET | CONF_SET
+                    | CONF_ACTION)
 MIN_PDU = const(64)  # the smallest client-max-receive-pdu-size accepted
 IC_BLOCK = const(64)  # meter invocation counters reserved on flash at a time
 IC_MAX = const(0xFFFFFFFF)
@@ -131,6 +135,7 @@ class Association:
         self._block = 0
         self._block_size = 0
         self._invoke = 0
+        self._in = 0  # a SET or ACTION arriving in blocks: its request tag (0: none)
 
     # ---- counters
     def next_ic(self):

@@ -17,6 +17,9 @@
 # and a complete request is executed once only: its response is kept. A repeat
 # is the last segment again, same XID, same number and same bytes (a sum of
 # them is kept): a new exchange that happens to reuse the XID is not one.
+# A broadcast (MAC broadcast address, class S) carries one whole APDU in one
+# DATA_LAST segment numbered 0, XID free: nothing answers it, so nothing can
+# ask for more; it leaves any exchange in progress alone.
 from meter.compat import const, ticks_diff
 
 HEADER = const(3)
@@ -68,8 +71,11 @@ class ClServer:
     bytearray of MTU bytes); it returns its length (0: no response). server:
     the object behind the handler (diagnostics, tests)."""
 
-    def __init__(self, handler, mtu=MTU, server=None):
+    def __init__(self, handler, mtu=MTU, server=None, on_broadcast=None):
+        """on_broadcast(buf, off, n): takes a broadcast APDU (meter/dlms/broadcast.py), or None."""
         self.handler = handler
+        self.on_broadcast = on_broadcast
+        self.bcast = bytearray(SEG_MAX)  # a broadcast APDU, apart from the exchange's buffers
         self.server = server  # the xDLMS server behind the handler, if any (meter/dlms/server.py profile)
         self.req = bytearray(mtu)
         self.resp = bytearray(mtu)
@@ -82,7 +88,20 @@ class ClServer:
         self._sum = 0  # Fletcher-16 of the last request segment (repeats must match)
         self._rlen = 0  # response length
         self._seg = 0  # response segment size of this exchange
-        self.stats = {"apdus": 0, "segments": 0, "repeats": 0, "errors": 0}
+        self.stats = {"apdus": 0, "segments": 0, "repeats": 0, "errors": 0, "broadcasts": 0}
+
+    def broadcast(self, buf, off, n):
+        """One broadcast CLPDU buf[off:off+n]: its APDU to on_broadcast; never
+        answered. True if the APDU was taken."""
+        size = n - HEADER
+        if size < 1 or size > SEG_MAX or buf[off] != DATA_LAST or buf[off + 2] != 0 or self.on_broadcast is None:
+            self.stats["errors"] += 1
+            return False
+        self.stats["broadcasts"] += 1
+        b = self.bcast
+        for i in range(size):
+            b[i] = buf[off + HEADER + i]
+        return bool(self.on_broadcast(b, 0, size))
 
     def serve(self, buf, off, n, limit, now_ms):
         """One CLPDU buf[off:off+n] received with `limit` bytes of answer

@@ -1,6 +1,11 @@
 # The xDLMS services of the DLMS/COSEM profile's server (EN 62056-5-3, CLC/TS
-# 50568-8 4.5/4.6): GET (normal, with list, with block transfer), SET normal, ACTION
-# normal, over the association of meter/dlms/assoc.py.
+# 50568-8 4.5/4.6): GET (normal, with list, with block transfer), SET and ACTION
+# (normal, with block transfer of the request), over the association of
+# meter/dlms/assoc.py.
+#
+# A SET or ACTION in blocks gathers its Data in the buffer a GET in blocks
+# sends from (Association.long): one long transfer at a time, and any other
+# request ends the one in progress (project choice, docs/protocol.md).
 #
 # The handler of the convergence layer (meter/dlms/cl.py): a whole request
 # APDU in, a whole response APDU out. Every refusal is an answer (AARE reject,
@@ -12,9 +17,11 @@ from meter.dlms import acse as A
 from meter.dlms import axdr as X
 from meter.dlms import cosem as C
 from meter.dlms.profile import Profiles
-from meter.dlms.assoc import (ASSOCIATED, CIPHER_OVERHEAD, CONF_ACTION, CONF_BLOCK_GET, CONF_GET, CONF_LIST, CONF_SET,
-                              IDLE, OPERATION_NOT_POSSIBLE, OTHER_REASON, PDU_TOO_LONG, PENDING,
-                              SERVICE_NOT_ALLOWED, SERVICE_NOT_SUPPORTED, SERVICE_UNKNOWN, Association, Reject,
+from meter.dlms.broadcast import Broadcast
+from meter.dlms.assoc import (ASSOCIATED, CIPHER_OVERHEAD, CONF_ACTION, CONF_BLOCK_ACTION, CONF_BLOCK_GET,
+                              CONF_BLOCK_SET, CONF_GET, CONF_LIST, CONF_SET, IDLE, LONG_MAX, OPERATION_NOT_POSSIBLE,
+                              OTHER_REASON, PDU_TOO_LONG, PENDING, SERVICE_NOT_ALLOWED, SERVICE_NOT_SUPPORTED,
+                              SERVICE_UNKNOWN, Association, Reject,
                               provision, random_bytes, system_title)  # noqa: F401 (provision: this module's interface)
 
 GET_REQUEST = const(0xC0)
@@ -25,13 +32,26 @@ SET_RESPONSE = const(0xC5)
 ACTION_RESPONSE = const(0xC7)
 EXCEPTION_RESPONSE = const(0xD8)
 LIST_MAX = const(16)  # attributes in one GET with list
+# data-access-result and action-result of block transfers
+LONG_SET_ABORTED = const(17)
+NO_LONG_SET = const(18)
+BLOCK_NUMBER_INVALID = const(19)
+LONG_ACTION_ABORTED = const(15)
+NO_LONG_ACTION = const(16)
 
 
 class XdlmsServer(Association):
     def __init__(self, model, store, title, random=random_bytes):
         Association.__init__(self, model, store, title, random)
         self.profiles = Profiles(model, self.objects)
+        self.broadcast = Broadcast(self)
         self._stream = False  # the GET in blocks reads a profile's buffer
+        self._in_obj = self._in_sel = self._in_len = self._in_block = 0  # the SET or ACTION in blocks
+
+    def load_keys(self):
+        Association.load_keys(self)
+        if hasattr(self, "broadcast"):  # not yet when Association.__init__ loads them
+            self.broadcast.load_key()
 
     # ---- the convergence layer's handler
     def handle(self, req, n, resp):
@@ -77,6 +97,8 @@ class XdlmsServer(Association):
         tag = req[off]
         kind = req[off + 1]
         invoke = req[off + 2]
+        if self._in and not (tag == self._in and kind == (3 if tag == SET_REQUEST else 6)):
+            self._in = 0  # another request ends a SET or ACTION in blocks
         if tag == GET_REQUEST and kind == 1:
             return self._get(req, off + 3, end, invoke, w)
         if tag == GET_REQUEST and kind == 2:
@@ -87,6 +109,12 @@ class XdlmsServer(Association):
             return self._set(req, off + 3, end, invoke, w)
         if tag == ACTION_REQUEST and kind == 1:
             return self._action(req, off + 3, end, invoke, w)
+        if tag == SET_REQUEST and (kind == 2 or kind == 3) and self.conformance & CONF_BLOCK_SET:
+            return self._set_block(req, off + 3, end, invoke, w, kind == 2)
+        if tag == ACTION_REQUEST and (kind == 4 or kind == 6) and self.conformance & CONF_BLOCK_ACTION:
+            return self._action_block(req, off + 3, end, invoke, w, kind == 4)
+        if tag == ACTION_REQUEST and kind == 2:  # next-pblock: no long action result is ever sent
+            return self._action_result(w, invoke, NO_LONG_ACTION)
         raise Reject(SERVICE_UNKNOWN, SERVICE_NOT_SUPPORTED)
 
     def _target(self, req, off, end):
@@ -230,19 +258,139 @@ class XdlmsServer(Association):
         i, attr = self._target(req, off, end)
         if off + 10 > end:
             raise DecodeError("SET", "access selection")
-        if self.conformance & CONF_SET == 0 or self.state == PENDING:
-            res = C.DENIED
-        elif i < 0:
-            res = C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
-        elif req[off + 9]:
-            res = C.OTHER
-        elif not C.may_write(C.OBJECTS[i], attr, self.level):
-            res = C.DENIED
-        else:
+        res = self._may_set(i, attr, req[off + 9])
+        if res == C.OK:
             X.skip(req, off + 10, end)
             res = self.objects.set(i, attr, req, off + 10, end)
         self._head(w, SET_RESPONSE, 1, invoke)
         w.byte(res)
+        return w.n
+
+    def _may_set(self, i, attr, selection):
+        if self.conformance & CONF_SET == 0 or self.state == PENDING:
+            return C.DENIED
+        if i < 0:
+            return C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
+        if selection:
+            return C.OTHER
+        return C.OK if C.may_write(C.OBJECTS[i], attr, self.level) else C.DENIED
+
+    # ---- SET and ACTION with block transfer of the request
+    def _datablock(self, req, off, end):
+        # DataBlock-SA: last-block (1) | block-number (4) | raw-data (octet string, to the end)
+        if off + 6 > end:
+            raise DecodeError("data block", "truncated")
+        size, at = X.get_len(req, off + 5, end)
+        if at + size != end:
+            raise DecodeError("data block", "raw-data length")
+        return req[off] != 0, X.uint(req, off + 1, 4), at, size
+
+    def _gather(self, first, i, sel, req, at, size, number):
+        """Take one block of a SET (sel: the attribute) or ACTION (sel: the
+        method) into self.long: -1 when taken (the Data so far is
+        self.long[0:self._in_len]), else the result that ends the transfer."""
+        if first:
+            if number != 1:
+                return BLOCK_NUMBER_INVALID
+            self._long_len = 0  # a GET in blocks is over: its buffer takes this Data
+            self._in_obj = i
+            self._in_sel = sel
+            self._in_len = 0
+        elif number != self._in_block + 1:
+            return BLOCK_NUMBER_INVALID
+        if self._in_len + size > LONG_MAX:
+            return LONG_SET_ABORTED
+        lw = self.w_long.reset(self.long)
+        lw.n = self._in_len
+        lw.raw(req, at, at + size)
+        self._in_len = lw.n
+        self._in_block = number
+        return -1
+
+    def _whole(self):
+        # the gathered bytes are one Data and nothing after it
+        try:
+            return X.skip(self.long, 0, self._in_len) == self._in_len
+        except DecodeError:
+            return False
+
+    def _set_block(self, req, off, end, invoke, w, first):
+        i = attr = sel = 0
+        if first:  # the attribute descriptor, an access selection, the first block
+            i, attr = self._target(req, off, end)
+            if off + 10 > end:
+                raise DecodeError("SET", "access selection")
+            sel = req[off + 9]
+            off += 10
+        last, number, at, size = self._datablock(req, off, end)
+        if first:
+            res = self._may_set(i, attr, sel)
+            if res != C.OK:
+                return self._set_last(w, invoke, res, number)
+            self._in = SET_REQUEST
+        elif self._in != SET_REQUEST:
+            return self._set_last(w, invoke, NO_LONG_SET, number)
+        res = self._gather(first, i, attr, req, at, size, number)
+        if res < 0 and not last:
+            self._head(w, SET_RESPONSE, 2, invoke)  # Set-Response-Datablock: send the next
+            w.uint(number, 4)
+            return w.n
+        if res < 0:  # the whole Data: access was checked on the first block
+            res = self.objects.set(self._in_obj, self._in_sel, self.long, 0, self._in_len) if self._whole() \
+                else C.TYPE_UNMATCHED
+        return self._set_last(w, invoke, res, number)
+
+    def _set_last(self, w, invoke, res, number):
+        self._in = 0
+        self._head(w, SET_RESPONSE, 3, invoke)  # Set-Response-Last-Datablock
+        w.byte(res)
+        w.uint(number, 4)
+        return w.n
+
+    def _action_block(self, req, off, end, invoke, w, first):
+        i = method = 0
+        if first:  # the method descriptor and the first block (no parameters flag)
+            i, method = self._target(req, off, end)
+            off += 9
+        last, number, at, size = self._datablock(req, off, end)
+        if first:
+            res = self._may_invoke(i, method)
+            if res != C.OK:
+                return self._action_result(w, invoke, res)
+            self._in = ACTION_REQUEST
+        elif self._in != ACTION_REQUEST:
+            return self._action_result(w, invoke, NO_LONG_ACTION)
+        res = self._gather(first, i, method, req, at, size, number)
+        if res < 0 and not last:
+            self._head(w, ACTION_RESPONSE, 4, invoke)  # Action-Response-Next-Pblock: send the next
+            w.uint(number, 4)
+            return w.n
+        self._in = 0
+        if res >= 0:
+            return self._action_result(w, invoke, LONG_ACTION_ABORTED)
+        i = self._in_obj
+        method = self._in_sel
+        if not self._whole():
+            return self._action_result(w, invoke, C.TYPE_UNMATCHED)
+        if C.OBJECTS[i][C.O_CLASS] == C.ASSOCIATION_LN and method == 1:
+            return self._reply_to_hls(self.long, 0, self._in_len, invoke, w)
+        return self._action_result(w, invoke, self.objects.action(i, method, self.long, 0, self._in_len))
+
+    def _may_invoke(self, i, method):
+        if self.conformance & CONF_ACTION == 0:
+            return C.DENIED
+        if i < 0:
+            return C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
+        if C.OBJECTS[i][C.O_CLASS] == C.ASSOCIATION_LN and method == 1:
+            return C.OK  # the reply to HLS: _reply_to_hls checks the state
+        if self.state == PENDING or not C.may_invoke(C.OBJECTS[i], method, self.level):
+            return C.DENIED
+        return C.OK
+
+    def _action_result(self, w, invoke, res):
+        self._head(w, ACTION_RESPONSE, 1, invoke)
+        w.byte(res)
+        w.byte(0)  # no return parameters
         return w.n
 
     def _action(self, req, off, end, invoke, w):
@@ -251,20 +399,12 @@ class XdlmsServer(Association):
         data = off + 10
         if has_data:
             X.skip(req, data, end)
-        if self.conformance & CONF_ACTION == 0:
-            res = C.DENIED
-        elif i < 0:
-            res = C.UNDEFINED if i == -1 else C.CLASS_INCONSISTENT
-        elif C.OBJECTS[i][C.O_CLASS] == C.ASSOCIATION_LN and method == 1:
+        res = self._may_invoke(i, method)
+        if res == C.OK and C.OBJECTS[i][C.O_CLASS] == C.ASSOCIATION_LN and method == 1:
             return self._reply_to_hls(req, data if has_data else end, end, invoke, w)
-        elif self.state == PENDING or not C.may_invoke(C.OBJECTS[i], method, self.level):
-            res = C.DENIED
-        else:
+        if res == C.OK:
             res = self.objects.action(i, method, req, data if has_data else end, end)
-        self._head(w, ACTION_RESPONSE, 1, invoke)
-        w.byte(res)
-        w.byte(0)  # no return parameters
-        return w.n
+        return self._action_result(w, invoke, res)
 
     def _reply_to_hls(self, req, off, end, invoke, w):
         self._head(w, ACTION_RESPONSE, 1, invoke)
@@ -294,4 +434,4 @@ def profile(model, store, aca, random=random_bytes):
     from meter.dlms.cl import ClServer
 
     server = XdlmsServer(model, store, system_title(aca), random)
-    return ClServer(server.handle, server=server)
+    return ClServer(server.handle, server=server, on_broadcast=server.broadcast.serve)

@@ -14,7 +14,7 @@ import tempfile
 
 from smitp.errors import UsageError
 
-ACTIONS = ("get", "set", "action", "objects")
+ACTIONS = ("get", "set", "action", "objects", "broadcast")
 CLIENT_TITLE = b"SMITPDCU"  # the concentrator's system title (project choice)
 
 
@@ -48,7 +48,7 @@ def load_keys(path):
     for aca, e in data.items():
         if not isinstance(e, dict):
             raise ValueError("%s: the entry of %s is not an object" % (path, aca))
-        for k in ("ek", "ak"):
+        for k in ("ek", "ak", "bk"):
             if k in e:
                 try:
                     if len(bytes.fromhex(e[k])) != 16:
@@ -57,15 +57,18 @@ def load_keys(path):
                     raise ValueError("%s: %s of %s is not 16 bytes in hex" % (path, k, aca)) from None
         if "lls" in e and (not isinstance(e["lls"], str) or not 1 <= len(e["lls"].encode()) <= 16):
             raise ValueError("%s: lls of %s is not a text of 1 to 16 bytes" % (path, aca))
-        if "ic" in e and (not isinstance(e["ic"], int) or not 0 <= e["ic"] < 1 << 32):
-            raise ValueError("%s: ic of %s is not 0..2^32-1" % (path, aca))
+        for k in ("ic", "bic"):
+            if k in e and (not isinstance(e[k], int) or not 0 <= e[k] < 1 << 32):
+                raise ValueError("%s: %s of %s is not 0..2^32-1" % (path, k, aca))
         out[aca.upper()] = e
     return out
 
 
 def add_arguments(sp, aca_type, via_type, device_type, arg):
-    sp.add_argument("action", choices=ACTIONS, help="get: read an attribute; set: write one (--data or --time); "
-                                                   "action: invoke a method (--method, --data); objects: the object list")
+    sp.add_argument("action", choices=ACTIONS,
+                    help="get: read an attribute; set: write one (--data or --time); action: invoke a method "
+                         "(--method, --data); objects: the object list; broadcast: set (--time) or shift (--shift) "
+                         "the clock of every meter that hears the concentrator, then read --meter's")
     sp.add_argument("--meter", required=True, type=aca_type, help="the meter's ACA, 12 hex digits")
     sp.add_argument("--via", type=via_type, help="repeater ACAs, comma separated, nearest the concentrator first")
     where = sp.add_mutually_exclusive_group()
@@ -75,7 +78,9 @@ def add_arguments(sp, aca_type, via_type, device_type, arg):
     sp.add_argument("--attr", type=arg(_attr), help="attribute index, 1..127 (get, set)")
     sp.add_argument("--method", type=arg(_attr), help="method index, 1..127 (action)")
     sp.add_argument("--data", type=arg(_data), help="the value (set) or the parameters (action): A-XDR Data in hex")
-    sp.add_argument("--time", type=arg(_time), help="set: a date-time value, unix s or ISO 8601 (UTC unless it says)")
+    sp.add_argument("--time", type=arg(_time), help="set, broadcast: a date-time value, unix s or ISO 8601 (UTC unless "
+                                                    "it says)")
+    sp.add_argument("--shift", type=arg(_shift), help="broadcast: Clock shift_time, -900..900 s")
     sp.add_argument("--class", dest="cls", type=arg(_class_id),
                     help="interface class id (default: the meter's, for the objects it is known to have)")
     sp.add_argument("--auth", choices=("none", "lls", "hls"), default="none",
@@ -108,6 +113,13 @@ def _time(text):
     from smitp.values import parse_time
 
     return parse_time(text)
+
+
+def _shift(text):
+    v = int(text, 0)
+    if not -900 <= v <= 900:
+        raise ValueError("%s is outside -900..900" % text)
+    return v
 
 
 def _class_id(text):
@@ -196,24 +208,39 @@ def provision_image(image, entry):
     ek = entry.get("ek", "00" * 16)
     ak = entry.get("ak", "00" * 16)
     lls = entry.get("lls", "").encode().hex() or "-"
-    P._run("provisioning %s" % image, [P.micropython_path(), "-c", script], "%s %s %s\n" % (ek, ak, lls), 30)
+    bk = entry.get("bk", "-")  # the broadcast key (meter/dlms/broadcast.py), if any
+    P._run("provisioning %s" % image, [P.micropython_path(), "-c", script], "%s %s %s %s\n" % (ek, ak, lls, bk), 30)
 
 
 _WRITE_DLMS = """
-EK, AK, LLS = sys.stdin.readline().split()
+EK, AK, LLS, BK = sys.stdin.readline().split()
 from meter.dlms.server import provision
+from meter.dlms import broadcast
 from meter.storage import Store
-ok = provision(Store("/flash"), bytes.fromhex(EK), bytes.fromhex(AK), None if LLS == "-" else bytes.fromhex(LLS))
+store = Store("/flash")
+ok = provision(store, bytes.fromhex(EK), bytes.fromhex(AK), None if LLS == "-" else bytes.fromhex(LLS))
+ok = (BK == "-" or broadcast.provision(store, bytes.fromhex(BK))) and ok
 print("provisioned" if ok else "flash refused the records")
 """
 
 
 def _check(args):
     """The options each action needs; UsageError naming the missing one."""
-    need = {"get": ("obis", "attr"), "set": ("obis", "attr"), "action": ("obis", "method"), "objects": ()}
+    need = {"get": ("obis", "attr"), "set": ("obis", "attr"), "action": ("obis", "method"), "objects": (),
+            "broadcast": ("keys",)}
     for name in need[args.action]:
         if getattr(args, name) is None:
             raise UsageError("--%s is needed for %s" % (name, args.action))
+    if args.action == "broadcast":
+        if (args.time is None) == (args.shift is None):
+            raise UsageError("broadcast takes --time TIME or --shift SECONDS (one of them)")
+        for name in ("obis", "attr", "method", "data", "via"):
+            if getattr(args, name) is not None:
+                raise UsageError("--%s does not go with broadcast (it goes to every meter that hears the "
+                                 "concentrator, the clock only)" % name)
+        return
+    if args.shift is not None:
+        raise UsageError("--shift goes with broadcast")
     if args.action == "set" and (args.data is None) == (args.time is None):
         raise UsageError("set takes the value as --data HEX or as --time TIME (one of them)")
     if args.action != "set" and args.time is not None:
@@ -229,6 +256,8 @@ def run(args):
     from smitp.dlms.client import DlmsError, Session, date_time, date_time_data, decode_data
 
     _check(args)
+    if args.action == "broadcast":
+        return _broadcast(args)
     if args.action == "objects":
         args.obis, args.attr, cls = bytes((0, 0, 40, 0, 0, 255)), 2, 15
     else:
@@ -283,6 +312,46 @@ def run(args):
     return 0
 
 
+def _broadcast(args):
+    """`smitp dlms broadcast`: the clock of every meter that hears the concentrator, set or shifted by
+    a broadcast under the key entry's broadcast key (smitp.dlms.broadcast), then --meter's clock
+    read back by a public GET."""
+    from smitp.aca import parse_aca
+    from smitp.dlms import broadcast as B
+    from smitp.dlms.cl import ClClient, plc_link
+    from smitp.dlms.client import Session, date_time, decode_data
+
+    entry = load_keys(args.keys).get(args.meter)
+    if entry is None or "bk" not in entry or "ak" not in entry:
+        raise UsageError("--keys: the entry of %s needs bk (the broadcast key) and ak for broadcast" % args.meter)
+    ic = entry.get("bic", 0) + 1
+    if ic > 0xFFFFFFFF:
+        raise UsageError("--keys: the broadcast counter of %s is used up" % args.meter)
+    plain = B.set_clock(args.time) if args.time is not None else B.shift_time(args.shift)
+    apdu = B.cipher(plain, ic, CLIENT_TITLE, bytes.fromhex(entry["bk"]), bytes.fromhex(entry["ak"]))
+    with _concentrator(args, entry) as conc:
+        B.send(conc.port, apdu, xid=ic)
+        if args.port:
+            _save_ic(args.keys, args.meter, ic, "bic")
+        conc.port.recv(1.0)  # nothing answers; the meters take it meanwhile
+        s = Session(ClClient(plc_link(conc, parse_aca(args.meter))).exchange)
+        s.associate()
+        try:
+            raw = s.get(8, bytes((0, 0, 1, 0, 0, 255)), 2)
+        finally:
+            s.release()
+    t = date_time(decode_data(raw)[0])
+    report = {"meter": args.meter, "broadcast": "set clock" if args.time is not None else "shift_time",
+              "ic": ic, "clock": t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else raw.hex()}
+    if args.shift is not None:
+        report["shift"] = args.shift
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("broadcast %s (counter %d); %s clock now %s" % (report["broadcast"], ic, args.meter, report["clock"]))
+    return 0
+
+
 def _jsonable(v):
     if isinstance(v, bytes):
         return v.hex()
@@ -291,11 +360,11 @@ def _jsonable(v):
     return v
 
 
-def _save_ic(path, aca, ic):
+def _save_ic(path, aca, ic, name="ic"):
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     for k in data:
         if k.upper() == aca:
-            data[k]["ic"] = ic
+            data[k][name] = ic
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
