@@ -22,6 +22,7 @@ from meter.clock import valid_time
 from meter.errors import DecodeError
 from meter.model import registers as R
 from meter.dlms import axdr as X
+from meter.dlms import base as B
 from meter.dlms import cosem as C
 from meter.dlms.gcm import TAG_LEN, Gcm
 
@@ -121,7 +122,7 @@ class Broadcast:
         if buf[data] != X.S16 or not -SHIFT_MAX <= shift <= SHIFT_MAX:
             return False
         t = self.server.model.get(R.CLOCK) + shift
-        return valid_time(t) and self.server.objects._write(R.CLOCK, t.to_bytes(4, "big")) == C.OK
+        return valid_time(t) and B.write(self.server.model, R.CLOCK, t.to_bytes(4, "big")) == B.OK
 
     def _allowed(self, tag, i, sel):
         obj = C.OBJECTS[i]
