@@ -347,3 +347,37 @@ def test_dlms_cosem_walks_an_emulated_board(tmp_path):
         assert exchanges * 3 < len(got)  # the lists: far fewer APDUs than attributes
     finally:
         feeder.close()
+
+
+def test_gurux_walks_an_emulated_board(tmp_path):
+    """Gurux with the firmware on MicroPython: the object list, then every readable attribute
+    decoded into Gurux's own objects, the short ones eight at a time in GET-with-list requests."""
+    from test_dlms_gurux import Driver
+
+    from dlmsfeeder import BoardFeeder
+
+    feeder = BoardFeeder(tmp_path)
+    try:
+        d = Driver(feeder, general=False)
+        d.associate()
+        objs = d.c.parseObjects(d.run([d.c.getObjectsRequest()]).data, True)
+        pairs = [(o, a) for o in objs for a in range(1, C.ATTRS[o.objectType] + 1)
+                 if o.getAccess(a) & 1 and (o.objectType, a) != (15, 2)]
+        alone = [p for p in pairs if (p[0].objectType, p[1]) in ALONE]
+        short = [p for p in pairs if p not in alone]
+        for k in range(0, len(short), 8):
+            batch = short[k:k + 8]
+            d.c.updateValues(batch, d.run(d.c.readList(batch)[0]).value)
+        for obj, attr in sorted(alone, key=lambda p: p[1] == 2):  # a profile's capture objects first
+            d.read(obj, attr)
+        exchanges = d.cl.stats["exchanges"]
+        d.run(d.c.releaseRequest())
+        assert len(pairs) == sum(C.ATTRS[o[0]] for o in C.OBJECTS) - 2  # less the secret and the list
+        by_ln = {(o.objectType, o.logicalName): o for o in objs}
+        lim = by_ln[(71, "0.0.17.0.0.255")]
+        assert lim.thresholdNormal == struct.unpack(">IIHBI", feeder.read(R.CONTRACT_1))[1]
+        assert by_ln[(8, "0.0.1.0.0.255")].timeZone == -struct.unpack(">h", feeder.read(R.DST_RULES)[:2])[0]
+        assert len(by_ln[(20, "0.0.13.0.0.255")].dayProfileTableActive) == 8
+        assert exchanges * 3 < len(pairs)  # the lists: far fewer APDUs than attributes
+    finally:
+        feeder.close()
