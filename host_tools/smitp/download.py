@@ -4,11 +4,14 @@ A campaign, for one meter or a section:
 1. OPEN each meter (REPROG_LOCAL, authenticated, ECB under the write key):
    the image header with the seal made under that meter's K1 (the image file
    may carry none: the key holder seals per meter);
-2. broadcast every block (REPROG_BROADCAST, class S, no answer) once along
-   each distinct route the meters need (direct, then through each repeater
-   path), as the MAC repeats a broadcast;
-3. gap filling: each meter's missing-block bitmap (MISSING), the blocks it
-   lacks sent to it alone, until it has them all;
+2. broadcast every block (REPROG_BROADCAST, class S, no answer) along the
+   fewest chains of repeaters whose copies every meter hears: a meter keeps
+   a block from any hop's copy, so a chain feeds every meter whose route is
+   a prefix of it (broadcast_chains);
+3. gap filling: each meter's missing-block bitmap (MISSING); a block many
+   meters lack goes once more by broadcast along their chains when that
+   costs fewer transmissions than a unicast to each; then, per meter, the
+   blocks it still lacks sent to it alone, until it has them all;
 4. the meter checks seal and hash and installs; the concentrator reads the
    download state (ready, or the failure) and ACTIVATEs at --at or now;
 5. after the restart, the firmware identification, the slots and the state
@@ -68,6 +71,19 @@ def sealed_header(image, k1):
     return h.pack()
 
 
+def broadcast_chains(routes):
+    """The fewest broadcast chains (repeater routes) feeding meters of these routes: every
+    route must be a prefix of a chain, so the chains are the routes no other one extends."""
+    distinct = set(tuple(r) for r in routes)
+    prefixes = {r[:k] for r in distinct for k in range(len(r))}
+    return sorted(r for r in distinct if r not in prefixes)
+
+
+def transmissions(routes):
+    """Frames on air for one frame along each route (the concentrator's and each repeater's)."""
+    return sum(len(r) + 1 for r in routes)
+
+
 class Campaign:
     """One image to meters [(aca, route)] through a Concentrator with a key ring."""
 
@@ -79,7 +95,7 @@ class Campaign:
         self.progress = progress
         self.keys_of = keys_of or (lambda aca: conc.keyring.get(aca).write_key())
         self.out = bytearray(mac.MAX_FRAME)
-        self.frames = {"broadcast": 0, "gap_fill": 0, "requests": 0}
+        self.frames = {"broadcast": 0, "gap_fill": 0, "gap_fill_broadcast": 0, "requests": 0}
         self.result: dict[str, dict[str, Any]] = {aca_text(a): {"aca": aca_text(a)} for a, _r in self.meters}
         self.t0 = conc.port.now()
         # [repeater ACAs] the broadcast goes along (None: each meter's route)
@@ -161,11 +177,8 @@ class Campaign:
 
     def broadcast(self):
         routes = self.broadcast_routes
-        if routes is None:  # the meters' own routes, each once
-            routes = []
-            for _aca, route in self._live():
-                if tuple(route) not in routes:
-                    routes.append(tuple(route))
+        if routes is None:
+            routes = broadcast_chains(route for _aca, route in self._live())
         n = self.header.blocks
         for i in range(n):
             lsdu = self.block_lsdu(i)
@@ -193,11 +206,54 @@ class Campaign:
             start += len(bits) * 8
         return lacking
 
-    def fill_gaps(self):
+    def _lacking_all(self):
+        """{aca: its missing blocks} of every live meter, one MISSING round."""
+        out = {}
         for aca, route in self._live():
-            for _ in range(MISSING_ROUNDS):
+            try:
+                out[aca] = self.missing(aca, route)
+            except Nack:  # no session any more: the per-meter rounds find out
+                continue
+            except (NoAnswer, PeerError) as e:
+                self._fail(aca, "refused", "gap filling: %s" % e, e)
+        return out
+
+    def fill_gaps_grouped(self, lacking):
+        """Each block some meters lack: by broadcast along their chains when that costs fewer
+        transmissions than a unicast to each of them, else left to the per-meter rounds.
+        Returns the indexes broadcast."""
+        route_of = dict(self.meters)
+        by_block: dict[int, list[bytes]] = {}
+        for aca, blocks in lacking.items():
+            for i in blocks:
+                by_block.setdefault(i, []).append(aca)
+        sent = set()
+        for i in sorted(by_block):
+            routes = [route_of[a] for a in by_block[i]]
+            chains = broadcast_chains(routes)
+            if transmissions(chains) < transmissions(routes):
+                lsdu = self.block_lsdu(i)
+                for chain in chains:
+                    self._send(mac.BROADCAST, chain, lsdu)
+                    self.frames["gap_fill"] += 1
+                    self.frames["gap_fill_broadcast"] += 1
+                sent.add(i)
+        return sent
+
+    def fill_gaps(self):
+        known, sent = {}, set()
+        if len(self.meters) > 1:
+            known = self._lacking_all()
+            sent = self.fill_gaps_grouped(known)
+        for aca, route in self._live():
+            for k in range(MISSING_ROUNDS):
                 try:
-                    lacking = self.missing(aca, route)
+                    if k == 0 and aca in known:  # asked in the grouped round: what no broadcast since sent
+                        lacking = [i for i in known[aca] if i not in sent]
+                        if not lacking and known[aca]:
+                            lacking = self.missing(aca, route)
+                    else:
+                        lacking = self.missing(aca, route)
                 except Nack:  # no session for this image any more: refused; the state read next says why
                     break
                 except (NoAnswer, PeerError) as e:

@@ -4,15 +4,19 @@ Each section (topology.lv_sections: feeders, repeaters, up to 500 meters) runs
 the firmware's meters in-process on a virtual clock at 4800 bit/s, every link
 losing frames at random (LOSS). The concentrator's routes are the shortest
 paths of the topology (what discovery finds, without spending its airtime
-here). The campaign is smitp/download.py's: OPEN per meter, the broadcast,
-gap filling from each meter's bitmap, verification, activation, and a read of
-what runs after the restart (the in-process meter restarts through the same
-boot choice, meter/slots.py). The broadcast goes along the fewest routes
-whose last hop every meter hears (a greedy cover), each block once a route.
+here), and the repeaters hold one SCA each (what registration gives: a
+broadcast names its repeaters by 2-byte SCA entries). The campaign is
+smitp/download.py's: OPEN per meter, the broadcast, gap filling from each
+meter's bitmap, verification, activation, and a read of what runs after the
+restart (the in-process meter restarts through the same boot choice,
+meter/slots.py). The broadcast goes along the fewest chains of repeaters
+whose hops every meter hears (a greedy cover; a meter keeps a block from any
+copy), each block once a chain.
 
 Figures: channel efficiency = image bytes x 8 / (bit rate x campaign time up
-to the last meter verified); time to 100 % of reachable meters; frames of
-the broadcast and of gap filling.
+to the last meter verified), and its bound (efficiency_bound); time to 100 %
+of reachable meters; frames of the broadcast and of gap filling; time,
+frames and airtime per phase.
 """
 
 import hashlib
@@ -24,16 +28,19 @@ from typing import cast
 from meter import fwimage as F
 from meter import slots as S
 from meter.app.download import Download, attach
+from meter.link import mac
 from meter.model import registers as R
 from smitp import topology as T
 from smitp.concentrator import Concentrator
 from smitp.discovery import MAX_LEVEL
-from smitp.download import Campaign
+from smitp.discovery import sca_for
+from smitp.download import Campaign, transmissions
 from smitp.medium import Medium
 from smitp.network import Network, VirtualClock, in_process_meter, serial_for
 from smitp.secure import KeyRing
 
 LOSS = 0.02  # frames lost on every link, at random
+SCA_SECTION = 0x5A0000  # the section part of the repeaters' SCAs (its seed added)
 MIN_SIZE = 1024  # (smitp sim --download checks the same range)
 MAX_SIZE = F.MAX_BLOCKS * F.MAX_BLOCK - F.HEADER_LEN
 
@@ -71,10 +78,14 @@ def _routes(topo, root):
 
 
 def broadcast_cover(route, heard, root, meters):
-    """Fewest transmissions whose last hop every meter hears: [(repeaters)] greedily,
-    a route costing one transmission per hop."""
+    """Fewest transmissions a block that reach every meter: [(repeaters)] chosen greedily, a
+    chain costing one transmission a hop and feeding every meter that hears any of its hops
+    (a meter keeps a download block from any copy of the broadcast)."""
     left = set(meters)
-    cands = [((), heard[root])] + [(route[n] + (n,), heard[n]) for n in route if len(route[n]) < MAX_LEVEL - 1]
+    cands = []
+    for n in [None] + [n for n in route if len(route[n]) < MAX_LEVEL - 1]:
+        chain = route[n] + (n,) if n is not None else ()
+        cands.append((chain, heard[root].union(*(heard[r] for r in chain))))
     chosen = []
     while left:
         best = max(cands, key=lambda c: len(c[1] & left) / (len(c[0]) + 1))
@@ -84,6 +95,18 @@ def broadcast_cover(route, heard, root, meters):
         chosen.append(best[0])
         left -= gain
     return chosen
+
+
+def efficiency_bound(image_len, blocks, block, depth, bitrate):
+    """The most channel efficiency any campaign reaches on a section whose deepest meter is
+    `depth` repeaters away: every block crosses the air at least once (a frame with no
+    repeater entry, the shortest), and a repeater that relays every block is busy for
+    more than one frame time a block: it hears its upstream copy and sends its own (2), and
+    with a repeater below it also hears that one's copy, during which it can hear nothing
+    else (3). Spatial reuse cannot beat that: those frames all reach the same repeater."""
+    frame = mac.HEADER_LEN + 1 + F.BLOCK_HEAD + block + mac.CRC_LEN
+    busy = min(depth, 2) + 1
+    return image_len * 8 / (bitrate * blocks * Medium(bitrate=bitrate).airtime_s(frame) * busy)
 
 
 def run_section(topo, size, seed=0, loss=LOSS, progress=None):
@@ -106,18 +129,34 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
         by_name[n["name"]] = aca
         nodes[aca] = node
     conc = Concentrator(port, keyring=ring)
+    # The SCAs registration gives the repeaters, one each: a broadcast's 2-byte entries then
+    # name one repeater each (an SCA shared by several repeaters makes them all relay at once).
+    for k, name in enumerate(sorted({r for n in route for r in route[n]})):
+        sca = sca_for(SCA_SECTION + seed, k)
+        nodes[by_name[name]].nm._set_sca(sca)
+        conc.book.learn(by_name[name], sca)
     meters = [(by_name[n], tuple(by_name[r] for r in route[n])) for n in sorted(route) if n in by_name]
     image = synthetic_image(size, seed)
     c = Campaign(conc, image, meters, progress=progress)
     cover = broadcast_cover(route, heard, root, [n for n in route if n in by_name])
     c.broadcast_routes = [tuple(by_name[r] for r in rt) for rt in cover]
+    phases: dict[str, dict] = {}
+    medium = net.medium
+
+    def phase(name, step):
+        """Run one step of the campaign; keep its time, airtime and frames on air."""
+        t, air, frames = port.now(), medium.stats["airtime_s"], medium.stats["frames"]
+        step()
+        phases[name] = {"s": round(port.now() - t, 1), "airtime_s": round(medium.stats["airtime_s"] - air, 1),
+                        "frames": medium.stats["frames"] - frames}
+
     t0 = port.now()
-    c.open_all()
-    c.broadcast()
+    phase("open", c.open_all)
+    phase("broadcast", c.broadcast)
     t_bc = port.now()
-    c.fill_gaps()
-    c.verify_and_activate()
-    c.retry_silent()
+    phase("gap filling", c.fill_gaps)
+    phase("verify and activate", c.verify_and_activate)
+    phase("retries", c.retry_silent)
     t_ready = port.now()
     for aca, _r in meters:  # the restart: the loader's choice, the new slot's self-test
         node = nodes[aca]
@@ -125,17 +164,19 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
         if dl.restart_due:
             S.choose(dl.store)
             attach(node, node.app.model, dl.store).confirm()
-    c.confirm(wait_s=5.0)
+    phase("confirm", lambda: c.confirm(wait_s=5.0))
     rep = c.report()
     campaign_s = t_ready - t0
     return {
         "meters": len(by_name), "reachable": len(meters), "activated": len(rep["activated"]),
         "not_activated": [m for m in rep["meters"] if m.get("outcome") != "activated"][:10],
         "image_bytes": len(image), "blocks": c.header.blocks, "broadcast_routes": len(cover),
-        "broadcast_transmissions_per_block": sum(len(r) + 1 for r in cover),
+        "broadcast_transmissions_per_block": transmissions(cover),
         "frames": rep["frames"], "broadcast_s": round(t_bc - t0, 1), "time_to_all_s": round(campaign_s, 1),
         "efficiency": round(len(image) * 8 / (net.medium.bitrate * campaign_s), 3) if campaign_s else None,
-        "airtime_s": round(net.medium.stats["airtime_s"], 1), "loss": loss,
+        "efficiency_bound": round(efficiency_bound(len(image), c.header.blocks, c.header.block,
+                                                   max(len(r) for _a, r in meters), net.medium.bitrate), 3),
+        "airtime_s": round(net.medium.stats["airtime_s"], 1), "loss": loss, "phases": phases,
     }
 
 
@@ -154,8 +195,10 @@ def run(n_meters, size, seed=0, loss=LOSS, progress=None):
         "meters": n_meters, "image_bytes": results[0]["image_bytes"], "sections": len(results),
         "reachable": sum(r["reachable"] for r in results), "activated": sum(r["activated"] for r in results),
         "efficiency": min(r["efficiency"] or 0 for r in results),
+        "efficiency_bound": min(r["efficiency_bound"] for r in results),
         "time_to_all_s": slowest["time_to_all_s"],
         "gap_fill_frames": sum(r["frames"]["gap_fill"] for r in results),
+        "gap_fill_broadcast_frames": sum(r["frames"]["gap_fill_broadcast"] for r in results),
         "broadcast_frames": sum(r["frames"]["broadcast"] for r in results),
         "requests": sum(r["frames"]["requests"] for r in results),
         "loss": loss, "seed": seed, "details": results, "wall_s": round(time.monotonic() - wall0, 1),
@@ -171,9 +214,15 @@ def print_report(rep, out=None):
           % (rep["image_bytes"], rep["meters"], rep["sections"], rep["loss"] * 100), file=out)
     print("activated %d of %d reachable; time to 100 %%: %.0f s; channel efficiency %.1f %%"
           % (rep["activated"], rep["reachable"], rep["time_to_all_s"], rep["efficiency"] * 100), file=out)
-    print("frames: %d broadcast, %d gap filling, %d requests; %.1f s of wall clock"
-          % (rep["broadcast_frames"], rep["gap_fill_frames"], rep["requests"], rep["wall_s"]), file=out)
+    print("bound: no campaign exceeds %.1f %% on these sections (a repeater relaying every block is busy"
+          " 3 frame times a block)" % (rep["efficiency_bound"] * 100), file=out)
+    print("frames: %d broadcast, %d gap filling (%d of them broadcast), %d requests; %.1f s of wall clock"
+          % (rep["broadcast_frames"], rep["gap_fill_frames"], rep["gap_fill_broadcast_frames"], rep["requests"],
+             rep["wall_s"]), file=out)
     for i, r in enumerate(rep["details"]):
-        print("  section %d: %d meters, %d broadcast routes (%d transmissions a block), efficiency %.1f %%, %.0f s"
-              % (i + 1, r["meters"], r["broadcast_routes"], r["broadcast_transmissions_per_block"],
-                 r["efficiency"] * 100, r["time_to_all_s"]), file=out)
+        print("  section %d: %d meters, %d broadcast chains (%d transmissions a block), efficiency %.1f %%"
+              " (bound %.1f %%), %.0f s" % (i + 1, r["meters"], r["broadcast_routes"],
+                                          r["broadcast_transmissions_per_block"], r["efficiency"] * 100,
+                                          r["efficiency_bound"] * 100, r["time_to_all_s"]), file=out)
+        print("    " + ", ".join("%s %.0f s (%d frames)" % (name, p["s"], p["frames"])
+                                 for name, p in r["phases"].items()), file=out)

@@ -139,7 +139,9 @@ def test_campaign_activates_a_section_through_a_repeater(image):
     assert sorted(rep["activated"]) == sorted(m["aca"] for m in rep["meters"]), rep["meters"]
     assert all(m["version"] == "0.2.0" and m["active_slot"] == 1 for m in rep["meters"])
     h = F.unpack_header(image)
-    assert rep["frames"]["broadcast"] == 2 * h.blocks  # direct, and through the repeater
+    # one chain through the repeater: the direct meter keeps the concentrator's copy, the
+    # repeater the copy it relays, the meter behind it the repeater's
+    assert rep["frames"]["broadcast"] == h.blocks
     # a lossless line: gap filling only for what collisions took
     print("gap filling frames: %d of %d blocks" % (rep["frames"]["gap_fill"], h.blocks))
     assert rep["frames"]["gap_fill"] < h.blocks // 10
@@ -173,3 +175,24 @@ def test_fleet_campaign_with_frame_loss_reaches_every_meter():
     assert rep["activated"] == rep["reachable"] == 40, rep["not_activated"]
     assert rep["frames"]["gap_fill"] > 0  # 5 % loss leaves gaps the unicast fills
     assert 0 < rep["efficiency"] < 1
+
+
+def test_broadcast_chains_are_the_routes_no_other_extends():
+    from smitp.download import broadcast_chains, transmissions
+
+    a, b, c = b"\x01" * 6, b"\x02" * 6, b"\x03" * 6
+    routes = [(), (a,), (a, b), (a, b), (c,), (a, c)]
+    assert broadcast_chains(routes) == [(a, b), (a, c), (c,)]
+    assert transmissions(broadcast_chains(routes)) == 3 + 3 + 2 < transmissions(routes)
+    assert broadcast_chains([()]) == [()] and broadcast_chains([]) == []
+
+
+def test_efficiency_bound_by_depth():
+    from smitp.fleet_download import efficiency_bound
+
+    frame_bits = 56 + 8 * (11 + 1 + 6 + 120 + 4)  # PHY overhead, MAC header, ATTR, ID, index, block, CRC
+    direct = efficiency_bound(137 * 120, 137, 120, 0, 4800)
+    assert abs(direct - 120 * 8 / frame_bits) < 1e-9
+    assert abs(efficiency_bound(137 * 120, 137, 120, 1, 4800) - direct / 2) < 1e-9
+    deep = efficiency_bound(137 * 120, 137, 120, 5, 4800)
+    assert abs(deep - direct / 3) < 1e-9 and deep < 0.7
