@@ -72,6 +72,8 @@ class Download(Engine):
             h = s.header
             return struct.pack(">BBHHBI", self.state(), s.slot, s.received, h.blocks if h is not None else 0,
                                b.failure, struct.unpack(">I", s.image_id)[0])
+        if reg == R.DOWNLOAD_FLOOR:
+            return struct.pack(">I", S.floor(self.store))
         if reg == R.DOWNLOAD_VERSIONS:
             return struct.pack(">BBIII", b.active, b.previous, self.builtin,
                                S.version_of(b, S.SLOT_A, self.builtin), S.version_of(b, S.SLOT_B, self.builtin))
@@ -131,6 +133,9 @@ class Download(Engine):
         if k1 is None or not F.seal_ok(k1, h):
             self._failed(S.FAIL_SEAL)
             raise Refused(A.NACK_BAD_VALUE)
+        if h.version < S.floor(self.store):  # an old image (maybe a vulnerable one): never again
+            self._failed(S.FAIL_OLD)
+            raise Refused(A.NACK_BAD_VALUE)
         if not self.session.open(h, self.boot):
             raise Refused(A.NACK_NOT_STORED)
         return self.app.ack(True)
@@ -189,6 +194,10 @@ class Download(Engine):
     def activate(self):
         """Switch to the installed slot (on trial); the runtime restarts."""
         if not self.session.activate(self.boot):
+            h = self.session.header
+            if h is not None and h.version < S.floor(self.store):  # the floor rose since the OPEN
+                self.session.abort()
+                self._failed(S.FAIL_OLD)
             return False
         if self.activation_time():
             self.model.keep(R.DOWNLOAD_SETTINGS, struct.pack(_SETTINGS, self.health_window_s(), 0))
