@@ -217,12 +217,15 @@ class Download(Engine):
         return done
 
 
-def attach(node, model, store):
+def attach(node, model, store, services=True):
     """The download engine on a meter node: its services in the node's
-    application layer, its registers in the data model."""
+    application layer (services False: none, REPROG answered NACK 6 as any
+    unsupported ATTR, on a board with no room for slots), its registers in
+    the data model."""
     from meter import VERSION
 
     dl = Download(model, store, node.app, F.version_number(VERSION))
-    node.app.services[A.REPROG_LOCAL] = dl.local
-    node.app.services[A.REPROG_BROADCAST] = dl.broadcast
+    if services:
+        node.app.services[A.REPROG_LOCAL] = dl.local
+        node.app.services[A.REPROG_BROADCAST] = dl.broadcast
     return dl

@@ -308,7 +308,9 @@ def build(board: "Board"):
     link = ANodeLink(T.BNODE_TIMEOUT_MS) if bnode_uart is not None and bnode_uart() is not None else None
     node = MeterNode(aca, model, security_factory(aca, store, model, board.unix_time), store=store, seed=ticks_us(),
                      bnode=link, dlms=dlms_profile(board, model, store, aca))
-    download = attach_download(node, model, store)  # REPROG services, download area (meter/app/download.py)
+    serves = getattr(board, "serves_download", None)  # optional member: False on a board with no room for slots
+    # REPROG services (unless the board refuses them), the download area (meter/app/download.py)
+    download = attach_download(node, model, store, serves is None or serves())
     return model, node, meter, download
 
 
