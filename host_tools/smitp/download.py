@@ -3,7 +3,8 @@
 A campaign, for one meter or a section:
 1. OPEN each meter (REPROG_LOCAL, authenticated, ECB under the write key):
    the image header with the seal made under that meter's K1 (the image file
-   may carry none: the key holder seals per meter);
+   may carry none: the key holder seals per meter), and the activation time
+   when --at programs one;
 2. broadcast every block (REPROG_BROADCAST, class S, no answer) along the
    fewest chains of repeaters whose copies every meter hears: a meter keeps
    a block from any hop's copy, so a chain feeds every meter whose route is
@@ -13,7 +14,9 @@ A campaign, for one meter or a section:
    costs fewer transmissions than a unicast to each; then, per meter, the
    blocks it still lacks sent to it alone, until it has them all;
 4. the meter checks seal and hash and installs; the concentrator reads the
-   download state (ready, or the failure) and ACTIVATEs at --at or now;
+   download state (ready, or the failure) and ACTIVATEs now; with --at, a
+   meter whose last MISSING answer showed every block needs neither (it
+   activates itself at that time; step 5 reads what happened);
 5. after the restart, the firmware identification, the slots and the state
    are read: activated, rolled back (with the reason) or refused.
 Layouts: meter/fwimage.py (the one place).
@@ -102,9 +105,14 @@ class Campaign:
         self.broadcast_routes: list[tuple[bytes, ...]] | None = None
         self._broadcast_rp: dict[tuple, bytes] = {}  # route -> its broadcast's 2-byte SCA entries
         self.transient: set[str] = set()  # meters refused only by silence: another pass may reach them
+        self.complete: set[bytes] = set()  # meters whose last MISSING answer showed every block
+        # [meter ACAs] -> the broadcast chains that reach them all (what the concentrator knows of
+        # who hears whom; by default the meters' routes: broadcast_chains)
+        self.cover = lambda acas: broadcast_chains(dict(self.meters)[a] for a in acas)
 
     # ---- frames without an answer
-    def _send(self, addr_air, route, data):
+    def frame(self, addr_air, route, data):
+        """The class-S frame carrying `data` to `addr_air` (a meter or the broadcast) through `route`."""
         if addr_air == mac.BROADCAST:  # repeaters named by their SCAs (smitp.discovery.broadcast_entries)
             rp = self._broadcast_rp.get(tuple(route))
             if rp is None:
@@ -114,10 +122,15 @@ class Campaign:
         else:
             rp = b"".join(mac.aca_to_air(r) for r in route)
         n = mac.encode(self.out, addr_air, rp, mac.DISC_S, False, 0, False, 0, 0, data)
+        return bytes(self.out[:n])
+
+    def _send(self, addr_air, route, data):
+        frame = self.frame(addr_air, route, data)
         port = self.conc.port
-        port.send(bytes(self.out[:n]))
+        port.send(frame)
         if route:  # its repetitions leave the air before the next frame
             medium = getattr(getattr(port, "network", None), "medium", None)
+            n = len(frame)
             air = medium.airtime_s(n) if medium is not None else (n * 8 + PHY_OVERHEAD_BITS) / BITRATE
             self.conc.pause((air + HOP_GAP_S) * (len(route) + 1))
 
@@ -171,7 +184,8 @@ class Campaign:
     def open_all(self):
         for aca, route in self._live():
             try:
-                self._local(aca, route, bytes((F.OP_OPEN,)) + sealed_header(self.image, self.keys_of(aca)))
+                when = struct.pack(">I", self.at) if self.at else b""
+                self._local(aca, route, bytes((F.OP_OPEN,)) + sealed_header(self.image, self.keys_of(aca)) + when)
             except (NoAnswer, PeerError) as e:
                 self._fail(aca, "refused", "open: %s" % e, e)
 
@@ -230,7 +244,7 @@ class Campaign:
         sent = set()
         for i in sorted(by_block):
             routes = [route_of[a] for a in by_block[i]]
-            chains = broadcast_chains(routes)
+            chains = self.cover(by_block[i])
             if transmissions(chains) < transmissions(routes):
                 lsdu = self.block_lsdu(i)
                 for chain in chains:
@@ -260,6 +274,7 @@ class Campaign:
                     self._fail(aca, "refused", "gap filling: %s" % e, e)
                     break
                 if not lacking:  # complete: the meter checked and installed it
+                    self.complete.add(aca)
                     break
                 for i in lacking:
                     self._send(mac.aca_to_air(aca), route, self.block_lsdu(i))
@@ -267,6 +282,8 @@ class Campaign:
 
     def verify_and_activate(self):
         for aca, route in self._live():
+            if self.at and aca in self.complete:  # programmed at OPEN: it activates itself
+                continue
             try:
                 st, _ver = self._state(aca, route)
             except (NoAnswer, PeerError) as e:

@@ -7,8 +7,9 @@ paths of the topology (what discovery finds, without spending its airtime
 here), and the repeaters hold one SCA each (what registration gives: a
 broadcast names its repeaters by 2-byte SCA entries). The campaign is
 smitp/download.py's: OPEN per meter, the broadcast, gap filling from each
-meter's bitmap, verification, activation, and a read of what runs after the
-restart (the in-process meter restarts through the same boot choice,
+meter's bitmap, verification, activation at the time the OPEN programmed
+(ACTIVATE_AT: a meter whose bitmap shows every block needs no other
+request), and a read of what runs after the restart (the in-process meter restarts through the same boot choice,
 meter/slots.py). The broadcast goes along the fewest chains of repeaters
 whose hops every meter hears (a greedy cover; a meter keeps a block from any
 copy), each block once a chain.
@@ -36,11 +37,12 @@ from smitp.discovery import MAX_LEVEL
 from smitp.discovery import sca_for
 from smitp.download import Campaign, transmissions
 from smitp.medium import Medium
-from smitp.network import Network, VirtualClock, in_process_meter, serial_for
+from smitp.network import ELABORATION_S, Network, VirtualClock, in_process_meter, serial_for
 from smitp.secure import KeyRing
 
 LOSS = 0.02  # frames lost on every link, at random
 SCA_SECTION = 0x5A0000  # the section part of the repeaters' SCAs (its seed added)
+ACTIVATE_AT = 86400  # the activation the OPEN programs: a day into the virtual clock, after the campaign
 MIN_SIZE = 1024  # (smitp sim --download checks the same range)
 MAX_SIZE = F.MAX_BLOCKS * F.MAX_BLOCK - F.HEADER_LEN
 
@@ -109,6 +111,73 @@ def efficiency_bound(image_len, blocks, block, depth, bitrate):
     return image_len * 8 / (bitrate * blocks * Medium(bitrate=bitrate).airtime_s(frame) * busy)
 
 
+class Schedule:
+    """Spatial reuse for the broadcast, where the medium model allows it: a transmission may
+    overlap another only if neither node nor any node hearing either of them hears the other
+    (no common listener: no collision, no half-duplex loss). A chain's hops follow each other
+    one frame and one TEL apart (each repeater relays TEL after the copy it heard ends)."""
+
+    GUARD_S = 0.005
+
+    def __init__(self, heard, root):
+        self.zone = {n: frozenset(heard[n]) | {n} for n in heard}
+        self.root = root
+        self.busy: list[tuple[float, float, frozenset]] = []  # (start, end, zone) on air or scheduled
+        self.free = float("-inf")  # the concentrator's next start
+
+    def _clash(self, t, hops, air):
+        """The latest end among scheduled transmissions a chain started at t would clash with,
+        shifted to the chain's start; None: no clash."""
+        late = None
+        step = air + ELABORATION_S
+        for j, node in enumerate(hops):
+            a, b, zone = t + j * step, t + j * step + air, self.zone[node]
+            for s, e, z in self.busy:
+                if s < b + self.GUARD_S and a < e + self.GUARD_S and not zone.isdisjoint(z):
+                    shift = e + self.GUARD_S - j * step
+                    late = shift if late is None or shift > late else late
+        return late
+
+    def place(self, now, hops, air):
+        """The earliest start at or after `now` for a chain through `hops` (repeater names),
+        its transmissions then booked."""
+        self.busy = [x for x in self.busy if x[1] > now]
+        t = max(now, self.free)
+        chain = [self.root] + list(hops)
+        while True:
+            late = self._clash(t, chain, air)
+            if late is None:
+                break
+            t = max(late, t + 0.001)
+        step = air + ELABORATION_S
+        for j, node in enumerate(chain):
+            self.busy.append((t + j * step, t + j * step + air, self.zone[node]))
+        self.free = t + air + self.GUARD_S
+        return t
+
+
+def broadcast_scheduled(c, cover, by_name, heard, root, medium):
+    """The campaign's broadcast (Campaign.broadcast), each chain's frame sent as soon as the
+    Schedule allows instead of after the previous chain's last hop."""
+    sched = Schedule(heard, root)
+    port = c.conc.port
+    n = c.header.blocks
+    for i in range(n):
+        lsdu = c.block_lsdu(i)
+        for chain in cover:
+            frame = c.frame(mac.BROADCAST, tuple(by_name[r] for r in chain), lsdu)
+            t = sched.place(port.now(), chain, medium.airtime_s(len(frame)))
+            if t > port.now():
+                c.conc.pause(t - port.now())
+            port.send(frame)
+            c.frames["broadcast"] += 1
+        if c.progress:
+            c.progress(i + 1, n, "broadcast")
+    last = max((e for _s, e, _z in sched.busy), default=port.now())
+    if last > port.now():  # the last relays leave the air
+        c.conc.pause(last - port.now())
+
+
 def run_section(topo, size, seed=0, loss=LOSS, progress=None):
     root = next(n["name"] for n in topo["nodes"] if n["role"] == "concentrator")
     for link in topo["links"]:
@@ -137,30 +206,36 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
         conc.book.learn(by_name[name], sca)
     meters = [(by_name[n], tuple(by_name[r] for r in route[n])) for n in sorted(route) if n in by_name]
     image = synthetic_image(size, seed)
-    c = Campaign(conc, image, meters, progress=progress)
+    c = Campaign(conc, image, meters, at=ACTIVATE_AT, progress=progress)
     cover = broadcast_cover(route, heard, root, [n for n in route if n in by_name])
     c.broadcast_routes = [tuple(by_name[r] for r in rt) for rt in cover]
+    name_of = {a: n for n, a in by_name.items()}
+    c.cover = lambda acas: [tuple(by_name[r] for r in rt)
+                            for rt in broadcast_cover(route, heard, root, [name_of[a] for a in acas])]
     phases: dict[str, dict] = {}
     medium = net.medium
 
     def phase(name, step):
         """Run one step of the campaign; keep its time, airtime and frames on air."""
-        t, air, frames = port.now(), medium.stats["airtime_s"], medium.stats["frames"]
+        st = medium.stats
+        t, air, frames, lost = port.now(), st["airtime_s"], st["frames"], st["collisions"]
         step()
-        phases[name] = {"s": round(port.now() - t, 1), "airtime_s": round(medium.stats["airtime_s"] - air, 1),
-                        "frames": medium.stats["frames"] - frames}
+        st = medium.stats
+        phases[name] = {"s": round(port.now() - t, 1), "airtime_s": round(st["airtime_s"] - air, 1),
+                        "frames": st["frames"] - frames, "collisions": st["collisions"] - lost}
 
     t0 = port.now()
     phase("open", c.open_all)
-    phase("broadcast", c.broadcast)
+    phase("broadcast", lambda: broadcast_scheduled(c, cover, by_name, heard, root, medium))
     t_bc = port.now()
     phase("gap filling", c.fill_gaps)
     phase("verify and activate", c.verify_and_activate)
     phase("retries", c.retry_silent)
     t_ready = port.now()
-    for aca, _r in meters:  # the restart: the loader's choice, the new slot's self-test
+    for aca, _r in meters:  # the programmed time; the restart: the loader's choice, the new slot's self-test
         node = nodes[aca]
         dl = engine_of(node)
+        dl.tick(ACTIVATE_AT)
         if dl.restart_due:
             S.choose(dl.store)
             attach(node, node.app.model, dl.store).confirm()
@@ -177,6 +252,7 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
         "efficiency_bound": round(efficiency_bound(len(image), c.header.blocks, c.header.block,
                                                    max(len(r) for _a, r in meters), net.medium.bitrate), 3),
         "airtime_s": round(net.medium.stats["airtime_s"], 1), "loss": loss, "phases": phases,
+        "collisions": net.medium.stats["collisions"],
     }
 
 

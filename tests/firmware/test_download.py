@@ -340,3 +340,23 @@ def test_board_without_room_for_slots_answers_reprog_nack_6():
     assert dl.state() == ST_IDLE and store.get("dl.hdr") is None and store.get("dl.log") is None
     # the download area still reads: the built-in firmware, no slot
     assert struct.unpack(">BBIII", model.get(R.DOWNLOAD_VERSIONS))[0:2] == (S.BUILTIN, S.BUILTIN)
+
+
+def test_open_can_program_the_activation_and_a_plain_open_clears_it():
+    app, dl, model = service()
+    h, body = image()
+    assert call(app, A.REPROG_LOCAL, b"\x01" + h.pack() + struct.pack(">I", 5000)) == bytes((A.ACK_A,))
+    assert dl.activation_time() == 5000
+    for i, part in enumerate(blocks(h, body)):
+        call(app, A.REPROG_BROADCAST, h.image_id + struct.pack(">H", i) + part, R.ACC_PLAIN)
+    assert dl.state() == 3  # programmed: no ACTIVATE needed
+    dl.tick(4999)
+    assert not dl.restart_due
+    dl.tick(5000)
+    assert dl.restart_due and dl.activation_time() == 0
+    app, dl, model = service()
+    other, _ = image(seed=7)
+    call(app, A.REPROG_LOCAL, b"\x01" + h.pack() + struct.pack(">I", 5000))
+    assert call(app, A.REPROG_LOCAL, b"\x01" + other.pack()) == bytes((A.ACK_A,))
+    assert dl.activation_time() == 0  # an earlier image's time does not carry over
+    assert call(app, A.REPROG_LOCAL, b"\x01" + h.pack() + b"\x00\x00")[0] == A.NACK_A  # 2 bytes: no time

@@ -174,7 +174,29 @@ def test_fleet_campaign_with_frame_loss_reaches_every_meter():
     rep = FD.run_section(topo, 6000, seed=3, loss=0.05)
     assert rep["activated"] == rep["reachable"] == 40, rep["not_activated"]
     assert rep["frames"]["gap_fill"] > 0  # 5 % loss leaves gaps the unicast fills
-    assert 0 < rep["efficiency"] < 1
+    assert 0 < rep["efficiency"] < rep["efficiency_bound"] < 1
+    ph = rep["phases"]
+    assert ph["broadcast"]["collisions"] == 0  # spatial reuse only where no node hears two senders  # the activation programmed at OPEN: a complete meter needs no other request
+    assert ph["verify and activate"]["frames"] < ph["open"]["frames"] // 4, ph
+
+
+def test_schedule_reuses_the_line_only_where_no_node_hears_two_senders():
+    from smitp.fleet_download import Schedule
+
+    line = ["dcu", "a", "b", "c", "d", "e"]  # each hears its neighbours only
+    heard = {n: {m for m in line if abs(line.index(m) - line.index(n)) == 1} for n in line}
+    sched = Schedule(heard, "dcu")
+    air, step = 0.3, 0.3 + 0.02
+    starts = [sched.place(0.0, ("a", "b", "c", "d", "e"), air) for _ in range(4)]
+    booked = sched.busy
+    for i, (s1, e1, z1) in enumerate(booked):
+        for s2, e2, z2 in booked[i + 1:]:
+            assert not (s1 < e2 and s2 < e1) or z1.isdisjoint(z2), (s1, s2)
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    # the next block once the second relay's copy ended (the first relay hears the concentrator,
+    # sends, hears the second relay: 3 frame times), not after all five relays as one chain after
+    # the other
+    assert all(2 * step + air <= g <= 2 * step + air + 2 * Schedule.GUARD_S for g in gaps), gaps
 
 
 def test_broadcast_chains_are_the_routes_no_other_extends():

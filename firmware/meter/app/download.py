@@ -123,7 +123,7 @@ class Download(Engine):
         return 0
 
     def _open(self, req, off, n):
-        if n != F.HEADER_LEN:
+        if n != F.HEADER_LEN and n != F.HEADER_LEN + 4:
             raise Refused(A.NACK_BAD_LENGTH)
         try:
             h = F.unpack_header(bytes(req[off:off + n]))
@@ -138,6 +138,11 @@ class Download(Engine):
             raise Refused(A.NACK_BAD_VALUE)
         if not self.session.open(h, self.boot):
             raise Refused(A.NACK_NOT_STORED)
+        # the activation time it carries (none: 0, an ACTIVATE later); the one of an earlier image goes
+        when = struct.unpack(">I", bytes(req[off + F.HEADER_LEN:off + n]))[0] if n > F.HEADER_LEN else 0
+        if when != self.activation_time():
+            if self.model.keep(R.DOWNLOAD_SETTINGS, struct.pack(_SETTINGS, self.health_window_s(), when)):
+                raise Refused(A.NACK_NOT_STORED)
         return self.app.ack(True)
 
     def _session_for(self, req, off):
