@@ -43,6 +43,7 @@ from smitp.secure import KeyRing
 LOSS = 0.02  # frames lost on every link, at random
 SCA_SECTION = 0x5A0000  # the section part of the repeaters' SCAs (its seed added)
 ACTIVATE_AT = 86400  # the activation the OPEN programs: a day into the virtual clock, after the campaign
+CONFIRM_WAIT_S = 30.0  # reads of a meter after its (instant) restart: retries on a deep, lossy route
 MIN_SIZE = 1024  # (smitp sim --download checks the same range)
 MAX_SIZE = F.MAX_BLOCKS * F.MAX_BLOCK - F.HEADER_LEN
 
@@ -239,7 +240,7 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
         if dl.restart_due:
             S.choose(dl.store)
             attach(node, node.app.model, dl.store).confirm()
-    phase("confirm", lambda: c.confirm(wait_s=5.0))
+    phase("confirm", lambda: c.confirm(wait_s=CONFIRM_WAIT_S))
     rep = c.report()
     campaign_s = t_ready - t0
     return {
