@@ -181,8 +181,14 @@ class Campaign:
     def _live(self):
         return [(a, r) for a, r in self.meters if "outcome" not in self.result[aca_text(a)]]
 
+    def _step(self, done, total, what):
+        if self.progress:
+            self.progress(done, total, what)
+
     def open_all(self):
-        for aca, route in self._live():
+        live = self._live()
+        for k, (aca, route) in enumerate(live):
+            self._step(k, len(live), "open")
             try:
                 when = struct.pack(">I", self.at) if self.at else b""
                 self._local(aca, route, bytes((F.OP_OPEN,)) + sealed_header(self.image, self.keys_of(aca)) + when)
@@ -223,7 +229,9 @@ class Campaign:
     def _lacking_all(self):
         """{aca: its missing blocks} of every live meter, one MISSING round."""
         out = {}
-        for aca, route in self._live():
+        live = self._live()
+        for k, (aca, route) in enumerate(live):
+            self._step(k, len(live), "missing blocks")
             try:
                 out[aca] = self.missing(aca, route)
             except Nack:  # no session any more: the per-meter rounds find out
@@ -259,7 +267,9 @@ class Campaign:
         if len(self.meters) > 1:
             known = self._lacking_all()
             sent = self.fill_gaps_grouped(known)
-        for aca, route in self._live():
+        live = self._live()
+        for done, (aca, route) in enumerate(live):
+            self._step(done, len(live), "gap filling")
             for k in range(MISSING_ROUNDS):
                 try:
                     if k == 0 and aca in known:  # asked in the grouped round: what no broadcast since sent
