@@ -84,6 +84,7 @@ def test_power_cuts_in_every_phase_never_brick_nor_run_half_an_image(tmp_path):
     for phase in ("open", "receiving", "installing", "activating", "restart", "trial"):
         assert got["cuts_per_phase"].get(phase, 0) >= 5, (phase, got)
     assert got["outcomes"]["activated"] >= 10 and got["outcomes"]["rolled back"] >= 5, got
+    assert got["floor"] >= 0x000200 + 10, got  # raised round after round, never lowered (checked at every cut)
 
 
 # ---- the concentrator's campaign against in-process meters on a virtual clock
