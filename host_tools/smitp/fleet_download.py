@@ -33,8 +33,7 @@ from meter.link import mac
 from meter.model import registers as R
 from smitp import topology as T
 from smitp.concentrator import Concentrator
-from smitp.discovery import MAX_LEVEL
-from smitp.discovery import sca_for
+from smitp.discovery import MAX_LEVEL, sca_for
 from smitp.download import Campaign, transmissions
 from smitp.medium import Medium
 from smitp.network import ELABORATION_S, Network, VirtualClock, in_process_meter, serial_for
