@@ -4,7 +4,7 @@ Each section (topology.lv_sections: feeders, repeaters, up to 500 meters) runs
 the firmware's meters in-process on a virtual clock at 4800 bit/s, every link
 losing frames at random (LOSS). The concentrator's routes are the shortest
 paths of the topology (what discovery finds, without spending its airtime
-here), and the repeaters hold one SCA each (what registration gives: a
+here), and every meter holds its own SCA (what registration gives: a
 broadcast names its repeaters by 2-byte SCA entries). The campaign is
 smitp/download.py's: OPEN per meter, the broadcast, gap filling from each
 meter's bitmap, verification, activation at the time the OPEN programmed
@@ -202,9 +202,10 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
         by_name[n["name"]] = aca
         nodes[aca] = node
     conc = Concentrator(port, keyring=ring)
-    # The SCAs registration gives the repeaters, one each: a broadcast's 2-byte entries then
-    # name one repeater each (an SCA shared by several repeaters makes them all relay at once).
-    for k, name in enumerate(sorted({r for n in route for r in route[n]})):
+    # The SCAs registration gives, one a meter: a broadcast's 2-byte entries then name one
+    # repeater each (an SCA shared by several repeaters makes them all relay at once), and a
+    # request through repeaters names them in 2 bytes instead of 6 (smitp/scabook.py).
+    for k, name in enumerate(sorted(by_name)):
         sca = sca_for(SCA_SECTION + seed, k)
         nodes[by_name[name]].nm._set_sca(sca)
         conc.book.learn(by_name[name], sca)
