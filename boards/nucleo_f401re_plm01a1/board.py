@@ -165,6 +165,12 @@ class Board:
         """Arm the IWDG: from now on only a reset stops it; feed() it in time."""
         return machine.WDT(timeout=max(1, min(int(timeout_ms), WATCHDOG_MAX_MS)))
 
+    def serves_download(self):
+        # No room for download slots (docs/flashing.md, "Software download"): one slot holds the
+        # firmware's modules (~150 KB), the flash filesystem has 64 KiB, and modules loaded from
+        # it (not frozen) would sit in the 80 KiB heap. REPROG services are answered NACK 6.
+        return False
+
     def serves_dlms(self):
         # The F401RE's 96 KB of RAM holds the Original-SMITP profile; with the
         # DLMS/COSEM profile beside it the heap runs out at start (docs/mcu.md).

@@ -16,7 +16,9 @@
 # so blocks of two images never mix in one slot.
 #
 # REPROG_LOCAL (100, sent authenticated: 200, ECB under K1):
-#   OPEN      0x01 | header (64)                  open a session for this image
+#   OPEN      0x01 | header (64) [| time (4)]     open a session for this image;
+#                                                 time: its activation, as ACTIVATE's
+#                                                 (0 or absent: none, ACTIVATE later)
 #   BLOCK     0x02 | image ID (4) | index (2) | data
 #   MISSING   0x03 | image ID (4) | from index (2) -> ACK-less answer below
 #   ACTIVATE  0x04 | image ID (4) | time (4)      0: at once, else at that UTC time

@@ -16,10 +16,19 @@
 #   "sN.ok"    the header of the image slot N holds whole; written after the
 #              last file, removed before the first one is touched
 #   "boot"     active slot | previous slot | trial | last failure
+#   "starts"   slot | starts of that confirmed slot since it last reported
+#              healthy (power-on starts not counted)
+#   "floor"    the version floor (4, big-endian): the highest version of an
+#              image confirmed healthy; only raised, never lowered. No image
+#              below it is opened nor activated (an old, vulnerable one)
 # The boot chooser runs before the firmware is imported: it boots a slot only
 # if its "sN.ok" is there, and a new slot only once on trial; a trial that
 # restarts before the running firmware confirms its health goes back to the
 # previous slot (a crash, a hang caught by the watchdog, a power cut alike).
+# A confirmed slot that restarts MAX_STARTS times (resets other than a
+# power-on) without reporting healthy is left too: for the previous slot if
+# it holds a whole, verified image, else for the built-in firmware, which is
+# always there and is never left by this rule (the retries stop there).
 import hashlib
 from array import array
 
@@ -43,6 +52,8 @@ FAIL_FLASH = const(4)
 FAIL_NO_BOOT = const(5)
 FAIL_SLOT = const(6)
 FAIL_START = const(7)
+FAIL_OLD = const(8)
+FAIL_REPEATED = const(9)
 FAILURES = {
     FAIL_NONE: "none",
     FAIL_SEAL: "wrong seal",
@@ -52,7 +63,10 @@ FAILURES = {
     FAIL_NO_BOOT: "new firmware did not report healthy",
     FAIL_SLOT: "slot damaged",
     FAIL_START: "new firmware failed to start",
+    FAIL_OLD: "version below the floor",
+    FAIL_REPEATED: "firmware failed to start repeatedly",
 }
+MAX_STARTS = const(3)  # starts of a confirmed slot without a healthy report before it is left
 
 # session stages
 RECEIVING = const(1)
@@ -63,6 +77,8 @@ _LOG = "dl.log"
 NONE = const(0xFFFF)
 MAX_LOG = const(32768)  # records read back at most: 4 x fwimage.MAX_BLOCKS (a log grown by refused writes)
 _BOOT = "boot"
+_STARTS = "starts"
+_FLOOR = "floor"
 _CHUNK = const(256)
 
 
@@ -106,9 +122,29 @@ class Boot:
         self.save()
 
 
-def choose(store):
-    """At boot, before the firmware is imported: (slot, trial) to run. A
-    trial must run under the watchdog (the caller arms it first)."""
+def starts(store, slot):
+    """Starts of confirmed slot `slot` since it last reported healthy."""
+    raw = store.get(_STARTS)
+    return raw[1] if raw is not None and len(raw) == 2 and raw[0] == slot else 0
+
+
+def floor(store):
+    """The version floor: no image below it is opened nor activated."""
+    raw = store.get(_FLOOR)
+    return int.from_bytes(raw, "big") if raw is not None and len(raw) == 4 else 0
+
+
+def raise_floor(store, version):
+    """The floor to `version` if that is higher (never lower); False: the flash refused."""
+    if version <= floor(store):
+        return True
+    return store.put(_FLOOR, version.to_bytes(4, "big"))
+
+
+def choose(store, cause=None):
+    """At boot, before the firmware is imported: (slot, trial) to run; cause:
+    the board's reset cause ("power" is not counted against a slot). A slot,
+    trial or not, must run under the watchdog (the caller arms it first)."""
     boot = Boot(store)
     if boot.trial == TRIAL_BOOTED:
         boot.rollback(FAIL_NO_BOOT)
@@ -118,17 +154,43 @@ def choose(store):
         boot.trial = TRIAL_BOOTED
         if not boot.save():  # a trial that cannot be recorded is not started
             boot.rollback(FAIL_FLASH)
+    elif boot.active != BUILTIN and cause != "power":
+        n = starts(store, boot.active)
+        if n >= MAX_STARTS:
+            boot.rollback(FAIL_REPEATED)  # to a verified previous slot, else the built-in firmware
+            n = 0
+        if boot.active == BUILTIN:
+            store.remove(_STARTS)
+        else:  # counted before it runs: a hang or a crash cannot skip the count
+            store.put(_STARTS, bytes((boot.active, n + 1)))
     return boot.active, boot.trial != CONFIRMED
 
 
-def confirm(store):
-    """The running firmware passed its self-test: its slot stays. True if
-    a trial ended here."""
+def healthy(store):
+    """The running firmware passed its self-test: a trial slot stays, the
+    count of unhealthy starts ends, and the floor rises to the running
+    image's version (again at every healthy start: a cut between the
+    confirmation and the floor is made good). True if a trial ended here."""
     boot = Boot(store)
-    if boot.trial != TRIAL_BOOTED:
-        return False
-    boot.trial = CONFIRMED
-    return boot.save()
+    ended = False
+    if boot.trial == TRIAL_BOOTED:
+        boot.trial = CONFIRMED
+        ended = boot.save()
+        if not ended:
+            return False
+    if boot.trial == CONFIRMED and boot.active != BUILTIN:
+        h = boot.header(boot.active)
+        if h is not None:
+            raise_floor(store, h.version)
+        if store.get(_STARTS) is not None:
+            store.remove(_STARTS)
+    return ended
+
+
+def confirm(store):
+    """The running firmware passed its self-test (healthy). True if a trial
+    ended here."""
+    return healthy(store)
 
 
 class Session:
@@ -364,6 +426,8 @@ class Session:
         """Make the installed slot the one to boot, on trial. False if the
         session is not installed or the flash refused."""
         if self.header is None or self.stage != INSTALLED or boot.header(self.slot) is None:
+            return False
+        if self.header.version < floor(self.store):  # an old image: never run again
             return False
         boot.previous = boot.active
         boot.active, boot.trial, boot.failure = self.slot, TRIAL_NEW, FAIL_NONE

@@ -3,14 +3,20 @@
 A campaign, for one meter or a section:
 1. OPEN each meter (REPROG_LOCAL, authenticated, ECB under the write key):
    the image header with the seal made under that meter's K1 (the image file
-   may carry none: the key holder seals per meter);
-2. broadcast every block (REPROG_BROADCAST, class S, no answer) once along
-   each distinct route the meters need (direct, then through each repeater
-   path), as the MAC repeats a broadcast;
-3. gap filling: each meter's missing-block bitmap (MISSING), the blocks it
-   lacks sent to it alone, until it has them all;
+   may carry none: the key holder seals per meter), and the activation time
+   when --at programs one;
+2. broadcast every block (REPROG_BROADCAST, class S, no answer) along the
+   fewest chains of repeaters whose copies every meter hears: a meter keeps
+   a block from any hop's copy, so a chain feeds every meter whose route is
+   a prefix of it (broadcast_chains);
+3. gap filling: each meter's missing-block bitmap (MISSING); a block many
+   meters lack goes once more by broadcast along their chains when that
+   costs fewer transmissions than a unicast to each; then, per meter, the
+   blocks it still lacks sent to it alone, until it has them all;
 4. the meter checks seal and hash and installs; the concentrator reads the
-   download state (ready, or the failure) and ACTIVATEs at --at or now;
+   download state (ready, or the failure) and ACTIVATEs now; with --at, a
+   meter whose last MISSING answer showed every block needs neither (it
+   activates itself at that time; step 5 reads what happened);
 5. after the restart, the firmware identification, the slots and the state
    are read: activated, rolled back (with the reason) or refused.
 Layouts: meter/fwimage.py (the one place).
@@ -68,6 +74,19 @@ def sealed_header(image, k1):
     return h.pack()
 
 
+def broadcast_chains(routes):
+    """The fewest broadcast chains (repeater routes) feeding meters of these routes: every
+    route must be a prefix of a chain, so the chains are the routes no other one extends."""
+    distinct = set(tuple(r) for r in routes)
+    prefixes = {r[:k] for r in distinct for k in range(len(r))}
+    return sorted(r for r in distinct if r not in prefixes)
+
+
+def transmissions(routes):
+    """Frames on air for one frame along each route (the concentrator's and each repeater's)."""
+    return sum(len(r) + 1 for r in routes)
+
+
 class Campaign:
     """One image to meters [(aca, route)] through a Concentrator with a key ring."""
 
@@ -79,16 +98,21 @@ class Campaign:
         self.progress = progress
         self.keys_of = keys_of or (lambda aca: conc.keyring.get(aca).write_key())
         self.out = bytearray(mac.MAX_FRAME)
-        self.frames = {"broadcast": 0, "gap_fill": 0, "requests": 0}
+        self.frames = {"broadcast": 0, "gap_fill": 0, "gap_fill_broadcast": 0, "requests": 0}
         self.result: dict[str, dict[str, Any]] = {aca_text(a): {"aca": aca_text(a)} for a, _r in self.meters}
         self.t0 = conc.port.now()
         # [repeater ACAs] the broadcast goes along (None: each meter's route)
         self.broadcast_routes: list[tuple[bytes, ...]] | None = None
         self._broadcast_rp: dict[tuple, bytes] = {}  # route -> its broadcast's 2-byte SCA entries
         self.transient: set[str] = set()  # meters refused only by silence: another pass may reach them
+        self.complete: set[bytes] = set()  # meters whose last MISSING answer showed every block
+        # [meter ACAs] -> the broadcast chains that reach them all (what the concentrator knows of
+        # who hears whom; by default the meters' routes: broadcast_chains)
+        self.cover = lambda acas: broadcast_chains(dict(self.meters)[a] for a in acas)
 
     # ---- frames without an answer
-    def _send(self, addr_air, route, data):
+    def frame(self, addr_air, route, data):
+        """The class-S frame carrying `data` to `addr_air` (a meter or the broadcast) through `route`."""
         if addr_air == mac.BROADCAST:  # repeaters named by their SCAs (smitp.discovery.broadcast_entries)
             rp = self._broadcast_rp.get(tuple(route))
             if rp is None:
@@ -98,10 +122,15 @@ class Campaign:
         else:
             rp = b"".join(mac.aca_to_air(r) for r in route)
         n = mac.encode(self.out, addr_air, rp, mac.DISC_S, False, 0, False, 0, 0, data)
+        return bytes(self.out[:n])
+
+    def _send(self, addr_air, route, data):
+        frame = self.frame(addr_air, route, data)
         port = self.conc.port
-        port.send(bytes(self.out[:n]))
+        port.send(frame)
         if route:  # its repetitions leave the air before the next frame
             medium = getattr(getattr(port, "network", None), "medium", None)
+            n = len(frame)
             air = medium.airtime_s(n) if medium is not None else (n * 8 + PHY_OVERHEAD_BITS) / BITRATE
             self.conc.pause((air + HOP_GAP_S) * (len(route) + 1))
 
@@ -152,20 +181,24 @@ class Campaign:
     def _live(self):
         return [(a, r) for a, r in self.meters if "outcome" not in self.result[aca_text(a)]]
 
+    def _step(self, done, total, what):
+        if self.progress:
+            self.progress(done, total, what)
+
     def open_all(self):
-        for aca, route in self._live():
+        live = self._live()
+        for k, (aca, route) in enumerate(live):
+            self._step(k, len(live), "open")
             try:
-                self._local(aca, route, bytes((F.OP_OPEN,)) + sealed_header(self.image, self.keys_of(aca)))
+                when = struct.pack(">I", self.at) if self.at else b""
+                self._local(aca, route, bytes((F.OP_OPEN,)) + sealed_header(self.image, self.keys_of(aca)) + when)
             except (NoAnswer, PeerError) as e:
                 self._fail(aca, "refused", "open: %s" % e, e)
 
     def broadcast(self):
         routes = self.broadcast_routes
-        if routes is None:  # the meters' own routes, each once
-            routes = []
-            for _aca, route in self._live():
-                if tuple(route) not in routes:
-                    routes.append(tuple(route))
+        if routes is None:
+            routes = broadcast_chains(route for _aca, route in self._live())
         n = self.header.blocks
         for i in range(n):
             lsdu = self.block_lsdu(i)
@@ -193,17 +226,65 @@ class Campaign:
             start += len(bits) * 8
         return lacking
 
+    def _lacking_all(self):
+        """{aca: its missing blocks} of every live meter, one MISSING round."""
+        out = {}
+        live = self._live()
+        for k, (aca, route) in enumerate(live):
+            self._step(k, len(live), "missing blocks")
+            try:
+                out[aca] = self.missing(aca, route)
+            except Nack:  # no session any more: the per-meter rounds find out
+                continue
+            except (NoAnswer, PeerError) as e:
+                self._fail(aca, "refused", "gap filling: %s" % e, e)
+        return out
+
+    def fill_gaps_grouped(self, lacking):
+        """Each block some meters lack: by broadcast along their chains when that costs fewer
+        transmissions than a unicast to each of them, else left to the per-meter rounds.
+        Returns the indexes broadcast."""
+        route_of = dict(self.meters)
+        by_block: dict[int, list[bytes]] = {}
+        for aca, blocks in lacking.items():
+            for i in blocks:
+                by_block.setdefault(i, []).append(aca)
+        sent = set()
+        for i in sorted(by_block):
+            routes = [route_of[a] for a in by_block[i]]
+            chains = self.cover(by_block[i])
+            if transmissions(chains) < transmissions(routes):
+                lsdu = self.block_lsdu(i)
+                for chain in chains:
+                    self._send(mac.BROADCAST, chain, lsdu)
+                    self.frames["gap_fill"] += 1
+                    self.frames["gap_fill_broadcast"] += 1
+                sent.add(i)
+        return sent
+
     def fill_gaps(self):
-        for aca, route in self._live():
-            for _ in range(MISSING_ROUNDS):
+        known, sent = {}, set()
+        if len(self.meters) > 1:
+            known = self._lacking_all()
+            sent = self.fill_gaps_grouped(known)
+        live = self._live()
+        for done, (aca, route) in enumerate(live):
+            self._step(done, len(live), "gap filling")
+            for k in range(MISSING_ROUNDS):
                 try:
-                    lacking = self.missing(aca, route)
+                    if k == 0 and aca in known:  # asked in the grouped round: what no broadcast since sent
+                        lacking = [i for i in known[aca] if i not in sent]
+                        if not lacking and known[aca]:
+                            lacking = self.missing(aca, route)
+                    else:
+                        lacking = self.missing(aca, route)
                 except Nack:  # no session for this image any more: refused; the state read next says why
                     break
                 except (NoAnswer, PeerError) as e:
                     self._fail(aca, "refused", "gap filling: %s" % e, e)
                     break
                 if not lacking:  # complete: the meter checked and installed it
+                    self.complete.add(aca)
                     break
                 for i in lacking:
                     self._send(mac.aca_to_air(aca), route, self.block_lsdu(i))
@@ -211,6 +292,8 @@ class Campaign:
 
     def verify_and_activate(self):
         for aca, route in self._live():
+            if self.at and aca in self.complete:  # programmed at OPEN: it activates itself
+                continue
             try:
                 st, _ver = self._state(aca, route)
             except (NoAnswer, PeerError) as e:

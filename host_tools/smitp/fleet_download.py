@@ -4,15 +4,20 @@ Each section (topology.lv_sections: feeders, repeaters, up to 500 meters) runs
 the firmware's meters in-process on a virtual clock at 4800 bit/s, every link
 losing frames at random (LOSS). The concentrator's routes are the shortest
 paths of the topology (what discovery finds, without spending its airtime
-here). The campaign is smitp/download.py's: OPEN per meter, the broadcast,
-gap filling from each meter's bitmap, verification, activation, and a read of
-what runs after the restart (the in-process meter restarts through the same
-boot choice, meter/slots.py). The broadcast goes along the fewest routes
-whose last hop every meter hears (a greedy cover), each block once a route.
+here), and every meter holds its own SCA (what registration gives: a
+broadcast names its repeaters by 2-byte SCA entries). The campaign is
+smitp/download.py's: OPEN per meter, the broadcast, gap filling from each
+meter's bitmap, verification, activation at the time the OPEN programmed
+(ACTIVATE_AT: a meter whose bitmap shows every block needs no other
+request), and a read of what runs after the restart (the in-process meter restarts through the same boot choice,
+meter/slots.py). The broadcast goes along the fewest chains of repeaters
+whose hops every meter hears (a greedy cover; a meter keeps a block from any
+copy), each block once a chain.
 
 Figures: channel efficiency = image bytes x 8 / (bit rate x campaign time up
-to the last meter verified); time to 100 % of reachable meters; frames of
-the broadcast and of gap filling.
+to the last meter verified), and its bound (efficiency_bound); time to 100 %
+of reachable meters; frames of the broadcast and of gap filling; time,
+frames and airtime per phase.
 """
 
 import hashlib
@@ -24,16 +29,20 @@ from typing import cast
 from meter import fwimage as F
 from meter import slots as S
 from meter.app.download import Download, attach
+from meter.link import mac
 from meter.model import registers as R
 from smitp import topology as T
 from smitp.concentrator import Concentrator
-from smitp.discovery import MAX_LEVEL
-from smitp.download import Campaign
+from smitp.discovery import MAX_LEVEL, sca_for
+from smitp.download import Campaign, transmissions
 from smitp.medium import Medium
-from smitp.network import Network, VirtualClock, in_process_meter, serial_for
+from smitp.network import ELABORATION_S, Network, VirtualClock, in_process_meter, serial_for
 from smitp.secure import KeyRing
 
 LOSS = 0.02  # frames lost on every link, at random
+SCA_SECTION = 0x5A0000  # the section part of the repeaters' SCAs (its seed added)
+ACTIVATE_AT = 86400  # the activation the OPEN programs: a day into the virtual clock, after the campaign
+CONFIRM_WAIT_S = 30.0  # reads of a meter after its (instant) restart: retries on a deep, lossy route
 MIN_SIZE = 1024  # (smitp sim --download checks the same range)
 MAX_SIZE = F.MAX_BLOCKS * F.MAX_BLOCK - F.HEADER_LEN
 
@@ -71,10 +80,14 @@ def _routes(topo, root):
 
 
 def broadcast_cover(route, heard, root, meters):
-    """Fewest transmissions whose last hop every meter hears: [(repeaters)] greedily,
-    a route costing one transmission per hop."""
+    """Fewest transmissions a block that reach every meter: [(repeaters)] chosen greedily, a
+    chain costing one transmission a hop and feeding every meter that hears any of its hops
+    (a meter keeps a download block from any copy of the broadcast)."""
     left = set(meters)
-    cands = [((), heard[root])] + [(route[n] + (n,), heard[n]) for n in route if len(route[n]) < MAX_LEVEL - 1]
+    cands = []
+    for n in [None] + [n for n in route if len(route[n]) < MAX_LEVEL - 1]:
+        chain = route[n] + (n,) if n is not None else ()
+        cands.append((chain, heard[root].union(*(heard[r] for r in chain))))
     chosen = []
     while left:
         best = max(cands, key=lambda c: len(c[1] & left) / (len(c[0]) + 1))
@@ -84,6 +97,89 @@ def broadcast_cover(route, heard, root, meters):
         chosen.append(best[0])
         left -= gain
     return chosen
+
+
+def efficiency_bound(image_len, blocks, block, depth, bitrate):
+    """The most channel efficiency this campaign's relay scheme reaches on a section whose
+    deepest meter is `depth` repeaters away. Every block crosses the air at least once, in a
+    frame with no repeater entry at best (with depth 0 that is the ceiling of any scheme: the
+    frame's header, CRC and PHY overhead). Here a block goes along chains of repeaters, each
+    repeater of a chain relaying every block, so such a repeater is busy more than one frame
+    time a block: it hears its upstream copy and sends its own (2), and with a repeater below
+    it also hears that one's copy, during which it can take nothing else in (3). Spatial reuse
+    does not beat that: those frames all reach the same repeater. (A scheme whose relays each
+    carried a share of the blocks over paths that do not hear each other could go higher;
+    the MAC's repetition, one path a frame, does not express it.)"""
+    frame = mac.HEADER_LEN + 1 + F.BLOCK_HEAD + block + mac.CRC_LEN
+    busy = min(depth, 2) + 1
+    return image_len * 8 / (bitrate * blocks * Medium(bitrate=bitrate).airtime_s(frame) * busy)
+
+
+class Schedule:
+    """Spatial reuse for the broadcast, where the medium model allows it: a transmission may
+    overlap another only if neither node nor any node hearing either of them hears the other
+    (no common listener: no collision, no half-duplex loss). A chain's hops follow each other
+    one frame and one TEL apart (each repeater relays TEL after the copy it heard ends)."""
+
+    GUARD_S = 0.005
+
+    def __init__(self, heard, root):
+        self.zone = {n: frozenset(heard[n]) | {n} for n in heard}
+        self.root = root
+        self.busy: list[tuple[float, float, frozenset]] = []  # (start, end, zone) on air or scheduled
+        self.free = float("-inf")  # the concentrator's next start
+
+    def _clash(self, t, hops, air):
+        """The latest end among scheduled transmissions a chain started at t would clash with,
+        shifted to the chain's start; None: no clash."""
+        late = None
+        step = air + ELABORATION_S
+        for j, node in enumerate(hops):
+            a, b, zone = t + j * step, t + j * step + air, self.zone[node]
+            for s, e, z in self.busy:
+                if s < b + self.GUARD_S and a < e + self.GUARD_S and not zone.isdisjoint(z):
+                    shift = e + self.GUARD_S - j * step
+                    late = shift if late is None or shift > late else late
+        return late
+
+    def place(self, now, hops, air):
+        """The earliest start at or after `now` for a chain through `hops` (repeater names),
+        its transmissions then booked."""
+        self.busy = [x for x in self.busy if x[1] > now]
+        t = max(now, self.free)
+        chain = [self.root] + list(hops)
+        while True:
+            late = self._clash(t, chain, air)
+            if late is None:
+                break
+            t = max(late, t + 0.001)
+        step = air + ELABORATION_S
+        for j, node in enumerate(chain):
+            self.busy.append((t + j * step, t + j * step + air, self.zone[node]))
+        self.free = t + air + self.GUARD_S
+        return t
+
+
+def broadcast_scheduled(c, cover, by_name, heard, root, medium):
+    """The campaign's broadcast (Campaign.broadcast), each chain's frame sent as soon as the
+    Schedule allows instead of after the previous chain's last hop."""
+    sched = Schedule(heard, root)
+    port = c.conc.port
+    n = c.header.blocks
+    for i in range(n):
+        lsdu = c.block_lsdu(i)
+        for chain in cover:
+            frame = c.frame(mac.BROADCAST, tuple(by_name[r] for r in chain), lsdu)
+            t = sched.place(port.now(), chain, medium.airtime_s(len(frame)))
+            if t > port.now():
+                c.conc.pause(t - port.now())
+            port.send(frame)
+            c.frames["broadcast"] += 1
+        if c.progress:
+            c.progress(i + 1, n, "broadcast")
+    last = max((e for _s, e, _z in sched.busy), default=port.now())
+    if last > port.now():  # the last relays leave the air
+        c.conc.pause(last - port.now())
 
 
 def run_section(topo, size, seed=0, loss=LOSS, progress=None):
@@ -106,36 +202,64 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
         by_name[n["name"]] = aca
         nodes[aca] = node
     conc = Concentrator(port, keyring=ring)
+    # The SCAs registration gives, one a meter: a broadcast's 2-byte entries then name one
+    # repeater each (an SCA shared by several repeaters makes them all relay at once), and a
+    # request through repeaters names them in 2 bytes instead of 6 (smitp/scabook.py).
+    for k, name in enumerate(sorted(by_name)):
+        sca = sca_for(SCA_SECTION + seed, k)
+        nodes[by_name[name]].nm._set_sca(sca)
+        conc.book.learn(by_name[name], sca)
     meters = [(by_name[n], tuple(by_name[r] for r in route[n])) for n in sorted(route) if n in by_name]
     image = synthetic_image(size, seed)
-    c = Campaign(conc, image, meters, progress=progress)
+    c = Campaign(conc, image, meters, at=ACTIVATE_AT, progress=progress)
     cover = broadcast_cover(route, heard, root, [n for n in route if n in by_name])
     c.broadcast_routes = [tuple(by_name[r] for r in rt) for rt in cover]
+    name_of = {a: n for n, a in by_name.items()}
+    c.cover = lambda acas: [tuple(by_name[r] for r in rt)
+                            for rt in broadcast_cover(route, heard, root, [name_of[a] for a in acas])]
+    phases: dict[str, dict] = {}
+    medium = net.medium
+
+    def phase(name, step):
+        """Run one step of the campaign; keep its time, airtime and frames on air."""
+        st = medium.stats
+        t, air, frames, lost = port.now(), st["airtime_s"], st["frames"], st["collisions"]
+        step()
+        st = medium.stats
+        phases[name] = {"s": round(port.now() - t, 1), "airtime_s": round(st["airtime_s"] - air, 1),
+                        "frames": st["frames"] - frames, "collisions": st["collisions"] - lost}
+
     t0 = port.now()
-    c.open_all()
-    c.broadcast()
+    phase("open", c.open_all)
+    phase("broadcast", lambda: broadcast_scheduled(c, cover, by_name, heard, root, medium))
     t_bc = port.now()
-    c.fill_gaps()
-    c.verify_and_activate()
-    c.retry_silent()
+    phase("gap filling", c.fill_gaps)
+    phase("verify and activate", c.verify_and_activate)
+    phase("retries", c.retry_silent)
     t_ready = port.now()
-    for aca, _r in meters:  # the restart: the loader's choice, the new slot's self-test
+    for aca, _r in meters:  # the programmed time; the restart: the loader's choice, the new slot's self-test
         node = nodes[aca]
         dl = engine_of(node)
+        dl.tick(ACTIVATE_AT)
         if dl.restart_due:
             S.choose(dl.store)
             attach(node, node.app.model, dl.store).confirm()
-    c.confirm(wait_s=5.0)
+    phase("confirm", lambda: c.confirm(wait_s=CONFIRM_WAIT_S))
     rep = c.report()
     campaign_s = t_ready - t0
     return {
         "meters": len(by_name), "reachable": len(meters), "activated": len(rep["activated"]),
         "not_activated": [m for m in rep["meters"] if m.get("outcome") != "activated"][:10],
         "image_bytes": len(image), "blocks": c.header.blocks, "broadcast_routes": len(cover),
-        "broadcast_transmissions_per_block": sum(len(r) + 1 for r in cover),
+        "broadcast_transmissions_per_block": transmissions(cover),
         "frames": rep["frames"], "broadcast_s": round(t_bc - t0, 1), "time_to_all_s": round(campaign_s, 1),
         "efficiency": round(len(image) * 8 / (net.medium.bitrate * campaign_s), 3) if campaign_s else None,
-        "airtime_s": round(net.medium.stats["airtime_s"], 1), "loss": loss,
+        "efficiency_bound": round(efficiency_bound(len(image), c.header.blocks, c.header.block,
+                                                   max(len(r) for _a, r in meters), net.medium.bitrate), 3),
+        "frame_ceiling": round(efficiency_bound(len(image), c.header.blocks, c.header.block, 0,
+                                                net.medium.bitrate), 3),
+        "airtime_s": round(net.medium.stats["airtime_s"], 1), "loss": loss, "phases": phases,
+        "collisions": net.medium.stats["collisions"],
     }
 
 
@@ -154,8 +278,11 @@ def run(n_meters, size, seed=0, loss=LOSS, progress=None):
         "meters": n_meters, "image_bytes": results[0]["image_bytes"], "sections": len(results),
         "reachable": sum(r["reachable"] for r in results), "activated": sum(r["activated"] for r in results),
         "efficiency": min(r["efficiency"] or 0 for r in results),
+        "efficiency_bound": min(r["efficiency_bound"] for r in results),
+        "frame_ceiling": results[0]["frame_ceiling"],
         "time_to_all_s": slowest["time_to_all_s"],
         "gap_fill_frames": sum(r["frames"]["gap_fill"] for r in results),
+        "gap_fill_broadcast_frames": sum(r["frames"]["gap_fill_broadcast"] for r in results),
         "broadcast_frames": sum(r["frames"]["broadcast"] for r in results),
         "requests": sum(r["frames"]["requests"] for r in results),
         "loss": loss, "seed": seed, "details": results, "wall_s": round(time.monotonic() - wall0, 1),
@@ -171,9 +298,16 @@ def print_report(rep, out=None):
           % (rep["image_bytes"], rep["meters"], rep["sections"], rep["loss"] * 100), file=out)
     print("activated %d of %d reachable; time to 100 %%: %.0f s; channel efficiency %.1f %%"
           % (rep["activated"], rep["reachable"], rep["time_to_all_s"], rep["efficiency"] * 100), file=out)
-    print("frames: %d broadcast, %d gap filling, %d requests; %.1f s of wall clock"
-          % (rep["broadcast_frames"], rep["gap_fill_frames"], rep["requests"], rep["wall_s"]), file=out)
+    print("bound: %.1f %% for this relay scheme on these sections (a repeater relaying every block and"
+          " hearing the next one is busy 3 frame times a block); any scheme: %.1f %% (one frame a block)"
+          % (rep["efficiency_bound"] * 100, rep["frame_ceiling"] * 100), file=out)
+    print("frames: %d broadcast, %d gap filling (%d of them broadcast), %d requests; %.1f s of wall clock"
+          % (rep["broadcast_frames"], rep["gap_fill_frames"], rep["gap_fill_broadcast_frames"], rep["requests"],
+             rep["wall_s"]), file=out)
     for i, r in enumerate(rep["details"]):
-        print("  section %d: %d meters, %d broadcast routes (%d transmissions a block), efficiency %.1f %%, %.0f s"
-              % (i + 1, r["meters"], r["broadcast_routes"], r["broadcast_transmissions_per_block"],
-                 r["efficiency"] * 100, r["time_to_all_s"]), file=out)
+        print("  section %d: %d meters, %d broadcast chains (%d transmissions a block), efficiency %.1f %%"
+              " (bound %.1f %%), %.0f s" % (i + 1, r["meters"], r["broadcast_routes"],
+                                          r["broadcast_transmissions_per_block"], r["efficiency"] * 100,
+                                          r["efficiency_bound"] * 100, r["time_to_all_s"]), file=out)
+        print("    " + ", ".join("%s %.0f s (%d frames)" % (name, p["s"], p["frames"])
+                                 for name, p in r["phases"].items()), file=out)

@@ -217,3 +217,146 @@ def test_bad_requests_are_nacks():
         assert ans[0] == A.NACK_A, (data, ans)
     for data in (b"", bytes(6), bytes(7)):
         assert call(app, A.REPROG_BROADCAST, data, R.ACC_PLAIN) == b""
+
+
+def installed(store, version, seed):
+    """An image of `version` installed and activated through a Session; the slot it went to."""
+    h, body = image(version, seed=seed)
+    s, boot = S.Session(store), S.Boot(store)
+    assert s.open(h, boot)
+    for i, part in enumerate(blocks(h, body)):
+        s.put_block(i, part)
+    slot = s.slot
+    assert s.install(K1) == S.FAIL_NONE and s.activate(boot)
+    return slot
+
+
+def open_image(app, version, seed):
+    h, body = image(version, seed=seed)
+    ans = call(app, A.REPROG_LOCAL, b"\x01" + h.pack())
+    return h, body, ans
+
+
+def test_version_floor_rises_with_a_healthy_image_and_refuses_older_ones():
+    app, dl, model = service()
+    store = dl.store
+    assert model.get(R.DOWNLOAD_FLOOR) == bytes(4)
+    h, body, ans = open_image(app, 0x000300, 3)
+    assert ans == bytes((A.ACK_A,))
+    for i, part in enumerate(blocks(h, body)):
+        call(app, A.REPROG_BROADCAST, h.image_id + struct.pack(">H", i) + part, R.ACC_PLAIN)
+    assert call(app, A.REPROG_LOCAL, b"\x04" + h.image_id + bytes(4)) == bytes((A.ACK_A,))
+    assert S.floor(store) == 0  # activated is not healthy yet
+    S.choose(store, "soft")
+    dl = Download(model, store, app, 0x100)
+    app.services[A.REPROG_LOCAL] = dl.local
+    app.services[A.REPROG_BROADCAST] = dl.broadcast
+    dl._k1 = lambda: K1
+    assert dl.confirm() and model.get(R.DOWNLOAD_FLOOR) == struct.pack(">I", 0x000300)
+    # an older image, sealed with the right key: refused at OPEN, and said why
+    _h, _b, ans = open_image(app, 0x000200, 4)
+    assert ans[0:2] == bytes((A.NACK_A, A.NACK_BAD_VALUE)) and dl.session.header is None
+    assert struct.unpack(">BBHHBI", model.get(R.DOWNLOAD_STATE))[4] == S.FAIL_OLD
+    assert not S.raise_floor(store, 0x000100) or S.floor(store) == 0x000300  # never lowered
+    # the same version is not below the floor; a floor risen meanwhile stops its activation
+    h, body, ans = open_image(app, 0x000300, 5)
+    assert ans == bytes((A.ACK_A,))
+    for i, part in enumerate(blocks(h, body)):
+        call(app, A.REPROG_BROADCAST, h.image_id + struct.pack(">H", i) + part, R.ACC_PLAIN)
+    assert dl.state() == ST_READY
+    assert S.raise_floor(store, 0x000400) and S.floor(store) == 0x000400
+    ans = call(app, A.REPROG_LOCAL, b"\x04" + h.image_id + bytes(4))
+    assert ans[0] == A.NACK_A and not dl.restart_due and dl.session.header is None
+    assert S.Boot(store).failure == S.FAIL_OLD and S.Boot(store).trial == S.CONFIRMED
+
+
+def test_confirmed_slot_that_keeps_failing_falls_back_then_stops_at_the_builtin():
+    store = Store()
+    for version in (0x000200, 0x000300):  # A then B, each confirmed healthy
+        slot = installed(store, version, version)
+        assert S.choose(store, "soft") == (slot, True) and S.confirm(store)
+    assert (S.Boot(store).active, S.Boot(store).previous) == (S.SLOT_B, S.SLOT_A)
+    for n in range(1, S.MAX_STARTS + 1):  # B hangs at each start: the watchdog resets it
+        assert S.choose(store, "watchdog") == (S.SLOT_B, False) and S.starts(store, S.SLOT_B) == n
+        assert S.choose(store, "power") == (S.SLOT_B, False) and S.starts(store, S.SLOT_B) == n  # not counted
+    assert S.choose(store, "other") == (S.SLOT_A, False)  # A holds a verified image
+    b = S.Boot(store)
+    assert (b.active, b.previous, b.failure) == (S.SLOT_A, S.BUILTIN, S.FAIL_REPEATED)
+    assert S.starts(store, S.SLOT_A) == 1  # the start it fell back with counts
+    assert S.choose(store, "watchdog") == (S.SLOT_A, False)
+    assert not S.healthy(store) and S.starts(store, S.SLOT_A) == 0  # a healthy start ends the count
+    for _ in range(S.MAX_STARTS):
+        assert S.choose(store, "watchdog") == (S.SLOT_A, False)
+    for _ in range(3):  # A fails too: the built-in firmware, and there the retries stop
+        assert S.choose(store, "watchdog") == (S.BUILTIN, False)
+    assert S.Boot(store).failure == S.FAIL_REPEATED and S.floor(store) == 0x000300
+
+
+def test_no_reset_sequence_loops_a_failing_confirmed_slot():
+    # the power-cut campaign's spirit: any mix of resets never runs a slot more than
+    # MAX_STARTS counted starts unhealthy; a cut between the fallback and the count of the
+    # slot fallen back to costs that slot one start more, never a loop
+    rng = Rng(11)
+    for trial in range(40):
+        store = Store()
+        for version in (0x000200, 0x000300):
+            slot = installed(store, version, version)
+            S.choose(store, "soft")
+            S.confirm(store)
+        unhealthy = {S.SLOT_A: 0, S.SLOT_B: 0}
+        allowed = {S.SLOT_A: S.MAX_STARTS, S.SLOT_B: S.MAX_STARTS}
+        for _ in range(30):
+            cause = ("power", "watchdog", "other", "soft")[rng.next() % 4]
+            before = S.Boot(store).active
+            slot, on_trial = S.choose(store, cause)
+            assert not on_trial
+            if slot != before:
+                assert unhealthy[before] == allowed[before] and S.Boot(store).failure == S.FAIL_REPEATED
+                if slot != S.BUILTIN and rng.next() % 2:  # a cut before the new slot's start was counted
+                    store.put("starts", bytes((before, S.MAX_STARTS)))
+                    allowed[slot] += 1
+            if slot != S.BUILTIN and cause != "power":
+                unhealthy[slot] += 1
+            assert slot == S.BUILTIN or unhealthy[slot] <= allowed[slot], (trial, slot, unhealthy)
+        assert S.Boot(store).active == S.BUILTIN  # never healthy: the retries ended at the built-in
+
+
+class _Node:
+    def __init__(self, app):
+        self.app = app
+
+
+def test_board_without_room_for_slots_answers_reprog_nack_6():
+    from meter.app.download import attach
+
+    store = Store()
+    model = DataModel("SN1", bytes(6), "fw", store, lambda: 1000)
+    app = Application(model)
+    dl = attach(_Node(app), model, store, services=False)
+    h, body = image()
+    for attr, data in ((A.REPROG_LOCAL, b"\x01" + h.pack()), (A.REPROG_LOCAL, b"\x05"),
+                       (A.REPROG_BROADCAST, h.image_id + b"\x00\x00" + body[0:h.block])):
+        assert call(app, attr, data)[0:2] == bytes((A.NACK_A, A.NACK_UNSUPPORTED)), attr
+    assert dl.state() == ST_IDLE and store.get("dl.hdr") is None and store.get("dl.log") is None
+    # the download area still reads: the built-in firmware, no slot
+    assert struct.unpack(">BBIII", model.get(R.DOWNLOAD_VERSIONS))[0:2] == (S.BUILTIN, S.BUILTIN)
+
+
+def test_open_can_program_the_activation_and_a_plain_open_clears_it():
+    app, dl, model = service()
+    h, body = image()
+    assert call(app, A.REPROG_LOCAL, b"\x01" + h.pack() + struct.pack(">I", 5000)) == bytes((A.ACK_A,))
+    assert dl.activation_time() == 5000
+    for i, part in enumerate(blocks(h, body)):
+        call(app, A.REPROG_BROADCAST, h.image_id + struct.pack(">H", i) + part, R.ACC_PLAIN)
+    assert dl.state() == 3  # programmed: no ACTIVATE needed
+    dl.tick(4999)
+    assert not dl.restart_due
+    dl.tick(5000)
+    assert dl.restart_due and dl.activation_time() == 0
+    app, dl, model = service()
+    other, _ = image(seed=7)
+    call(app, A.REPROG_LOCAL, b"\x01" + h.pack() + struct.pack(">I", 5000))
+    assert call(app, A.REPROG_LOCAL, b"\x01" + other.pack()) == bytes((A.ACK_A,))
+    assert dl.activation_time() == 0  # an earlier image's time does not carry over
+    assert call(app, A.REPROG_LOCAL, b"\x01" + h.pack() + b"\x00\x00")[0] == A.NACK_A  # 2 bytes: no time

@@ -6,7 +6,8 @@
 #
 #   micropython tests/host/mp_download_cuts.py CUTS SEED FLASH K1HEX IMAGE...
 #
-# Rounds download the IMAGEs in turn; every third round's firmware "fails
+# Rounds download the IMAGEs in turn, each round under a newer version (the
+# version floor refuses an older one); every third round's firmware "fails
 # its self-test" (never confirms), so its trial must roll back. At a cut the
 # flash stops taking writes, RAM is dropped, the image is mounted again and
 # the loader chooses the slot to boot (meter/slots.py choose). Checks after
@@ -68,9 +69,9 @@ class Image:
         return self.body[i * h.block:(i + 1) * h.block]
 
 
-def check_boot(store, images):
-    """The loader's choice at power-up, checked against the images."""
-    slot, trial = S.choose(store)
+def check_boot(store, images, cause="power"):
+    """The loader's choice at a start (a power-up unless `cause` says other), checked against the images."""
+    slot, trial = S.choose(store, cause)
     if slot == S.BUILTIN:
         return slot, trial, None
     h = S.Boot(store).header(slot)
@@ -116,7 +117,7 @@ def step(store, img, healthy, rng, k1, images):
         if healthy:
             S.confirm(store)
             return None
-        check_boot(store, images)  # unhealthy: the watchdog resets, the loader rolls back
+        check_boot(store, images, "watchdog")  # unhealthy: the watchdog resets, the loader rolls back
         return "rolled back"
     if boot.trial == S.CONFIRMED and running is not None and running.digest == h.digest:
         return "activated"
@@ -144,7 +145,7 @@ def step(store, img, healthy, rng, k1, images):
     _at("activating")
     if s.activate(boot):
         _at("restart")
-        check_boot(store, images)  # the restart into the new slot
+        check_boot(store, images, "soft")  # the restart into the new slot
     return None
 
 
@@ -159,6 +160,7 @@ def main(n_cuts, seed, path, k1, paths):
     boots = {"builtin": 0, "slot": 0, "trial": 0}
     rnd = 0
     steps = 0
+    floor = 0  # the version floor as the last power-up read it: only ever raised
     img = None
     while cuts < n_cuts:
         healthy = rnd % 3 != 2
@@ -166,6 +168,9 @@ def main(n_cuts, seed, path, k1, paths):
             boot = S.Boot(store)
             running = boot.header(boot.active)
             img = images[1] if running is not None and running.digest == images[0].header.digest else images[0]
+            # each round a newer version, sealed again: the version floor forbids going back
+            img.header.version = 0x000200 + rnd
+            img.header.seal = F.make_seal(k1, img.header)
         AIM["phase"], spread = TARGETS[cuts % len(TARGETS)]
         AIM["flash"], AIM["ops"] = flash, 1 + rng.below(spread)
         for _ in range(MAX_STEPS):
@@ -183,6 +188,9 @@ def main(n_cuts, seed, path, k1, paths):
                 store = Store(MOUNT)
                 slot, trial, _ = check_boot(store, images)
                 boots["trial" if trial else "slot" if slot else "builtin"] += 1
+                if S.floor(store) < floor:
+                    raise AssertionError("the version floor went down: %x after %x" % (S.floor(store), floor))
+                floor = S.floor(store)
                 break
             if outcome is not None:
                 outcomes[outcome] += 1
@@ -192,7 +200,7 @@ def main(n_cuts, seed, path, k1, paths):
         else:
             raise AssertionError("round %d stuck after %d steps" % (rnd, MAX_STEPS))
     print(json.dumps({"cuts": cuts, "cuts_per_phase": per_phase, "rounds": rnd, "outcomes": outcomes,
-                      "boots_after_cuts": boots, "steps": steps, "flash_faults_seen": store.faults}))
+                      "boots_after_cuts": boots, "steps": steps, "floor": S.floor(store), "flash_faults_seen": store.faults}))
 
 
 main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], bytes.fromhex(sys.argv[4]), sys.argv[5:])

@@ -75,3 +75,35 @@ def test_demo_refuses_rolls_back_and_activates(tmp_path):
     assert "failed to start" in reasons and "did not report healthy" in reasons, rep["rolled_back"]
     refused = " ".join(rep["refused"])
     assert "NACK 5" in refused and "hash mismatch" in refused, rep["refused"]
+
+
+def test_confirmed_slot_that_hangs_at_import_falls_back_to_the_builtin_firmware(tmp_path):
+    """A confirmed slot (trial over) whose import hangs: the loader arms the watchdog for it,
+    counts each start the watchdog ends, and after slots.MAX_STARTS boots the built-in one."""
+    src = tmp_path / "hangs.py"
+    src.write_text("while True:\n    pass\n")
+    compile_file(src, tmp_path / "hangs.mpy", "meter/__init__.py")
+    header = F.Header(64, 0x000900, 100, bytes(32), bytes(16)).pack()
+    board = EmulatedBoard("m1", ACA, "SNHANG", tmp_path)
+    # confirmed, and already started MAX_STARTS - 1 times unhealthy: two hangs are left to see
+    write = (_WRITE.replace("bytes((1, 0, 1, 0))", "bytes((1, 0, 0, 0))")
+             .replace('print("written")', 'st.put("starts", bytes((1, %d)))\nprint("written")' % (S.MAX_STARTS - 1)))
+    script = mount_script(board.flash) + write % {"mpy": str(tmp_path / "hangs.mpy"), "header": header.hex()}
+    r = subprocess.run([micropython_path(), "-c", script], capture_output=True, text=True, timeout=60)
+    assert "written" in r.stdout, r.stdout + r.stderr
+    topo = topology.load({"nodes": [{"name": "dcu", "role": "concentrator"}, {"name": "m1", "aca": ACA}],
+                          "links": [{"a": "dcu", "b": "m1"}]})
+    net = Network(Medium(bitrate=48000, topology=topo))
+    try:
+        port = net.add_concentrator("dcu")
+        net.add_board("m1", board)  # power on: not counted; it hangs, the watchdog resets it (counted) ...
+        assert net.run_until(lambda: "modem configured" in board.log_text(), 60), board.log_text()
+        log = board.log_text()
+        assert log.count("running slot 1") == 2, log
+        assert board.reset_causes == ["watchdog", "watchdog"], (board.reset_causes, log)
+        got = Concentrator(port).read(bytes.fromhex(ACA), [R.DOWNLOAD_STATE, R.DOWNLOAD_VERSIONS])
+        state = struct.unpack(">BBHHBI", got[R.DOWNLOAD_STATE])
+        slots = struct.unpack(">BBIII", got[R.DOWNLOAD_VERSIONS])
+        assert state[4] == S.FAIL_REPEATED and slots[0] == S.BUILTIN, (state, slots)
+    finally:
+        net.close()

@@ -84,6 +84,7 @@ def test_power_cuts_in_every_phase_never_brick_nor_run_half_an_image(tmp_path):
     for phase in ("open", "receiving", "installing", "activating", "restart", "trial"):
         assert got["cuts_per_phase"].get(phase, 0) >= 5, (phase, got)
     assert got["outcomes"]["activated"] >= 10 and got["outcomes"]["rolled back"] >= 5, got
+    assert got["floor"] >= 0x000200 + 10, got  # raised round after round, never lowered (checked at every cut)
 
 
 # ---- the concentrator's campaign against in-process meters on a virtual clock
@@ -139,7 +140,9 @@ def test_campaign_activates_a_section_through_a_repeater(image):
     assert sorted(rep["activated"]) == sorted(m["aca"] for m in rep["meters"]), rep["meters"]
     assert all(m["version"] == "0.2.0" and m["active_slot"] == 1 for m in rep["meters"])
     h = F.unpack_header(image)
-    assert rep["frames"]["broadcast"] == 2 * h.blocks  # direct, and through the repeater
+    # one chain through the repeater: the direct meter keeps the concentrator's copy, the
+    # repeater the copy it relays, the meter behind it the repeater's
+    assert rep["frames"]["broadcast"] == h.blocks
     # a lossless line: gap filling only for what collisions took
     print("gap filling frames: %d of %d blocks" % (rep["frames"]["gap_fill"], h.blocks))
     assert rep["frames"]["gap_fill"] < h.blocks // 10
@@ -172,4 +175,47 @@ def test_fleet_campaign_with_frame_loss_reaches_every_meter():
     rep = FD.run_section(topo, 6000, seed=3, loss=0.05)
     assert rep["activated"] == rep["reachable"] == 40, rep["not_activated"]
     assert rep["frames"]["gap_fill"] > 0  # 5 % loss leaves gaps the unicast fills
-    assert 0 < rep["efficiency"] < 1
+    assert 0 < rep["efficiency"] < rep["efficiency_bound"] < 1
+    ph = rep["phases"]
+    assert ph["broadcast"]["collisions"] == 0  # spatial reuse only where no node hears two senders  # the activation programmed at OPEN: a complete meter needs no other request
+    assert ph["verify and activate"]["frames"] < ph["open"]["frames"] // 4, ph
+
+
+def test_schedule_reuses_the_line_only_where_no_node_hears_two_senders():
+    from smitp.fleet_download import Schedule
+
+    line = ["dcu", "a", "b", "c", "d", "e"]  # each hears its neighbours only
+    heard = {n: {m for m in line if abs(line.index(m) - line.index(n)) == 1} for n in line}
+    sched = Schedule(heard, "dcu")
+    air, step = 0.3, 0.3 + 0.02
+    starts = [sched.place(0.0, ("a", "b", "c", "d", "e"), air) for _ in range(4)]
+    booked = sched.busy
+    for i, (s1, e1, z1) in enumerate(booked):
+        for s2, e2, z2 in booked[i + 1:]:
+            assert not (s1 < e2 and s2 < e1) or z1.isdisjoint(z2), (s1, s2)
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    # the next block once the second relay's copy ended (the first relay hears the concentrator,
+    # sends, hears the second relay: 3 frame times), not after all five relays as one chain after
+    # the other
+    assert all(2 * step + air <= g <= 2 * step + air + 2 * Schedule.GUARD_S for g in gaps), gaps
+
+
+def test_broadcast_chains_are_the_routes_no_other_extends():
+    from smitp.download import broadcast_chains, transmissions
+
+    a, b, c = b"\x01" * 6, b"\x02" * 6, b"\x03" * 6
+    routes = [(), (a,), (a, b), (a, b), (c,), (a, c)]
+    assert broadcast_chains(routes) == [(a, b), (a, c), (c,)]
+    assert transmissions(broadcast_chains(routes)) == 3 + 3 + 2 < transmissions(routes)
+    assert broadcast_chains([()]) == [()] and broadcast_chains([]) == []
+
+
+def test_efficiency_bound_by_depth():
+    from smitp.fleet_download import efficiency_bound
+
+    frame_bits = 56 + 8 * (11 + 1 + 6 + 120 + 4)  # PHY overhead, MAC header, ATTR, ID, index, block, CRC
+    direct = efficiency_bound(137 * 120, 137, 120, 0, 4800)
+    assert abs(direct - 120 * 8 / frame_bits) < 1e-9
+    assert abs(efficiency_bound(137 * 120, 137, 120, 1, 4800) - direct / 2) < 1e-9
+    deep = efficiency_bound(137 * 120, 137, 120, 5, 4800)
+    assert abs(deep - direct / 3) < 1e-9 and deep < 0.7

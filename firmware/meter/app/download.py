@@ -72,6 +72,8 @@ class Download(Engine):
             h = s.header
             return struct.pack(">BBHHBI", self.state(), s.slot, s.received, h.blocks if h is not None else 0,
                                b.failure, struct.unpack(">I", s.image_id)[0])
+        if reg == R.DOWNLOAD_FLOOR:
+            return struct.pack(">I", S.floor(self.store))
         if reg == R.DOWNLOAD_VERSIONS:
             return struct.pack(">BBIII", b.active, b.previous, self.builtin,
                                S.version_of(b, S.SLOT_A, self.builtin), S.version_of(b, S.SLOT_B, self.builtin))
@@ -121,7 +123,7 @@ class Download(Engine):
         return 0
 
     def _open(self, req, off, n):
-        if n != F.HEADER_LEN:
+        if n != F.HEADER_LEN and n != F.HEADER_LEN + 4:
             raise Refused(A.NACK_BAD_LENGTH)
         try:
             h = F.unpack_header(bytes(req[off:off + n]))
@@ -131,8 +133,16 @@ class Download(Engine):
         if k1 is None or not F.seal_ok(k1, h):
             self._failed(S.FAIL_SEAL)
             raise Refused(A.NACK_BAD_VALUE)
+        if h.version < S.floor(self.store):  # an old image (maybe a vulnerable one): never again
+            self._failed(S.FAIL_OLD)
+            raise Refused(A.NACK_BAD_VALUE)
         if not self.session.open(h, self.boot):
             raise Refused(A.NACK_NOT_STORED)
+        # the activation time it carries (none: 0, an ACTIVATE later); the one of an earlier image goes
+        when = struct.unpack(">I", bytes(req[off + F.HEADER_LEN:off + n]))[0] if n > F.HEADER_LEN else 0
+        if when != self.activation_time():
+            if self.model.keep(R.DOWNLOAD_SETTINGS, struct.pack(_SETTINGS, self.health_window_s(), when)):
+                raise Refused(A.NACK_NOT_STORED)
         return self.app.ack(True)
 
     def _session_for(self, req, off):
@@ -189,6 +199,10 @@ class Download(Engine):
     def activate(self):
         """Switch to the installed slot (on trial); the runtime restarts."""
         if not self.session.activate(self.boot):
+            h = self.session.header
+            if h is not None and h.version < S.floor(self.store):  # the floor rose since the OPEN
+                self.session.abort()
+                self._failed(S.FAIL_OLD)
             return False
         if self.activation_time():
             self.model.keep(R.DOWNLOAD_SETTINGS, struct.pack(_SETTINGS, self.health_window_s(), 0))
@@ -208,12 +222,15 @@ class Download(Engine):
         return done
 
 
-def attach(node, model, store):
+def attach(node, model, store, services=True):
     """The download engine on a meter node: its services in the node's
-    application layer, its registers in the data model."""
+    application layer (services False: none, REPROG answered NACK 6 as any
+    unsupported ATTR, on a board with no room for slots), its registers in
+    the data model."""
     from meter import VERSION
 
     dl = Download(model, store, node.app, F.version_number(VERSION))
-    node.app.services[A.REPROG_LOCAL] = dl.local
-    node.app.services[A.REPROG_BROADCAST] = dl.broadcast
+    if services:
+        node.app.services[A.REPROG_LOCAL] = dl.local
+        node.app.services[A.REPROG_BROADCAST] = dl.broadcast
     return dl

@@ -5,6 +5,7 @@
 #
 # Receive path as a reject ladder, each reject counted: frame codec (length,
 # CRC, fields) -> repeater duty -> destination -> LLC/application.
+from meter import attrs as A
 from meter.link import mac
 from meter.model import registers as R
 from meter.diagnostics import Diagnostics
@@ -79,6 +80,13 @@ class MeterNode:
                 return i + 1
         return 0
 
+    def _every_copy(self, f):
+        """A download block broadcast is kept from every copy of it, each hop's, not only
+        the last one's (docs/protocol.md, "REPROG_BROADCAST copies"): a block is kept once,
+        so one frame along a chain of repeaters feeds every meter that hears any of them."""
+        return (not f.uplink and f.dsap == DSAP_APP and f.data_len > 0 and f.buf[f.data] == A.REPROG_BROADCAST
+                and mac.same_addr(f.buf, f.addr, mac.BROADCAST))
+
     def _fault(self, where, exc):
         # The guard around every frame: a fault costs this frame, never the meter.
         self.stats["faults"] += 1
@@ -110,7 +118,10 @@ class MeterNode:
             st["last_error"] = e.field
             return 0
         me = self._my_repeater_position(f)
+        every = self._every_copy(f)
         if me:
+            if every:  # a repeater keeps the block too, then passes it on
+                self._serve(f, True, out)
             nxt = f.position - 1 if f.uplink else f.position + 1
             if nxt == me:
                 st["repeated"] += 1
@@ -119,7 +130,7 @@ class MeterNode:
             return 0
         if f.uplink and self.nm.collect(f):  # an answer to our own REQADDR broadcast
             return 0
-        if f.uplink or f.position != f.repeaters:
+        if f.uplink or (f.position != f.repeaters and not every):
             st["ignored"] += 1
             return 0
         broadcast = mac.same_addr(buf, f.addr, mac.BROADCAST)

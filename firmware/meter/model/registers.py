@@ -167,6 +167,7 @@ SPONT_MASK = const(0x0A11)
 DOWNLOAD_SETTINGS = const(0x0C00)
 DOWNLOAD_STATE = const(0x0C01)
 DOWNLOAD_VERSIONS = const(0x0C02)
+DOWNLOAD_FLOOR = const(0x0C03)  # the version floor (meter/slots.py): only raised
 # display management (layouts: docs/data-model.md, meter/display/manager.py)
 DISPLAY_MODE = const(0x0D00)
 DISPLAY_SCROLL = const(0x0D01)
@@ -313,6 +314,7 @@ TABLE = (
     (DOWNLOAD_SETTINGS, "download settings", 6, ENC_STRUCT, "", 0, _P, _WK, True, "download"),
     (DOWNLOAD_STATE, "download state", 11, ENC_STRUCT, "", 0, _P, _NO, False, "download"),
     (DOWNLOAD_VERSIONS, "firmware slots", 14, ENC_STRUCT, "", 0, _P, _NO, False, "download"),
+    (DOWNLOAD_FLOOR, "firmware version floor", 4, ENC_UINT, "", 0, _P, _NO, False, "download"),
     # display management
     (DISPLAY_MODE, "display mode", 1, ENC_UINT, "", 0, ACC_PLAIN, ACC_WRITE_KEY, False, "display"),
     (DISPLAY_SCROLL, "display scroll list", 16, ENC_BYTES, "", 0, ACC_PLAIN, ACC_WRITE_KEY, True, "display"),

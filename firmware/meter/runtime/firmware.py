@@ -216,15 +216,22 @@ async def health_task(board: "Board", download, port, beats):
     settings' health window; else the watchdog is left unfed and the board
     restarts into the previous slot. After an activation: the restart."""
     start = ticks_ms()
-    while download.boot.trial == TRIAL_BOOTED:
+    checking = True  # every start: a confirmed slot's healthy start ends its count (meter/slots.py)
+    while checking:
+        trial = download.boot.trial == TRIAL_BOOTED
         if port.ready and ticks_diff(beats.last["metering"], start) > 0:
             download.confirm()
-            log("new firmware healthy: slot", download.boot.active, "confirmed")
+            checking = False
+            if trial:
+                log("new firmware healthy: slot", download.boot.active, "confirmed")
         elif ticks_diff(ticks_ms(), start) > download.health_window_s() * 1000:
-            log("new firmware not healthy in time: back to the previous slot")
-            beats.sick = True
-            return
-        await asyncio.sleep_ms(T.METERING_PERIOD_MS)
+            if trial:
+                log("new firmware not healthy in time: back to the previous slot")
+                beats.sick = True
+                return
+            checking = False  # a confirmed slot: its count stays, the next reset adds to it
+        else:
+            await asyncio.sleep_ms(T.METERING_PERIOD_MS)
     while True:
         download.tick(board.unix_time())
         if download.restart_due:
@@ -301,7 +308,9 @@ def build(board: "Board"):
     link = ANodeLink(T.BNODE_TIMEOUT_MS) if bnode_uart is not None and bnode_uart() is not None else None
     node = MeterNode(aca, model, security_factory(aca, store, model, board.unix_time), store=store, seed=ticks_us(),
                      bnode=link, dlms=dlms_profile(board, model, store, aca))
-    download = attach_download(node, model, store)  # REPROG services, download area (meter/app/download.py)
+    serves = getattr(board, "serves_download", None)  # optional member: False on a board with no room for slots
+    # REPROG services (unless the board refuses them), the download area (meter/app/download.py)
+    download = attach_download(node, model, store, serves is None or serves())
     return model, node, meter, download
 
 
