@@ -4,6 +4,8 @@ along (m2,) and not one sent to the concentrator's neighbours alone; through the
 refusals stay: replay, the unicast key, a plain APDU; the meter answers none of them and serves
 unicast DLMS afterwards."""
 
+import pytest
+
 from meter.app.node import MeterNode
 from meter.link import mac
 from meter.dlms import broadcast as MB
@@ -95,8 +97,6 @@ def test_refusals_stay_through_the_repeater_and_the_meter_serves_on():
 
 
 def test_repeater_entries_are_whole_sca_entries():
-    import pytest
-
     with pytest.raises(ValueError, match="2-byte SCA entries"):
         B.frame(B.clpdu(b"\xc1"), b"\x01\xc9\x02")
     assert B.entries(Concentrator(Behind().port), ()) == b""
