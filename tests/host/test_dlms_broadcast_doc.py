@@ -24,5 +24,6 @@ def test_a_target_added_to_allowed_appears_on_the_page(monkeypatch):
     limiter = (B.SET_REQUEST, C.LIMITER, bytes((0, 0, 17, 0, 0, 255)), 4)
     monkeypatch.setattr(B, "ALLOWED", B.ALLOWED + (limiter,))
     rows = _rows(cosemdoc.render())
-    assert rows[-1] == "| SET | 0.0.17.0.0.255 | 71 Limiter | 4 `threshold_normal` | its Data, as a SET in an association |"
+    assert rows[-1] == ("| SET | 0.0.17.0.0.255 | 71 Limiter | 4 `threshold_normal` | "
+                        "its Data, as a SET in an association |")
     assert len(rows) == 3

@@ -68,8 +68,8 @@ def add_arguments(sp, aca_type, via_type, device_type, arg):
     sp.add_argument("action", choices=ACTIONS,
                     help="get: read an attribute; set: write one (--data or --time); action: invoke a method "
                          "(--method, --data); objects: the object list; broadcast: set (--time) or shift (--shift) "
-                         "the clock of every meter that hears the concentrator (or the last repeater of --via), then read "
-                         "--meter's")
+                         "the clock of every meter that hears the concentrator (or the last repeater of --via), "
+                         "then read --meter's")
     sp.add_argument("--meter", required=True, type=aca_type, help="the meter's ACA, 12 hex digits")
     sp.add_argument("--via", type=via_type, help="repeater ACAs, comma separated, nearest the concentrator first")
     where = sp.add_mutually_exclusive_group()

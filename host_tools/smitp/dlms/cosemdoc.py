@@ -162,7 +162,8 @@ def _broadcast():
     for tag, cls, obis, n in B.ALLOWED:
         name = ".".join(str(b) for b in obis)
         if tag == B.SET_REQUEST:
-            what, target, params = "SET", "%d `%s`" % (n, ATTR_NAMES[cls][n - 1]), "its Data, as a SET in an association"
+            what, target = "SET", "%d `%s`" % (n, ATTR_NAMES[cls][n - 1])
+            params = "its Data, as a SET in an association"
         else:
             what, target = "ACTION", "method %d `%s`" % (n, METHOD_NAMES[cls][n - 1])
             params = "long (-%d..%d s)" % (B.SHIFT_MAX, B.SHIFT_MAX) if (cls, n) == (8, 6) else "its Data"
