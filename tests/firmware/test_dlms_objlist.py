@@ -1,7 +1,7 @@
 # The Association LN object list (meter/dlms/objlist.py) is streamed, never
 # held whole: byte for byte the list encoded at once, read in blocks of any
 # size, at every level, also when it is far longer than the server's long
-# buffer (assoc.LONG_MAX).
+# buffer (assoc.LONG_MAX); the blocks after the first made without allocating.
 from meter.dlms import axdr as X
 from meter.dlms import cosem as C
 from meter.dlms.assoc import LONG_MAX
@@ -132,3 +132,32 @@ def test_a_list_too_long_for_a_get_with_list_is_refused_there_alone():
         m.ask(aarq(ui=initiate(max_pdu=1200)))
         assert m.ask(GET_LIST_WITH_LIST) == unhex("C4 03 C1 01 01 FA")  # other-reason, the meter serves on
         assert read_all(m, GET_LIST, 1200)[0] == reference(C.PUBLIC)
+
+
+def test_the_next_blocks_are_made_without_allocating():
+    # On MicroPython under heap_lock (any allocation raises MemoryError); on CPython they just run.
+    try:
+        from micropython import heap_lock, heap_unlock
+    except ImportError:
+        heap_lock = heap_unlock = lambda: None
+    with More(100):
+        m = Meter()
+        m.ask(aarq(ui=initiate(max_pdu=256)))
+        resp = m.resp
+        n = m.server.handle(bytearray(GET_LIST), len(GET_LIST), resp)
+        req = bytearray(unhex("C0 02 C1 00000001"))
+        data = bytearray()
+        blocks = 0
+        while True:
+            size, at = X.get_len(resp, 9, n)
+            data += resp[at:at + size]
+            blocks += 1
+            if resp[3]:
+                break
+            req[3:7] = resp[4:8]
+            heap_lock()
+            try:
+                n = m.server.handle(req, len(req), resp)
+            finally:
+                heap_unlock()
+        assert blocks > 20 and bytes(data) == reference(C.PUBLIC)
