@@ -22,6 +22,7 @@ from meter.dlms import axdr as X
 from meter.dlms import cosem as C
 from meter.dlms.cl import MTU
 from meter.dlms.gcm import TAG_LEN, Gcm
+from meter.dlms.objlist import ObjectList
 
 # exception-response: state-error, service-error
 SERVICE_NOT_ALLOWED = const(1)
@@ -54,7 +55,7 @@ CONFORMANCE = const(0x400000 | CONF_BLOCK_GET | CONF_BLOCK_SET | CONF_BLOCK_ACTI
 MIN_PDU = const(64)  # the smallest client-max-receive-pdu-size accepted
 IC_BLOCK = const(64)  # meter invocation counters reserved on flash at a time
 IC_MAX = const(0xFFFFFFFF)
-LONG_MAX = const(2048)  # the largest attribute value served (in blocks)
+LONG_MAX = const(2048)  # the largest value gathered or listed in RAM (the object list and profiles stream)
 CIPHER_OVERHEAD = const(30)  # DB, title, length, SC, IC and tag around a ciphered APDU
 
 IDLE = const(0)
@@ -90,6 +91,7 @@ class Association:
         self.title = bytes(title)
         self.random = random
         self.objects = C.Objects(model, self)
+        self.objlist = ObjectList()
         self.aarq = A.Aarq()
         self.work = bytearray(MTU)  # the plaintext response of a ciphered request
         self.long = bytearray(LONG_MAX)  # an attribute value sent in blocks
@@ -356,8 +358,12 @@ class Association:
 
     # ---- attributes of the association and security setup objects
     def association_attr(self, attr, w):
-        if attr == 2:
-            return self._object_list(w)
+        if attr == 2:  # whole when it fits w (a GET with list); a GET of it alone goes in blocks
+            n = self.objlist.select(self.level)
+            if w.n + n > len(w.buf):
+                return C.OTHER
+            self.objlist.emit(w, 0, n)
+            return C.OK
         if attr == 5:  # xDLMS context info
             w.group(X.STRUCT, 6)
             w.byte(X.BITS)
@@ -376,30 +382,6 @@ class Association:
             w.octets(C.SECURITY_OBIS)
             return C.OK
         return C.UNAVAILABLE
-
-    def _object_list(self, w):
-        lvl = self.level
-        w.group(X.ARRAY, len(C.OBJECTS))
-        for obj in C.OBJECTS:
-            cls = obj[C.O_CLASS]
-            w.group(X.STRUCT, 4)
-            w.value(X.U16, cls)
-            w.value(X.U8, obj[C.O_VERSION])
-            w.octets(obj[C.O_OBIS])
-            w.group(X.STRUCT, 2)
-            w.group(X.ARRAY, C.ATTRS[cls])
-            for a in range(1, C.ATTRS[cls] + 1):
-                mode = (1 if C.may_read(obj, a, lvl) else 0) | (2 if C.may_write(obj, a, lvl) else 0)
-                w.group(X.STRUCT, 3)
-                w.value(X.S8, a)
-                w.value(X.ENUM, mode)
-                C.access_selectors(obj, a, w)
-            w.group(X.ARRAY, C.METHODS[cls])
-            for m in range(1, C.METHODS[cls] + 1):
-                w.group(X.STRUCT, 2)
-                w.value(X.S8, m)
-                w.value(X.ENUM, 1 if C.may_invoke(obj, m, lvl) else 0)
-        return C.OK
 
     def security_attr(self, attr, w):
         if attr == 2:

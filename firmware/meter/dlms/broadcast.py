@@ -28,14 +28,14 @@ from meter.dlms.gcm import TAG_LEN, Gcm
 
 SC_BROADCAST = const(0x70)  # security control: broadcast key set, authenticated and encrypted, suite 0
 _GENERAL_GLO = const(0xDB)
-_SET_REQUEST = const(0xC1)
-_ACTION_REQUEST = const(0xC3)
+SET_REQUEST = const(0xC1)
+ACTION_REQUEST = const(0xC3)
 _CONFIRMED = const(0x40)  # invoke-id-and-priority: service-class bit
 SHIFT_MAX = const(900)  # Clock shift_time: -900..900 s (Blue Book class 8 method 6)
 # what a broadcast may do: (request tag, class, OBIS, attribute or method)
 ALLOWED = (
-    (_SET_REQUEST, C.CLOCK, b"\x00\x00\x01\x00\x00\xff", 2),  # the time
-    (_ACTION_REQUEST, C.CLOCK, b"\x00\x00\x01\x00\x00\xff", 6),  # shift_time
+    (SET_REQUEST, C.CLOCK, b"\x00\x00\x01\x00\x00\xff", 2),  # the time
+    (ACTION_REQUEST, C.CLOCK, b"\x00\x00\x01\x00\x00\xff", 6),  # shift_time
 )
 
 
@@ -111,12 +111,12 @@ class Broadcast:
         tag = buf[p]
         i = C.find(X.uint(buf, p + 3, 2), buf, p + 5)
         sel = buf[p + 11]
-        if i < 0 or not self._allowed(tag, i, sel) or buf[p + 12] != (1 if tag == _ACTION_REQUEST else 0):
+        if i < 0 or not self._allowed(tag, i, sel) or buf[p + 12] != (1 if tag == ACTION_REQUEST else 0):
             return False
         data = p + 13
         if X.skip(buf, data, end) != end:
             return False
-        if tag == _SET_REQUEST:
+        if tag == SET_REQUEST:
             return self.server.objects.set(i, sel, buf, data, end) == C.OK
         shift, _ = X.read_int(buf, data, end)  # shift_time
         if buf[data] != X.S16 or not -SHIFT_MAX <= shift <= SHIFT_MAX:

@@ -45,7 +45,7 @@ class XdlmsServer(Association):
         Association.__init__(self, model, store, title, random)
         self.profiles = Profiles(model, self.objects)
         self.broadcast = Broadcast(self)
-        self._stream = False  # the GET in blocks reads a profile's buffer
+        self._stream = None  # what a GET in blocks streams from (a profile's buffer, the object list), or None
         self._in_obj = self._in_sel = self._in_len = self._in_block = 0  # the SET or ACTION in blocks
 
     def load_keys(self):
@@ -155,14 +155,17 @@ class XdlmsServer(Association):
     def _get(self, req, off, end, invoke, w):
         i, attr, sel, at = self._descriptor(req, off, end)
         self._long_len = 0
-        self._stream = False
+        self._stream = None
         dar = self._may_get(i, attr, sel)
         lw = self.w_long.reset(self.long)
-        if dar == C.OK and C.OBJECTS[i][C.O_CLASS] == C.PROFILE_GENERIC and attr == 2:
+        cls = C.OBJECTS[i][C.O_CLASS] if i >= 0 else 0
+        if dar == C.OK and cls == C.PROFILE_GENERIC and attr == 2:
             n = self.profiles.select(C.OBJECTS[i][C.O_OBIS], req, sel if sel else at, at)
             if n >= 0:
-                return self._answer_long(1, invoke, n, True, w, True)
+                return self._answer_long(1, invoke, n, True, w, self.profiles)
             dar = -n
+        elif dar == C.OK and cls == C.ASSOCIATION_LN and attr == 2:
+            return self._answer_long(1, invoke, self.objlist.select(self.level), True, w, self.objlist)
         elif dar == C.OK:
             dar = self.objects.get(i, attr, lw)
         if dar != C.OK:
@@ -197,18 +200,18 @@ class XdlmsServer(Association):
             raise DecodeError("GET with list", "trailing bytes")
         return self._answer_long(3, invoke, lw.n, False, w)
 
-    def _answer_long(self, kind, invoke, n, data_choice, w, stream=False):
+    def _answer_long(self, kind, invoke, n, data_choice, w, stream=None):
         """The GET answer of kind `kind` holding self.long[0:n] (a Data after
-        the choice byte 0 for a normal GET; the results of a list) or, stream,
-        the profile buffer selected; or its first block when it does not fit
-        the client's PDU."""
+        the choice byte 0 for a normal GET; the results of a list) or the
+        first n bytes stream.emit makes (a profile buffer or the object list
+        selected); or its first block when it does not fit the client's PDU."""
         room = self.max_pdu - 4 - (CIPHER_OVERHEAD if self.ciphered else 0)
         if n <= room:
             self._head(w, GET_RESPONSE, kind, invoke)
             if data_choice:
                 w.byte(0)
-            if stream:
-                self.profiles.emit(w, 0, n)
+            if stream is not None:
+                stream.emit(w, 0, n)
             else:
                 w.raw(self.long, 0, n)
             return w.n
@@ -230,8 +233,8 @@ class XdlmsServer(Association):
         w.uint(number, 4)
         w.byte(0)
         w.length(size)
-        if self._stream:
-            self.profiles.emit(w, start, size)
+        if self._stream is not None:
+            self._stream.emit(w, start, size)
         else:
             w.raw(self.long, start, start + size)
         self._block = number

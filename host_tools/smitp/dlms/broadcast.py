@@ -1,7 +1,9 @@
 """DLMS broadcast, concentrator side: an unconfirmed SET of the clock or Clock shift_time for
 every meter that hears it, general-glo-ciphered with the broadcast key (security control 0x70,
 `cryptography`'s AES-GCM; the meter's side is meter/dlms/broadcast.py), in one CLPDU sent to the
-MAC broadcast address, class S. Nothing answers a broadcast."""
+MAC broadcast address, class S. Nothing answers a broadcast. Behind repeaters it goes as the
+Original-SMITP broadcast does: the repeaters named by 2-byte SCA entries
+(smitp.discovery.broadcast_entries), each repeating it down to the meters past it."""
 
 from meter.dlms import cl as C
 from meter.dlms.broadcast import SC_BROADCAST, SHIFT_MAX
@@ -42,13 +44,26 @@ def clpdu(apdu, xid=0):
     return bytes((C.DATA_LAST, xid & 0xFF, 0)) + bytes(apdu)
 
 
-def frame(lsdu):
-    """The PLC frame of a broadcast CLPDU: broadcast address, class S, DSAP_DLMS, ECC 0."""
+def frame(lsdu, entries=b""):
+    """The PLC frame of a broadcast CLPDU: broadcast address, the repeaters' SCA entries
+    (2 bytes each, nearest the concentrator first; none: the meters that hear the concentrator),
+    class S, DSAP_DLMS, ECC 0."""
+    if len(entries) % 2:
+        raise ValueError("a broadcast's repeater entries are 2-byte SCA entries, not %d bytes" % len(entries))
     out = bytearray(mac.MAX_FRAME)
-    n = mac.encode(out, mac.BROADCAST, b"", mac.DISC_S, False, 0, False, DSAP_DLMS, 0, bytes(lsdu))
+    n = mac.encode(out, mac.BROADCAST, bytes(entries), mac.DISC_S, False, 0, False, DSAP_DLMS, 0, bytes(lsdu))
     return bytes(out[:n])
 
 
-def send(port, apdu, xid=0):
-    """Broadcast the ciphered APDU through a concentrator's port (its .send(payload))."""
-    port.send(frame(clpdu(apdu, xid)))
+def entries(conc, route):
+    """The SCA entries of a broadcast along `route` (repeater ACAs, nearest first): from the
+    concentrator's SCA book, else learnt by STATUS or given by REGISTER."""
+    from smitp.discovery import broadcast_entries
+
+    return broadcast_entries(conc.port, tuple(route), conc.book) if route else b""
+
+
+def send(port, apdu, xid=0, entries=b""):
+    """Broadcast the ciphered APDU through a concentrator's port (its .send(payload)), repeated
+    by the repeaters `entries` name (see entries())."""
+    port.send(frame(clpdu(apdu, xid), entries))

@@ -68,7 +68,8 @@ def add_arguments(sp, aca_type, via_type, device_type, arg):
     sp.add_argument("action", choices=ACTIONS,
                     help="get: read an attribute; set: write one (--data or --time); action: invoke a method "
                          "(--method, --data); objects: the object list; broadcast: set (--time) or shift (--shift) "
-                         "the clock of every meter that hears the concentrator, then read --meter's")
+                         "the clock of every meter that hears the concentrator (or the last repeater of --via), "
+                         "then read --meter's")
     sp.add_argument("--meter", required=True, type=aca_type, help="the meter's ACA, 12 hex digits")
     sp.add_argument("--via", type=via_type, help="repeater ACAs, comma separated, nearest the concentrator first")
     where = sp.add_mutually_exclusive_group()
@@ -234,10 +235,10 @@ def _check(args):
     if args.action == "broadcast":
         if (args.time is None) == (args.shift is None):
             raise UsageError("broadcast takes --time TIME or --shift SECONDS (one of them)")
-        for name in ("obis", "attr", "method", "data", "via"):
+        for name in ("obis", "attr", "method", "data"):
             if getattr(args, name) is not None:
                 raise UsageError("--%s does not go with broadcast (it goes to every meter that hears the "
-                                 "concentrator, the clock only)" % name)
+                                 "concentrator or the repeaters of --via, the clock only)" % name)
         return
     if args.shift is not None:
         raise UsageError("--shift goes with broadcast")
@@ -313,9 +314,10 @@ def run(args):
 
 
 def _broadcast(args):
-    """`smitp dlms broadcast`: the clock of every meter that hears the concentrator, set or shifted by
-    a broadcast under the key entry's broadcast key (smitp.dlms.broadcast), then --meter's clock
-    read back by a public GET."""
+    """`smitp dlms broadcast`: the clock of every meter that hears the concentrator (or, with --via,
+    the last of its repeaters, each repeating it), set or shifted by a broadcast under the key
+    entry's broadcast key (smitp.dlms.broadcast), then --meter's clock read back by a public GET
+    along the same route."""
     from smitp.aca import parse_aca
     from smitp.dlms import broadcast as B
     from smitp.dlms.cl import ClClient, plc_link
@@ -329,12 +331,15 @@ def _broadcast(args):
         raise UsageError("--keys: the broadcast counter of %s is used up" % args.meter)
     plain = B.set_clock(args.time) if args.time is not None else B.shift_time(args.shift)
     apdu = B.cipher(plain, ic, CLIENT_TITLE, bytes.fromhex(entry["bk"]), bytes.fromhex(entry["ak"]))
+    route = tuple(parse_aca(a) for a in args.via.split(",")) if args.via else ()
     with _concentrator(args, entry) as conc:
-        B.send(conc.port, apdu, xid=ic)
+        B.send(conc.port, apdu, xid=ic, entries=B.entries(conc, route))
         if args.port:
             _save_ic(args.keys, args.meter, ic, "bic")
-        conc.port.recv(1.0)  # nothing answers; the meters take it meanwhile
-        s = Session(ClClient(plc_link(conc, parse_aca(args.meter))).exchange)
+        for _ in range(len(route) + 1):  # nothing answers; the repetitions, and the meters take it meanwhile
+            if conc.port.recv(1.0) is None:
+                break
+        s = Session(ClClient(plc_link(conc, parse_aca(args.meter), route)).exchange)
         s.associate()
         try:
             raw = s.get(8, bytes((0, 0, 1, 0, 0, 255)), 2)
@@ -342,7 +347,8 @@ def _broadcast(args):
             s.release()
     t = date_time(decode_data(raw)[0])
     report = {"meter": args.meter, "broadcast": "set clock" if args.time is not None else "shift_time",
-              "ic": ic, "clock": t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else raw.hex()}
+              "via": args.via.split(",") if args.via else [], "ic": ic,
+              "clock": t.strftime("%Y-%m-%dT%H:%M:%SZ") if t else raw.hex()}
     if args.shift is not None:
         report["shift"] = args.shift
     if args.json:

@@ -138,7 +138,37 @@ def render():
             out.append("| %s | %d %s (v%d) | method %d `%s` | - | %s | %s | %s |" % (
                 name, cls, CLASS_NAMES[cls], version, m, METHOD_NAMES[cls][m - 1], invoke,
                 "yes" if invoke != "-" else "no", behind))
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + _broadcast()
+
+
+BROADCAST_HEAD = """
+## Reached by broadcast
+
+What a DLMS broadcast (meter/dlms/broadcast.py `ALLOWED`; docs/protocol.md, "DLMS broadcast") may
+do: an unconfirmed Set- or Action-Request-Normal, general-glo-ciphered with the broadcast key
+(security control 0x%02X), its invocation counter above the last one the meter accepted, never
+answered. Every other attribute and method is out of a broadcast's reach; a meter without a
+broadcast key takes none.
+
+| service | OBIS | class | attribute / method | parameters |
+|---|---|---|---|---|
+"""
+
+
+def _broadcast():
+    from meter.dlms import broadcast as B
+
+    rows = []
+    for tag, cls, obis, n in B.ALLOWED:
+        name = ".".join(str(b) for b in obis)
+        if tag == B.SET_REQUEST:
+            what, target = "SET", "%d `%s`" % (n, ATTR_NAMES[cls][n - 1])
+            params = "its Data, as a SET in an association"
+        else:
+            what, target = "ACTION", "method %d `%s`" % (n, METHOD_NAMES[cls][n - 1])
+            params = "long (-%d..%d s)" % (B.SHIFT_MAX, B.SHIFT_MAX) if (cls, n) == (8, 6) else "its Data"
+        rows.append("| %s | %s | %d %s | %s | %s |" % (what, name, cls, CLASS_NAMES[cls], target, params))
+    return BROADCAST_HEAD % B.SC_BROADCAST + "\n".join(rows) + "\n"
 
 
 def path():
