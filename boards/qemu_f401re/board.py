@@ -295,6 +295,13 @@ class Board:
         # DLMS/COSEM profile beside it the heap runs out at start (docs/mcu.md).
         return False
 
+    def serves_download(self):
+        # The board starts the firmware frozen into its flash and never a
+        # downloaded slot (only the unix board's main.py chooses one), so the
+        # download engine would take images it cannot run: left out, and its
+        # RAM with it (docs/mcu.md).
+        return False
+
     def reset_cause(self):
         return self._reset_cause
 

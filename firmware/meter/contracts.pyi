@@ -167,6 +167,10 @@ class HasDlmsChoice(Protocol):
     def serves_dlms(self) -> bool:
         """False: the board runs without the DLMS/COSEM profile (RAM); absent: with it."""
 
+class HasDownloadChoice(Protocol):
+    def serves_download(self) -> bool:
+        """False: the board runs without the software-download engine (it cannot boot a slot); absent: with it."""
+
 class HasModemDriver(Protocol):
     def modem_driver(self) -> PhyDriver:
         """A new driver for the board's modem (else meter.phy.st7580.driver())."""

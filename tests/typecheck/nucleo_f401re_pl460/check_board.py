@@ -8,6 +8,7 @@ from meter.phy import hi
 from meter.contracts import (
     Board,
     HasDlmsChoice,
+    HasDownloadChoice,
     HasModemDriver,
     HasResetCause,
     HasWatchdog,
@@ -21,6 +22,7 @@ def board_contract(b: board.Board) -> None:
     watchdog: HasWatchdog = b
     reset_cause: HasResetCause = b
     dlms_choice: HasDlmsChoice = b
+    download_choice: HasDownloadChoice = b
 
 
 def phy_contract() -> None:

@@ -9,6 +9,7 @@ from meter.contracts import (
     Board,
     HasButton,
     HasDlmsChoice,
+    HasDownloadChoice,
     HasDisplay,
     HasOpticalPort,
     HasResetCause,
@@ -25,6 +26,7 @@ def board_contract(b: board.Board) -> None:
     watchdog: HasWatchdog = b
     reset_cause: HasResetCause = b
     dlms_choice: HasDlmsChoice = b
+    download_choice: HasDownloadChoice = b
 
 
 def phy_contract() -> None:

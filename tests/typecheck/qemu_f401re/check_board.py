@@ -8,6 +8,7 @@ from meter.contracts import (
     Board,
     HasClock,
     HasDlmsChoice,
+    HasDownloadChoice,
     HasRelay,
     HasResetCause,
     HasWatchdog,
@@ -22,6 +23,7 @@ def board_contract(b: board.Board) -> None:
     watchdog: HasWatchdog = b
     reset_cause: HasResetCause = b
     dlms_choice: HasDlmsChoice = b
+    download_choice: HasDownloadChoice = b
 
 
 def phy_contract() -> None:
