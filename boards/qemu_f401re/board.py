@@ -50,11 +50,6 @@ _SH_W = const(4)  # "w"
 _ERASED = b"\xff" * 256
 _FEED_GAP_MS = const(100)
 _REANCHOR_MS = const(1 << 27)  # about 37 h: far inside ticks_diff's 2**29 ms
-# Once the firmware runs, a collection every 4 KiB allocated (not only when the
-# heap is full): garbage never spreads over the whole heap between the live
-# objects, so the free heap stays in large pieces (docs/mcu.md). A collection
-# of the meter's heap is about 0.6 million instructions (7 ms at 84 MHz).
-_GC_RUNNING = const(4096)
 
 
 class Usart(io.IOBase):
@@ -335,7 +330,7 @@ class Board:
             self._report.sample()
         if not self._started:  # the firmware has started: main.py's start-up threshold ends
             self._started = True
-            gc.threshold(_GC_RUNNING)
+            gc.threshold(-1)  # collections when the heap is full again: no extra pause in a frame
         for k in range(3):
             w = 0 if self._relay_open else self._watts[k]
             sample.set(k, 2300, abs(w) * 100 // 230, w, 0)
