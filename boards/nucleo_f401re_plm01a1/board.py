@@ -166,9 +166,10 @@ class Board:
         return machine.WDT(timeout=max(1, min(int(timeout_ms), WATCHDOG_MAX_MS)))
 
     def serves_download(self):
-        # No room for download slots (docs/flashing.md, "Software download"): one slot holds the
-        # firmware's modules (~150 KB), the flash filesystem has 64 KiB, and modules loaded from
-        # it (not frozen) would sit in the 80 KiB heap. REPROG services are answered NACK 6.
+        # No downloaded slot ever runs here: the board starts the firmware frozen into its flash,
+        # and a slot (~150 KB of modules) fits neither the 64 KiB flash filesystem nor, loaded
+        # from it, the 80 KiB heap. The engine is left out, its RAM with it; REPROG is answered
+        # NACK 6 (docs/flashing.md "Software download", docs/mcu.md).
         return False
 
     def serves_dlms(self):

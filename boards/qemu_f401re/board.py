@@ -257,6 +257,7 @@ class Board:
             for k, w in enumerate(load.split(",")[:3]):
                 self._watts[k] = int(w)
         self._relay_open = False
+        self._started = False  # the first metering sample: the firmware has started
         self._report = HeapReport() if heap_report == "1" else None
         self._uart = None
         # The RTC: the host's clock plus an offset the meter sets, the offset
@@ -291,9 +292,10 @@ class Board:
         return UsartWatchdog(self._pins, timeout_ms)
 
     def serves_download(self):
-        # No room for download slots (docs/flashing.md, "Software download"): one slot holds the
-        # firmware's modules (~150 KB), the flash filesystem has 64 KiB, and modules loaded from
-        # it (not frozen) would sit in the 80 KiB heap. REPROG services are answered NACK 6.
+        # No downloaded slot ever runs here: the board starts the firmware frozen into its flash,
+        # and a slot (~150 KB of modules) fits neither the 64 KiB flash filesystem nor, loaded
+        # from it, the 80 KiB heap. The engine is left out, its RAM with it; REPROG is answered
+        # NACK 6 (docs/flashing.md "Software download", docs/mcu.md).
         return False
 
     def serves_dlms(self):
@@ -326,6 +328,9 @@ class Board:
         """The metrology sample: 230 V, the configured power per phase, pf 1."""
         if self._report is not None:
             self._report.sample()
+        if not self._started:  # the firmware has started: main.py's start-up threshold ends
+            self._started = True
+            gc.threshold(-1)  # collections when the heap is full again: no extra pause in a frame
         for k in range(3):
             w = 0 if self._relay_open else self._watts[k]
             sample.set(k, 2300, abs(w) * 100 // 230, w, 0)

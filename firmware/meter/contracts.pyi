@@ -169,8 +169,8 @@ class HasDlmsChoice(Protocol):
 
 class HasDownloadChoice(Protocol):
     def serves_download(self) -> bool:
-        """False: the board takes no software download (REPROG answered NACK 6: no room for
-        the slots); absent: it takes them."""
+        """False: the board runs without the software-download engine (it cannot boot a slot:
+        REPROG answered NACK 6 as any unsupported ATTR, no download area); absent: with it."""
 
 class HasModemDriver(Protocol):
     def modem_driver(self) -> PhyDriver:

@@ -4,7 +4,7 @@
   part (bytecode and constants of asyncio, the meter, the board) in it;
 - heap: the demo feeder with its repeater and the meter behind it on the MCU,
   read plain then authenticated (AES-CTR), at 80 KiB (all the image reserves),
-  64 KiB and 48 KiB of GC heap:
+  72 KiB, 64 KiB and 48 KiB of GC heap:
   live heap after boot, peak live heap (after a collection, once a second) and
   peak allocated (garbage included) as the board reports them, and whether
   every read was answered without a reset;
@@ -32,7 +32,8 @@ FLASH = 512 * 1024
 RAM = 96 * 1024
 MHZ = 84
 ELABORATION_MS = 20  # meter/timers.py ELABORATION_MS
-HEAPS = (80 * 1024, 64 * 1024, 48 * 1024)  # the image reserves 80 KiB: the F401RE's RAM less the C stack
+HEAPS = (80 * 1024, 72 * 1024, 64 * 1024, 48 * 1024)  # the image reserves 80 KiB: the F401RE's RAM less the C stack;
+# 72 KiB: the smallest it ran the scenario on (docs/mcu.md)
 
 
 def flash_figures(elf):

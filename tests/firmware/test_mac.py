@@ -182,3 +182,14 @@ def test_encode_takes_part_of_a_buffer():
     name, hx, addr, route, disc, up, pos, data = VECTORS[0]
     n = mac.encode(out, mac.aca_to_air(unhex(addr)), b"", disc, up, pos, False, 0, 0, unhex(data) + b"xx", 3)
     assert bytes(out[:n]) == unhex(hx)
+
+
+def test_crc_tables_hold_the_zlib_polynomial():
+    # the written-out table (frozen into flash on a board) against its definition
+    t = mac._CRC_T
+    assert len(t) == 1024
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        assert t[i] | t[i + 256] << 8 | t[i + 512] << 16 | t[i + 768] << 24 == c, i

@@ -222,15 +222,12 @@ class Download(Engine):
         return done
 
 
-def attach(node, model, store, services=True):
+def attach(node, model, store):
     """The download engine on a meter node: its services in the node's
-    application layer (services False: none, REPROG answered NACK 6 as any
-    unsupported ATTR, on a board with no room for slots), its registers in
-    the data model."""
+    application layer, its registers in the data model."""
     from meter import VERSION
 
     dl = Download(model, store, node.app, F.version_number(VERSION))
-    if services:
-        node.app.services[A.REPROG_LOCAL] = dl.local
-        node.app.services[A.REPROG_BROADCAST] = dl.broadcast
+    node.app.services[A.REPROG_LOCAL] = dl.local
+    node.app.services[A.REPROG_BROADCAST] = dl.broadcast
     return dl

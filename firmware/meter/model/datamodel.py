@@ -28,7 +28,7 @@ class DataModel:
         self._store = store
         self._values = {}
         self._given = {}  # reg id -> fn() giving its value (provide())
-        self._owners = {}  # reg id -> the engine registered under its owner name
+        self._engines = {}  # owner name (registers.R_OWNER) -> the engine registered under it
         self.tables = {}  # reg id of an ENC_TABLE register -> its ring.Ring / ring.Array
         self.clock = clock
         for row in R.TABLE:
@@ -94,14 +94,13 @@ class DataModel:
     def register(self, name, engine):
         """Hand engine the registers whose row names `name` as their owner, and
         its tables; an engine registered later under the same name takes over."""
-        for row in R.TABLE:
-            if row[R.R_OWNER] == name:
-                self._owners[row[R.R_ID]] = engine
+        self._engines[name] = engine  # by name, not by register: one entry, not one per register
         self.tables.update(engine.tables)
 
     def owner(self, reg_id):
         """The engine answering for the register, or None."""
-        return self._owners.get(reg_id)
+        row = R.BY_ID.get(reg_id)
+        return None if row is None else self._engines.get(row[R.R_OWNER])
 
     def provide(self, reg_id, fn):
         """Let fn() give the register's value whenever it is read (ahead of
@@ -112,7 +111,7 @@ class DataModel:
         fn = self._given.get(reg_id)
         if fn is not None:
             return fn()
-        owner = self._owners.get(reg_id)
+        owner = self._engines.get(R.BY_ID[reg_id][R.R_OWNER])
         if owner is not None:
             return owner.reg_get(reg_id)
         return self._values[reg_id]
@@ -123,7 +122,7 @@ class DataModel:
 
     def check(self, row, buf, off):
         """May the concentrator write the value at buf[off:]?"""
-        owner = self._owners.get(row[R.R_ID])
+        owner = self._engines.get(row[R.R_OWNER])
         return owner is None or owner.reg_check(row[R.R_ID], buf[off:off + row[R.R_SIZE]])
 
     def may_read(self, row, grant):
@@ -180,7 +179,7 @@ class DataModel:
     def write_from(self, row, buf, off):
         """Apply a value written by the concentrator (already access-checked)."""
         raw = bytes(buf[off:off + row[R.R_SIZE]])
-        owner = self._owners.get(row[R.R_ID])
+        owner = self._engines.get(row[R.R_OWNER])
         if owner is None:
             return self.keep(row[R.R_ID], raw)
         return owner.reg_put(row[R.R_ID], raw)

@@ -16,21 +16,20 @@
 from meter.phy import contract as phy
 from meter.phy import base
 from meter.compat import const
-from meter.phy.st7580_codec import (  # noqa: F401 - the wire format's names are this module's too
-    ACK, NAK, STX, STX_REPEAT, STATUS_MSG, MAX_DATA, MAX_FRAME, HEAD_LEN, CMD_RESET_REQ, CMD_RESET_CNF,
-    CMD_RESET_IND, CMD_RESET_ERR, CMD_MIB_WRITE_REQ, CMD_MIB_WRITE_CNF, CMD_MIB_WRITE_ERR, CMD_MIB_READ_REQ,
-    CMD_MIB_READ_CNF, CMD_MIB_READ_ERR, CMD_MIB_ERASE_REQ, CMD_MIB_ERASE_CNF, CMD_MIB_ERASE_ERR,
-    CMD_PING_REQ, CMD_PING_CNF, CMD_PHY_DATA_REQ, CMD_PHY_DATA_CNF, CMD_PHY_DATA_IND, CMD_PHY_DATA_ERR,
-    CMD_DL_DATA_REQ, CMD_DL_DATA_CNF, CMD_DL_DATA_IND, CMD_DL_DATA_ERR, CMD_SS_DATA_REQ, CMD_SS_DATA_CNF,
-    CMD_SS_DATA_IND, CMD_SS_DATA_ERR, CMD_DL_SNIFFER_IND, CMD_SS_SNIFFER_IND, CMD_SYNTAX_ERR, CNF_OFFSET,
-    ERR_OFFSET, ERR_WPL, ERR_WPV, ERR_BUSY, ERR_THERMAL, ERR_GENERAL, ERR_SYNTAX, STATUS_CONFIG, STATUS_TX,
-    STATUS_RX, STATUS_BUSY, STATUS_LAYER_SHIFT, RESET_CAUSE_MASK, RESET_MIB0_DEFAULT, RESET_MIB1_DEFAULT,
-    RESET_NEEDS_CONFIG, MIB_MODEM_CONFIG, MIB_PHY_CONFIG, MIB_SS_KEY, MIB_LAST_IND, MIB_LAST_CNF,
-    MIB_PHY_COUNTERS, MIB_DL_COUNTERS, MIB_SS_COUNTERS, MIB_TIMEOUTS, MIB_FW_VERSION, MOD_BPSK, MOD_QPSK,
-    MOD_8PSK, MOD_BFSK, MOD_BPSK_CODED, MOD_QPSK_CODED, MOD_BPSK_PNA, MSG_NONE, MSG_FRAME, MSG_DUP, MSG_BAD,
-    MSG_DROP, MSG_ACK, MSG_NAK, MSG_STATUS, MSG_JUNK, FrameReceiver, checksum, seal, encode_into,
-    encode_frame, decode_frame,
+from meter.phy import st7580_codec as _codec
+from meter.phy.st7580_codec import (
+    ACK, NAK, STX, MAX_DATA, MAX_FRAME, HEAD_LEN, CMD_RESET_IND, CMD_PHY_DATA_REQ, CMD_PHY_DATA_IND, CMD_SYNTAX_ERR,
+    CNF_OFFSET, ERR_OFFSET, ERR_BUSY, ERR_GENERAL, ERR_SYNTAX, STATUS_BUSY, MIB_MODEM_CONFIG, MIB_PHY_CONFIG,
+    FrameReceiver, seal, encode_into,
 )
+
+
+def __getattr__(name):
+    """The wire format's other names (meter/phy/st7580_codec.py) are this
+    module's too, looked up when asked for: copied into this module's
+    globals they would cost a board RAM for each."""
+    return getattr(_codec, name)
+
 
 # ---- the project's modem set-up, in one place (project choices)
 PHY_OPTIONS = const(0x44)  # PHY_Data options: high frequency of MIB 01h, B-PSK coded

@@ -17,8 +17,6 @@ from meter.display.manager import Display
 from meter.model.metering import BoardFeed, Metering
 from meter.app.node import MeterNode
 from meter.link.bnodelink import ANodeLink
-from meter.app.download import attach as attach_download
-from meter.slots import TRIAL_BOOTED
 from meter.storage import Store
 
 # The Board and PHY-driver contracts, typed for the type checker (meter/contracts.pyi).
@@ -215,6 +213,8 @@ async def health_task(board: "Board", download, port, beats):
     the modem is configured and the metering loop ran, within the download
     settings' health window; else the watchdog is left unfed and the board
     restarts into the previous slot. After an activation: the restart."""
+    from meter.slots import TRIAL_BOOTED
+
     start = ticks_ms()
     checking = True  # every start: a confirmed slot's healthy start ends its count (meter/slots.py)
     while checking:
@@ -298,6 +298,18 @@ def dlms_profile(board, model, store, aca):
     return profile(model, store, aca)
 
 
+def download_engine(board, node, model, store):
+    """The software-download engine (REPROG services, download area), unless
+    the board leaves it out (optional member serves_download(): a board that
+    cannot boot a downloaded slot spares the RAM of its modules)."""
+    serves = getattr(board, "serves_download", None)
+    if serves is not None and not serves():
+        return None
+    from meter.app.download import attach
+
+    return attach(node, model, store)
+
+
 def build(board: "Board"):
     """Create the data model, the meter node, the metering and the download engine for this board."""
     aca, serial = board.identity()
@@ -308,9 +320,7 @@ def build(board: "Board"):
     link = ANodeLink(T.BNODE_TIMEOUT_MS) if bnode_uart is not None and bnode_uart() is not None else None
     node = MeterNode(aca, model, security_factory(aca, store, model, board.unix_time), store=store, seed=ticks_us(),
                      bnode=link, dlms=dlms_profile(board, model, store, aca))
-    serves = getattr(board, "serves_download", None)  # optional member: False on a board with no room for slots
-    # REPROG services (unless the board refuses them), the download area (meter/app/download.py)
-    download = attach_download(node, model, store, serves is None or serves())
+    download = download_engine(board, node, model, store)  # meter/app/download.py, or None
     return model, node, meter, download
 
 
@@ -337,7 +347,8 @@ async def main(board: "Board"):
     wake = asyncio.Event()
     asyncio.create_task(supervised("metering", diag, lambda: metering_task(board, model, feed, beats)))
     asyncio.create_task(supervised("display", diag, lambda: display_task(board, disp, wake)))
-    asyncio.create_task(supervised("health", diag, lambda: health_task(board, download, port, beats)))
+    if download is not None:
+        asyncio.create_task(supervised("health", diag, lambda: health_task(board, download, port, beats)))
     make = getattr(board, "button", None)
     button = make() if make is not None else None
     if button is not None:
