@@ -43,6 +43,12 @@ def test_boards_and_in_process_meters_behave_the_same(mixed):
     d = Discovery(port, direct_discipline=RC1, unsilence_gap_s=0.5)
     d.unsilence()
     found = d.discover_direct()
+    # Two answers in one RC slot collide and neither is heard: when that happens in the closing
+    # round too (about one run in a hundred, the slots being random), the meters are left for the
+    # next discovery, as a concentrator's periodic run would find them. Silenced ones stay quiet.
+    for _ in range(2):
+        if len(found) < 3:
+            found += d.discover_direct()
     assert {m.aca for m in found} == {parse_aca(aca(i)) for i in (1, 2, 3)}
     assert all(m.silenced for m in found)
     assert d.address_round() == []  # silenced, boards included
