@@ -6,7 +6,6 @@
 # - one 60-byte block of a SET gathered (not the last: no effect yet);
 # - a broadcast SET of the clock (broadcast key, counter written to the store).
 # Median and p95 time per frame, heap allocated per frame (GC disabled).
-import gc
 import sys
 
 HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
@@ -15,13 +14,13 @@ sys.path.insert(0, HERE + "/../firmware")
 
 from meter.link import mac  # noqa: E402
 from meter.link.llc import DSAP_DLMS  # noqa: E402
-from meter.compat import ticks_diff, ticks_us  # noqa: E402
 from meter.app.node import MeterNode  # noqa: E402
 from meter.dlms import broadcast as B  # noqa: E402
 from meter.dlms.server import profile, provision  # noqa: E402
 from meter.model.datamodel import DataModel  # noqa: E402
 from meter.storage import Store  # noqa: E402
 import dlmskit as K  # noqa: E402
+from bench_dlms import timed_frames  # noqa: E402
 from test_dlms_blocks import SET_FIRST, SET_NEXT  # noqa: E402
 
 ACA = b"\xa8\x04\x0a\x1e\x89\x01"
@@ -29,14 +28,6 @@ BK = b"\xb0\xb1\xb2\xb3\xb4\xb5\xb6\xb7\xb8\xb9\xba\xbb\xbc\xbd\xbe\xbf"
 SET_BCAST = (b"\xc1\x01\x81\x00\x08\x00\x00\x01\x00\x00\xff\x02\x00"  # unconfirmed SET of the clock
              b"\x09\x0c\x07\xea\x01\x01\x04\x0c\x00\x00\x00\x00\x00\x00")
 N = 100
-
-
-def stats(name, samples, alloc):
-    samples.sort()
-    alloc.sort()
-    print("%-44s median %6d us  p95 %6d us  heap/frame median %d B, max %d B  (n=%d)"
-          % (name, samples[len(samples) // 2], samples[len(samples) * 95 // 100], alloc[len(alloc) // 2], alloc[-1],
-             len(samples)))
 
 
 class Clock:
@@ -72,38 +63,20 @@ def frame(xid, apdu, addr=None, disc=8):
     return bytes(out[:n])
 
 
-def run(name, nd, frames, want_answer=True):
-    samples = [0] * len(frames)
-    alloc = [0] * len(frames)
-    for i in range(len(frames)):
-        f = frames[i]
-        gc.collect()
-        gc.disable()
-        a0 = gc.mem_alloc()
-        t0 = ticks_us()
-        n = nd.on_phy(f, len(f))
-        samples[i] = ticks_diff(ticks_us(), t0)
-        alloc[i] = gc.mem_alloc() - a0
-        gc.enable()
-        if want_answer and not n:
-            raise SystemExit("%s: no answer to frame %d" % (name, i))
-    stats(name, samples, alloc)
-
-
 def main():
     nd = node()
     ic = 2
     frames = []
     for k in range(N):  # first block, last block, first block, ...
         frames.append(frame(3 + k, K.glo(SET_NEXT if k % 2 else SET_FIRST, ic + k)))
-    run("SET of the clock in 2 blocks, per block frame", nd, frames)
+    timed_frames("SET of the clock in 2 blocks, per block frame", nd, frames)
     ic += N
     head = SET_FIRST[:13] + b"\x00\x00\x00\x00\x01\x3c"  # first block, not the last, 60 raw bytes
     frames = [frame(k, K.glo(head + bytes(60), ic + k)) for k in range(N)]
-    run("a 60-byte SET block gathered", nd, frames)
+    timed_frames("a 60-byte SET block gathered", nd, frames)
     frames = [frame(k, K.glo(SET_BCAST, 1 + k, title=b"MMM\x00\x00\x00\x00\x02", sc=0x70, ek=BK), mac.BROADCAST, 0)
               for k in range(N)]
-    run("broadcast SET of the clock (no answer)", nd, frames, want_answer=False)
+    timed_frames("broadcast SET of the clock (no answer)", nd, frames, want_answer=False)
     s = nd.dlms.server.stats
     print("exceptions %d, broadcasts applied %d, refused %d" % (s["exceptions"], s["broadcasts"],
                                                               s["broadcasts_refused"]))
