@@ -31,6 +31,7 @@ from meter import fwimage as F
 from meter import slots as S
 from meter.app import security as sec
 from meter.app.download import STATES, ST_IDLE, ST_READY, ST_RESTART, ST_TRIAL
+from meter.errors import DecodeError
 from meter.link import mac
 from meter.model import registers as R
 from smitp.aca import aca_text
@@ -46,6 +47,11 @@ BUSY_PAUSE_S = 5.0  # ... this long apart
 MISSING_ROUNDS = 8
 RETRY_PASSES = 2  # passes for meters that fell silent  # gap-filling rounds per meter before it is given up
 RESTART_WAIT_S = 90.0  # a restart into the new slot, a trial and a rollback fit in it
+
+
+# What one meter's exchange may end in: silence, a refusal, an answer that does not verify. It is
+# that meter's outcome; the campaign goes on with the others.
+METER_FAULTS = (NoAnswer, PeerError, DecodeError)
 
 
 class DownloadError(PeerError):
@@ -192,7 +198,7 @@ class Campaign:
             try:
                 when = struct.pack(">I", self.at) if self.at else b""
                 self._local(aca, route, bytes((F.OP_OPEN,)) + sealed_header(self.image, self.keys_of(aca)) + when)
-            except (NoAnswer, PeerError) as e:
+            except METER_FAULTS as e:
                 self._fail(aca, "refused", "open: %s" % e, e)
 
     def broadcast(self):
@@ -236,7 +242,7 @@ class Campaign:
                 out[aca] = self.missing(aca, route)
             except Nack:  # no session any more: the per-meter rounds find out
                 continue
-            except (NoAnswer, PeerError) as e:
+            except METER_FAULTS as e:
                 self._fail(aca, "refused", "gap filling: %s" % e, e)
         return out
 
@@ -280,7 +286,7 @@ class Campaign:
                         lacking = self.missing(aca, route)
                 except Nack:  # no session for this image any more: refused; the state read next says why
                     break
-                except (NoAnswer, PeerError) as e:
+                except METER_FAULTS as e:
                     self._fail(aca, "refused", "gap filling: %s" % e, e)
                     break
                 if not lacking:  # complete: the meter checked and installed it
@@ -296,7 +302,7 @@ class Campaign:
                 continue
             try:
                 st, _ver = self._state(aca, route)
-            except (NoAnswer, PeerError) as e:
+            except METER_FAULTS as e:
                 self._fail(aca, "refused", "state: %s" % e, e)
                 continue
             if st[0] == 1:  # still receiving: gap filling ran out of rounds on a poor route
@@ -307,7 +313,7 @@ class Campaign:
                 continue
             try:
                 self._local(aca, route, bytes((F.OP_ACTIVATE,)) + self.header.image_id + struct.pack(">I", self.at))
-            except (NoAnswer, PeerError) as e:
+            except METER_FAULTS as e:
                 self._fail(aca, "refused", "activate: %s" % e, e)
 
     def confirm(self, wait_s=RESTART_WAIT_S):
@@ -321,7 +327,7 @@ class Campaign:
                     got = self.conc.read(aca, [R.DOWNLOAD_STATE, R.DOWNLOAD_VERSIONS], route)
                     st = struct.unpack(">BBHHBI", got[R.DOWNLOAD_STATE])
                     ver = struct.unpack(">BBIII", got[R.DOWNLOAD_VERSIONS])
-                except (NoAnswer, PeerError):
+                except METER_FAULTS:
                     self.conc.pause(1.0)  # restarting
                     continue
                 if st[0] not in (ST_RESTART, ST_TRIAL) and not (st[0] == 3 and self.at):
@@ -333,7 +339,7 @@ class Campaign:
                 continue
             try:
                 fid = self.conc.read(aca, [R.FIRMWARE_ID], route)[R.FIRMWARE_ID].rstrip(b"\0").decode()
-            except (NoAnswer, PeerError):
+            except METER_FAULTS:
                 fid = None
             running = ver[2 + ver[0]] if ver[0] else ver[2]
             r.update({"firmware_id": fid, "active_slot": ver[0], "version": F.version_text(running)})

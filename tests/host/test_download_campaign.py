@@ -161,6 +161,34 @@ def test_campaign_refuses_a_tampered_image_and_a_wrong_seal(image):
     assert not any(engine_of_all(nodes))
 
 
+def test_an_answer_that_does_not_verify_costs_that_meter_only(image, monkeypatch):
+    from meter.app import security as sec
+    from smitp.download import Campaign
+    from smitp.secure import MeterSecurity
+
+    conc, meters, nodes = _section()
+    unprotect = MeterSecurity.unprotect
+    bad = meters[0][0]
+
+    def failing(self, lsdu, ecc=None):
+        if self.aca == bad:
+            raise sec.AuthError("tmac", "mismatch")
+        return unprotect(self, lsdu, ecc)
+
+    monkeypatch.setattr(MeterSecurity, "unprotect", failing)
+    c = Campaign(conc, image, meters)
+    c.open_all()
+    c.broadcast()
+    c.fill_gaps()
+    c.verify_and_activate()
+    _restart(nodes)
+    c.confirm(wait_s=5)
+    rep = c.report()
+    assert sorted(rep["activated"]) == sorted(a.hex().upper() for a, _route in meters[1:]), rep["meters"]
+    (m,) = [m for m in rep["meters"] if m["aca"] == bad.hex().upper()]
+    assert m["outcome"] == "refused" and "mismatch" in m["reason"], m
+
+
 def engine_of_all(nodes):
     from smitp.fleet_download import engine_of
 
