@@ -36,27 +36,44 @@ print("written")
 """
 
 
-def test_loader_rolls_back_a_slot_that_does_not_import(tmp_path):
-    src = tmp_path / "broken.py"
-    src.write_text('raise RuntimeError("broken on purpose")\n')
-    compile_file(src, tmp_path / "broken.mpy", "meter/__init__.py")
+def _board_with_slot(tmp_path, serial, source, write=_WRITE):
+    """An emulated board whose slot 1 holds `source` as its meter package, put on its flash by
+    `write` (the boot record it leaves says how that slot stands)."""
+    src = tmp_path / "slot.py"
+    src.write_text(source)
+    compile_file(src, tmp_path / "slot.mpy", "meter/__init__.py")
     header = F.Header(64, 0x000900, 100, bytes(32), bytes(16)).pack()
-    board = EmulatedBoard("m1", ACA, "SNLOAD", tmp_path)
-    script = mount_script(board.flash) + _WRITE % {"mpy": str(tmp_path / "broken.mpy"), "header": header.hex()}
+    board = EmulatedBoard("m1", ACA, serial, tmp_path)
+    script = mount_script(board.flash) + write % {"mpy": str(tmp_path / "slot.mpy"), "header": header.hex()}
     r = subprocess.run([micropython_path(), "-c", script], capture_output=True, text=True, timeout=60)
     assert "written" in r.stdout, r.stdout + r.stderr
+    return board
+
+
+def _line_to(board):
+    """The concentrator's line to the board alone: (network, concentrator port)."""
     topo = topology.load({"nodes": [{"name": "dcu", "role": "concentrator"}, {"name": "m1", "aca": ACA}],
                           "links": [{"a": "dcu", "b": "m1"}]})
     net = Network(Medium(bitrate=48000, topology=topo))
+    port = net.add_concentrator("dcu")
+    return net, port
+
+
+def _download_area(port):
+    """The board's download state and firmware slots, as registers 0x0C01 and 0x0C02 read."""
+    got = Concentrator(port).read(bytes.fromhex(ACA), [R.DOWNLOAD_STATE, R.DOWNLOAD_VERSIONS])
+    return struct.unpack(">BBHHBI", got[R.DOWNLOAD_STATE]), struct.unpack(">BBIII", got[R.DOWNLOAD_VERSIONS])
+
+
+def test_loader_rolls_back_a_slot_that_does_not_import(tmp_path):
+    board = _board_with_slot(tmp_path, "SNLOAD", 'raise RuntimeError("broken on purpose")\n')
+    net, port = _line_to(board)
     try:
-        port = net.add_concentrator("dcu")
         net.add_board("m1", board)
         assert net.run_until(lambda: "modem configured" in board.log_text(), 40), board.log_text()
         log = board.log_text()
         assert "running slot 1 (on trial)" in log and "does not start" in log, log
-        got = Concentrator(port).read(bytes.fromhex(ACA), [R.DOWNLOAD_STATE, R.DOWNLOAD_VERSIONS])
-        state = struct.unpack(">BBHHBI", got[R.DOWNLOAD_STATE])
-        slots = struct.unpack(">BBIII", got[R.DOWNLOAD_VERSIONS])
+        state, slots = _download_area(port)
         assert state[4] == S.FAIL_START and slots[0] == S.BUILTIN, (state, slots)
         assert board.reset_causes == ["other"]  # one restart: the failed start, then the built-in firmware
     finally:
@@ -80,30 +97,18 @@ def test_demo_refuses_rolls_back_and_activates(tmp_path):
 def test_confirmed_slot_that_hangs_at_import_falls_back_to_the_builtin_firmware(tmp_path):
     """A confirmed slot (trial over) whose import hangs: the loader arms the watchdog for it,
     counts each start the watchdog ends, and after slots.MAX_STARTS boots the built-in one."""
-    src = tmp_path / "hangs.py"
-    src.write_text("while True:\n    pass\n")
-    compile_file(src, tmp_path / "hangs.mpy", "meter/__init__.py")
-    header = F.Header(64, 0x000900, 100, bytes(32), bytes(16)).pack()
-    board = EmulatedBoard("m1", ACA, "SNHANG", tmp_path)
     # confirmed, and already started MAX_STARTS - 1 times unhealthy: two hangs are left to see
     write = (_WRITE.replace("bytes((1, 0, 1, 0))", "bytes((1, 0, 0, 0))")
              .replace('print("written")', 'st.put("starts", bytes((1, %d)))\nprint("written")' % (S.MAX_STARTS - 1)))
-    script = mount_script(board.flash) + write % {"mpy": str(tmp_path / "hangs.mpy"), "header": header.hex()}
-    r = subprocess.run([micropython_path(), "-c", script], capture_output=True, text=True, timeout=60)
-    assert "written" in r.stdout, r.stdout + r.stderr
-    topo = topology.load({"nodes": [{"name": "dcu", "role": "concentrator"}, {"name": "m1", "aca": ACA}],
-                          "links": [{"a": "dcu", "b": "m1"}]})
-    net = Network(Medium(bitrate=48000, topology=topo))
+    board = _board_with_slot(tmp_path, "SNHANG", "while True:\n    pass\n", write)
+    net, port = _line_to(board)
     try:
-        port = net.add_concentrator("dcu")
         net.add_board("m1", board)  # power on: not counted; it hangs, the watchdog resets it (counted) ...
         assert net.run_until(lambda: "modem configured" in board.log_text(), 60), board.log_text()
         log = board.log_text()
         assert log.count("running slot 1") == 2, log
         assert board.reset_causes == ["watchdog", "watchdog"], (board.reset_causes, log)
-        got = Concentrator(port).read(bytes.fromhex(ACA), [R.DOWNLOAD_STATE, R.DOWNLOAD_VERSIONS])
-        state = struct.unpack(">BBHHBI", got[R.DOWNLOAD_STATE])
-        slots = struct.unpack(">BBIII", got[R.DOWNLOAD_VERSIONS])
+        state, slots = _download_area(port)
         assert state[4] == S.FAIL_REPEATED and slots[0] == S.BUILTIN, (state, slots)
     finally:
         net.close()

@@ -125,18 +125,22 @@ def _restart(nodes):
             attach(node, node.app.model, dl.store).confirm()
 
 
-def test_campaign_activates_a_section_through_a_repeater(image):
-    from smitp.download import Campaign
-
-    conc, meters, nodes = _section()
-    c = Campaign(conc, image, meters)
+def _run(c, nodes):
+    """A campaign's phases, with the restarts a board makes after an activation; its report."""
     c.open_all()
     c.broadcast()
     c.fill_gaps()
     c.verify_and_activate()
     _restart(nodes)
     c.confirm(wait_s=5)
-    rep = c.report()
+    return c.report()
+
+
+def test_campaign_activates_a_section_through_a_repeater(image):
+    from smitp.download import Campaign
+
+    conc, meters, nodes = _section()
+    rep = _run(Campaign(conc, image, meters), nodes)
     assert sorted(rep["activated"]) == sorted(m["aca"] for m in rep["meters"]), rep["meters"]
     assert all(m["version"] == "0.2.0" and m["active_slot"] == 1 for m in rep["meters"])
     h = F.unpack_header(image)
@@ -176,14 +180,7 @@ def test_an_answer_that_does_not_verify_costs_that_meter_only(image, monkeypatch
         return unprotect(self, lsdu, ecc)
 
     monkeypatch.setattr(MeterSecurity, "unprotect", failing)
-    c = Campaign(conc, image, meters)
-    c.open_all()
-    c.broadcast()
-    c.fill_gaps()
-    c.verify_and_activate()
-    _restart(nodes)
-    c.confirm(wait_s=5)
-    rep = c.report()
+    rep = _run(Campaign(conc, image, meters), nodes)
     assert sorted(rep["activated"]) == sorted(a.hex().upper() for a, _route in meters[1:]), rep["meters"]
     (m,) = [m for m in rep["meters"] if m["aca"] == bad.hex().upper()]
     assert m["outcome"] == "refused" and "mismatch" in m["reason"], m
