@@ -28,19 +28,7 @@ class Store:
 
     def put(self, name, data):
         """Store bytes; return False (and count a fault) if the flash refused."""
-        self.writes += 1
-        if self._ram is not None:
-            self._ram[name] = bytes(data)
-            return True
-        tmp = self._file(name + ".new")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.rename(tmp, self._file(name))
-            return True
-        except OSError:
-            self.faults += 1
-            return False
+        return self.put_chunks(name, (data,))
 
     # ---- records that grow (meter/model/ring.py): littlefs commits an append at
     # close, so a power cut leaves the record as it was before or after it.
@@ -111,8 +99,8 @@ class Store:
             return False
 
     def put_chunks(self, name, chunks):
-        """Store a record given in pieces (an iterable of bytes), written to
-        a temporary file and renamed as put() does; False if refused."""
+        """Store a record given in pieces (an iterable of bytes): written to a
+        temporary file, then renamed over the old one; False if refused."""
         self.writes += 1
         if self._ram is not None:
             self._ram[name] = b"".join(bytes(c) for c in chunks)

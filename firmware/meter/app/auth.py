@@ -76,7 +76,7 @@ class SecureLayer:
 
     def _served(self, attr):
         """Is attr the authenticated variant of a request this meter serves?"""
-        if attr < 102 or attr >= 202:  # up to REPROG_BROADCAST's authenticated variant
+        if attr < 102 or attr > A.REPROG_BROADCAST + 100:  # up to REPROG_BROADCAST's authenticated variant
             return False
         return attr == _KEY_CHANGE_AUTH or self.app.serves(attr - 100)
 

@@ -155,7 +155,8 @@ def plain_attr(attr):
     """Inverse of auth_attr."""
     if 239 <= attr <= 245 and attr & 1:
         return attr + 10
-    if 102 <= attr < 190 and attr != ATTR_CHL_REQ and attr != ATTR_CHL_RESP or attr == 200 or attr == 201:
+    if (102 <= attr < 190 and attr != ATTR_CHL_REQ and attr != ATTR_CHL_RESP
+            or attr == A.REPROG_LOCAL + 100 or attr == A.REPROG_BROADCAST + 100):
         return attr - 100
     raise ValueError("ATTR %d is not an authenticated variant" % attr)
 
