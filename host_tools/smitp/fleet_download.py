@@ -9,15 +9,19 @@ broadcast names its repeaters by 2-byte SCA entries). The campaign is
 smitp/download.py's: OPEN per meter, the broadcast, gap filling from each
 meter's bitmap, verification, activation at the time the OPEN programmed
 (ACTIVATE_AT: a meter whose bitmap shows every block needs no other
-request), and a read of what runs after the restart (the in-process meter restarts through the same boot choice,
-meter/slots.py). The broadcast goes along the fewest chains of repeaters
-whose hops every meter hears (a greedy cover; a meter keeps a block from any
-copy), each block once a chain.
+request), and a read of what runs after the restart (the in-process meter
+restarts through the same boot choice, meter/slots.py).
+
+The broadcast goes along few chains of repeaters whose copies every meter
+hears (broadcast_cover: walks that may turn from one branch into the next; a
+meter keeps a block from any copy), each block once a chain, and the
+concentrator starts each chain's frame as soon as no copy someone needs
+would collide (Schedule).
 
 Figures: channel efficiency = image bytes x 8 / (bit rate x campaign time up
-to the last meter verified), and its bound (efficiency_bound); time to 100 %
-of reachable meters; frames of the broadcast and of gap filling; time,
-frames and airtime per phase.
+to the last meter verified), and its bounds (efficiency_bound, cover_bound);
+the broadcast's own efficiency; time to 100 % of reachable meters; frames of
+the broadcast and of gap filling; time, frames and airtime per phase.
 """
 
 import hashlib
@@ -79,29 +83,61 @@ def _routes(topo, root):
     return route, heard
 
 
-def broadcast_cover(route, heard, root, meters):
-    """Fewest transmissions a block that reach every meter: [(repeaters)] chosen greedily, a
-    chain costing one transmission a hop and feeding every meter that hears any of its hops
-    (a meter keeps a download block from any copy of the broadcast)."""
-    left = set(meters)
-    cands = []
-    for n in [None] + [n for n in route if len(route[n]) < MAX_LEVEL - 1]:
-        chain = route[n] + (n,) if n is not None else ()
-        cands.append((chain, heard[root].union(*(heard[r] for r in chain))))
-    chosen = []
-    while left:
-        best = max(cands, key=lambda c: len(c[1] & left) / (len(c[0]) + 1))
-        gain = best[1] & left
-        if not gain:
-            break  # heard by nobody left: those meters are out of reach
-        chosen.append(best[0])
-        left -= gain
-    return chosen
+def broadcast_cover(heard, root, meters, max_relays=mac.MAX_REPEATERS):
+    """Chains of repeaters whose copies of a block reach every meter: [(relay names)], () for
+    the concentrator's frame alone. A chain is any walk of nodes that hear each other, up to
+    `max_relays` long (the MAC's repeater list), not only a route: each copy feeds every meter
+    that hears it (a meter keeps a download block from any copy), and a walk that turns from
+    one branch into the next spares the concentrator's frame and the shared relays a second
+    chain would repeat. Built greedily: a chain grows by the relays (the nearest first) that
+    feed most meters not yet fed per relay added; a new chain starts when it cannot grow.
+    Meters no walk reaches are left out."""
+    both = {u: {v for v in heard[u] if u in heard.get(v, ())} for u in heard}
+    left = set(meters) - heard[root]
+    chains: list[tuple[str, ...]] = []
+    while left or not chains:
+        chain: list[str] = []
+        while len(chain) < max_relays:
+            path = _best_extension(both, heard, chain[-1] if chain else root, set(chain) | {root}, left,
+                                   max_relays - len(chain))
+            if not path:
+                break
+            chain += path
+            for v in path:
+                left -= heard[v]
+        if not chain and chains:
+            break  # nobody left is reached
+        chains.append(tuple(chain))
+        if not chain:
+            break
+    return chains if meters else []
+
+
+def _best_extension(both, heard, here, used, left, budget):
+    """The walk from `here` (at most `budget` relays, none of `used`) whose copies feed most
+    meters of `left` per relay: [] when none feeds any."""
+    best, best_rate = [], 0.0
+    paths = {here: ([], frozenset())}
+    frontier = [here]
+    for depth in range(1, budget + 1):
+        nxt = []
+        for u in frontier:
+            walk, fed = paths[u]
+            for v in sorted(both[u]):
+                if v in used or v in paths:
+                    continue
+                fed_v = fed | (heard[v] & left)
+                paths[v] = (walk + [v], fed_v)
+                nxt.append(v)
+                if heard[v] & left and len(fed_v) / depth > best_rate:
+                    best, best_rate = walk + [v], len(fed_v) / depth
+        frontier = nxt
+    return best
 
 
 def efficiency_bound(image_len, blocks, block, depth, bitrate):
-    """The most channel efficiency this campaign's relay scheme reaches on a section whose
-    deepest meter is `depth` repeaters away. Every block crosses the air at least once, in a
+    """The most channel efficiency any scheme relaying each block along one path reaches on a
+    section whose deepest meter is `depth` repeaters away. Every block crosses the air at least once, in a
     frame with no repeater entry at best (with depth 0 that is the ceiling of any scheme: the
     frame's header, CRC and PHY overhead). Here a block goes along chains of repeaters, each
     repeater of a chain relaying every block, so such a repeater is busy more than one frame
@@ -109,53 +145,69 @@ def efficiency_bound(image_len, blocks, block, depth, bitrate):
     it also hears that one's copy, during which it can take nothing else in (3). Spatial reuse
     does not beat that: those frames all reach the same repeater. (A scheme whose relays each
     carried a share of the blocks over paths that do not hear each other could go higher;
-    the MAC's repetition, one path a frame, does not express it.)"""
+    the MAC's repetition, one path a frame, does not express it.) This campaign's broadcast
+    has a lower ceiling: the concentrator sends each block once a chain (`cover_bound`)."""
     frame = mac.HEADER_LEN + 1 + F.BLOCK_HEAD + block + mac.CRC_LEN
     busy = min(depth, 2) + 1
     return image_len * 8 / (bitrate * blocks * Medium(bitrate=bitrate).airtime_s(frame) * busy)
 
 
+def cover_bound(image_len, blocks, block, chains, bitrate):
+    """The ceiling of a broadcast along `chains` chains: the concentrator sends every block once
+    a chain, one frame time each at best."""
+    return efficiency_bound(image_len, blocks, block, 0, bitrate) / max(1, chains)
+
+
 class Schedule:
-    """Spatial reuse for the broadcast, where the medium model allows it: a transmission may
-    overlap another only if neither node nor any node hearing either of them hears the other
-    (no common listener: no collision, no half-duplex loss). A chain's hops follow each other
+    """Spatial reuse for the broadcast: when the concentrator may send each chain's frame.
+
+    A copy matters only to the listeners that need it: the chain's next relay and the meters
+    designated to it (each meter the first copy of the block it hears, in the cover's order).
+    Two transmissions may overlap when neither sender is heard by, nor is, a listener the other
+    needs: a collision elsewhere takes a copy nobody counts on. A chain's hops follow each other
     one frame and one TEL apart (each repeater relays TEL after the copy it heard ends)."""
 
     GUARD_S = 0.005
 
-    def __init__(self, heard, root):
-        self.zone = {n: frozenset(heard[n]) | {n} for n in heard}
-        self.root = root
-        self.busy: list[tuple[float, float, frozenset]] = []  # (start, end, zone) on air or scheduled
+    def __init__(self, heard, root, cover, meters):
+        self.zone = {n: frozenset(heard[n]) | {n} for n in heard}  # a sender and who hears it
+        self.hops = [[root] + list(chain) for chain in cover]
+        self.need = [[set(hops[j + 1:j + 2]) for j in range(len(hops))] for hops in self.hops]
+        for m in meters:
+            for k, j in ((k, j) for k, hops in enumerate(self.hops) for j in range(len(hops))):
+                if m in heard[self.hops[k][j]] and m != self.hops[k][j]:
+                    self.need[k][j].add(m)
+                    break
+        self.busy: list[tuple[float, float, str, set]] = []  # (start, end, sender, needed) booked
         self.free = float("-inf")  # the concentrator's next start
 
-    def _clash(self, t, hops, air):
-        """The latest end among scheduled transmissions a chain started at t would clash with,
+    def _clash(self, t, k, air):
+        """The latest end among booked transmissions chain k started at t would clash with,
         shifted to the chain's start; None: no clash."""
         late = None
         step = air + ELABORATION_S
-        for j, node in enumerate(hops):
-            a, b, zone = t + j * step, t + j * step + air, self.zone[node]
-            for s, e, z in self.busy:
-                if s < b + self.GUARD_S and a < e + self.GUARD_S and not zone.isdisjoint(z):
+        for j, node in enumerate(self.hops[k]):
+            a, b, zone, need = t + j * step, t + j * step + air, self.zone[node], self.need[k][j]
+            for s, e, sender, needed in self.busy:
+                if (s < b + self.GUARD_S and a < e + self.GUARD_S
+                        and (not need.isdisjoint(self.zone[sender]) or not needed.isdisjoint(zone))):
                     shift = e + self.GUARD_S - j * step
                     late = shift if late is None or shift > late else late
         return late
 
-    def place(self, now, hops, air):
-        """The earliest start at or after `now` for a chain through `hops` (repeater names),
-        its transmissions then booked."""
+    def place(self, now, k, air):
+        """The earliest start at or after `now` for chain k of the cover, its transmissions then
+        booked."""
         self.busy = [x for x in self.busy if x[1] > now]
         t = max(now, self.free)
-        chain = [self.root] + list(hops)
         while True:
-            late = self._clash(t, chain, air)
+            late = self._clash(t, k, air)
             if late is None:
                 break
             t = max(late, t + 0.001)
         step = air + ELABORATION_S
-        for j, node in enumerate(chain):
-            self.busy.append((t + j * step, t + j * step + air, self.zone[node]))
+        for j, node in enumerate(self.hops[k]):
+            self.busy.append((t + j * step, t + j * step + air, node, self.need[k][j]))
         self.free = t + air + self.GUARD_S
         return t
 
@@ -163,21 +215,21 @@ class Schedule:
 def broadcast_scheduled(c, cover, by_name, heard, root, medium):
     """The campaign's broadcast (Campaign.broadcast), each chain's frame sent as soon as the
     Schedule allows instead of after the previous chain's last hop."""
-    sched = Schedule(heard, root)
+    sched = Schedule(heard, root, cover, by_name)
     port = c.conc.port
     n = c.header.blocks
     for i in range(n):
         lsdu = c.block_lsdu(i)
-        for chain in cover:
+        for k, chain in enumerate(cover):
             frame = c.frame(mac.BROADCAST, tuple(by_name[r] for r in chain), lsdu)
-            t = sched.place(port.now(), chain, medium.airtime_s(len(frame)))
+            t = sched.place(port.now(), k, medium.airtime_s(len(frame)))
             if t > port.now():
                 c.conc.pause(t - port.now())
             port.send(frame)
             c.frames["broadcast"] += 1
         if c.progress:
             c.progress(i + 1, n, "broadcast")
-    last = max((e for _s, e, _z in sched.busy), default=port.now())
+    last = max((e for _s, e, _n, _w in sched.busy), default=port.now())
     if last > port.now():  # the last relays leave the air
         c.conc.pause(last - port.now())
 
@@ -212,11 +264,14 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
     meters = [(by_name[n], tuple(by_name[r] for r in route[n])) for n in sorted(route) if n in by_name]
     image = synthetic_image(size, seed)
     c = Campaign(conc, image, meters, at=ACTIVATE_AT, progress=progress)
-    cover = broadcast_cover(route, heard, root, [n for n in route if n in by_name])
+    # chains no longer than the deepest route: a longer walk pipelines worse (the next block
+    # waits for more hops to clear) and a relay missing a copy starves more meters after it
+    depth = max((len(r) for r in route.values()), default=0)
+    cover = broadcast_cover(heard, root, [n for n in route if n in by_name], depth)
     c.broadcast_routes = [tuple(by_name[r] for r in rt) for rt in cover]
     name_of = {a: n for n, a in by_name.items()}
     c.cover = lambda acas: [tuple(by_name[r] for r in rt)
-                            for rt in broadcast_cover(route, heard, root, [name_of[a] for a in acas])]
+                            for rt in broadcast_cover(heard, root, [name_of[a] for a in acas], depth)]
     phases: dict[str, dict] = {}
     medium = net.medium
 
@@ -258,6 +313,10 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
                                                    max(len(r) for _a, r in meters), net.medium.bitrate), 3),
         "frame_ceiling": round(efficiency_bound(len(image), c.header.blocks, c.header.block, 0,
                                                 net.medium.bitrate), 3),
+        "broadcast_efficiency": round(len(image) * 8 / (net.medium.bitrate * phases["broadcast"]["s"]), 3),
+        "broadcast_bound": round(cover_bound(len(image), c.header.blocks, c.header.block, len(cover),
+                                             net.medium.bitrate), 3),
+        "per_meter_s": round(phases["open"]["s"] + phases["gap filling"]["s"], 1),
         "airtime_s": round(net.medium.stats["airtime_s"], 1), "loss": loss, "phases": phases,
         "collisions": net.medium.stats["collisions"],
     }
@@ -298,8 +357,9 @@ def print_report(rep, out=None):
           % (rep["image_bytes"], rep["meters"], rep["sections"], rep["loss"] * 100), file=out)
     print("activated %d of %d reachable; time to 100 %%: %.0f s; channel efficiency %.1f %%"
           % (rep["activated"], rep["reachable"], rep["time_to_all_s"], rep["efficiency"] * 100), file=out)
-    print("bound: %.1f %% for this relay scheme on these sections (a repeater relaying every block and"
-          " hearing the next one is busy 3 frame times a block); any scheme: %.1f %% (one frame a block)"
+    print("bound: %.1f %% for any scheme relaying each block along one path on these sections (a repeater"
+          " hearing its upstream copy, sending its own and hearing the next one's is busy 3 frame times a"
+          " block); without repeaters: %.1f %% (one frame a block)"
           % (rep["efficiency_bound"] * 100, rep["frame_ceiling"] * 100), file=out)
     print("frames: %d broadcast, %d gap filling (%d of them broadcast), %d requests; %.1f s of wall clock"
           % (rep["broadcast_frames"], rep["gap_fill_frames"], rep["gap_fill_broadcast_frames"], rep["requests"],
@@ -311,3 +371,6 @@ def print_report(rep, out=None):
                                           r["efficiency_bound"] * 100, r["time_to_all_s"]), file=out)
         print("    " + ", ".join("%s %.0f s (%d frames)" % (name, p["s"], p["frames"])
                                  for name, p in r["phases"].items()), file=out)
+        print("    broadcast alone: %.1f %% of the line (its chains' ceiling %.1f %%: the concentrator sends each"
+              " block once a chain); exchanges with each meter (open, gap filling): %.0f s"
+              % (r["broadcast_efficiency"] * 100, r["broadcast_bound"] * 100, r["per_meter_s"]), file=out)

@@ -202,27 +202,59 @@ def test_fleet_campaign_with_frame_loss_reaches_every_meter():
     assert rep["frames"]["gap_fill"] > 0  # 5 % loss leaves gaps the unicast fills
     assert 0 < rep["efficiency"] < rep["efficiency_bound"] < 1
     ph = rep["phases"]
-    assert ph["broadcast"]["collisions"] == 0  # spatial reuse only where no node hears two senders  # the activation programmed at OPEN: a complete meter needs no other request
+    # the activation programmed at OPEN: a complete meter needs no other request
     assert ph["verify and activate"]["frames"] < ph["open"]["frames"] // 4, ph
 
 
-def test_schedule_reuses_the_line_only_where_no_node_hears_two_senders():
+def test_a_lossless_broadcast_leaves_no_gap_though_copies_collide():
+    """The schedule lets copies collide only where nobody needs them: on a line that loses
+    nothing, every meter has every block after the broadcast, while the line was reused."""
+    from smitp import fleet_download as FD
+    from smitp import topology as T
+
+    topo = T.lv_sections(150, seed=2)[0]
+    rep = FD.run_section(topo, 3000, seed=2, loss=0.0)
+    assert rep["activated"] == rep["reachable"] == 150, rep["not_activated"]
+    assert rep["frames"]["gap_fill"] == 0, rep["frames"]
+    assert rep["phases"]["broadcast"]["collisions"] > 0, rep["phases"]
+
+
+def test_schedule_reuses_the_line_where_no_needed_listener_hears_two_senders():
     from smitp.fleet_download import Schedule
 
     line = ["dcu", "a", "b", "c", "d", "e"]  # each hears its neighbours only
     heard = {n: {m for m in line if abs(line.index(m) - line.index(n)) == 1} for n in line}
-    sched = Schedule(heard, "dcu")
+    sched = Schedule(heard, "dcu", [("a", "b", "c", "d", "e")], line[1:])
+    assert sched.need == [[{"a"}, {"b"}, {"c"}, {"d"}, {"e"}, set()]]  # the next relay, or the meter fed
     air, step = 0.3, 0.3 + 0.02
-    starts = [sched.place(0.0, ("a", "b", "c", "d", "e"), air) for _ in range(4)]
+    starts = [sched.place(0.0, 0, air) for _ in range(4)]
     booked = sched.busy
-    for i, (s1, e1, z1) in enumerate(booked):
-        for s2, e2, z2 in booked[i + 1:]:
-            assert not (s1 < e2 and s2 < e1) or z1.isdisjoint(z2), (s1, s2)
+    overlaps = 0
+    for i, (s1, e1, n1, need1) in enumerate(booked):
+        for s2, e2, n2, need2 in booked[i + 1:]:
+            if s1 < e2 and s2 < e1:
+                overlaps += 1
+                assert need1.isdisjoint(heard[n2] | {n2}) and need2.isdisjoint(heard[n1] | {n1}), (n1, n2)
+    assert overlaps
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     # the next block once the second relay's copy ended (the first relay hears the concentrator,
     # sends, hears the second relay: 3 frame times), not after all five relays as one chain after
     # the other
     assert all(2 * step + air <= g <= 2 * step + air + 2 * Schedule.GUARD_S for g in gaps), gaps
+
+
+def test_broadcast_cover_walks_from_branch_to_branch():
+    from smitp.fleet_download import broadcast_cover
+
+    # two branches whose ends hear each other: one walk down the first and up the second
+    # feeds all four meters with one frame of the concentrator
+    heard = {"dcu": {"a1"}, "a1": {"dcu", "a2", "b1"}, "a2": {"a1", "b2", "ma"}, "b2": {"a2", "b1", "mb"},
+             "b1": {"a1", "b2"}, "ma": {"a2"}, "mb": {"b2"}}
+    assert broadcast_cover(heard, "dcu", ["a1", "a2", "b2", "ma", "mb"]) == [("a1", "a2", "b2")]
+    assert broadcast_cover(heard, "dcu", ["a1"]) == [()]  # heard by the concentrator itself
+    assert broadcast_cover(heard, "dcu", ["mb"]) == [("a1", "a2", "b2")]  # three relays to feed one
+    assert broadcast_cover(heard, "dcu", ["mb"], max_relays=2) == [()]  # out of reach: left out
+    assert broadcast_cover(heard, "dcu", []) == []
 
 
 def test_broadcast_chains_are_the_routes_no_other_extends():
