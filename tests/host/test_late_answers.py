@@ -2,15 +2,23 @@
 # concentrator's answer window. The concentrator (smitp.concentrator, smitp.secure) talks to the
 # firmware's meter node in process, on a virtual clock; a wrapper holds the node's answers back
 # by a script, so that every run interleaves them the same way.
+import hashlib
+import itertools
+
 import pytest
 
 from meter import attrs as A
+from meter import fwimage as F
+from meter.app import security as sec
+from meter.app.auth import nack_etm
+from meter.link import mac
 from meter.model import registers as R
 from smitp.concentrator import Concentrator
 from smitp.errors import NoAnswer
 from smitp.medium import Medium
 from smitp.network import Network, VirtualClock, in_process_meter
-from smitp.secure import KeyRing
+from smitp import secure
+from smitp.secure import KeyRing, LmonMismatch, MeterSecurity
 
 ACA = bytes.fromhex("A8040A1E8901")
 K1, K2 = bytes([1]) * 16, bytes([9]) * 16
@@ -96,3 +104,128 @@ def test_a_stale_answer_then_silence_is_silence_not_a_failed_verification():
     # asked again, as it went: its answers come now, the first one verifies
     assert read(conc, R.FIRMWARE_ID).startswith(b"smitp-meter")
     assert s.pending is None and meter.log == [1, 1, 3, 3, 3, 0]
+
+
+def test_wrong_keys_are_still_reported_as_such_after_three_sendings():
+    conc, _meter = line(keys=(K1, bytes(16)))
+    with pytest.raises(sec.AuthError) as e:
+        read(conc)
+    assert "\n" not in str(e.value) and "answer(s) from meter A8040A1E8901 did not verify" in str(e.value)
+    assert conc.stats["requests"] == 1 and conc.stats["retries"] == 2  # three sendings, then done
+    assert conc.keyring[ACA].stats["late"] == 0
+
+
+# ---- the session's rules, against answers sealed by the firmware's codec -------------------
+def answer(lsdu, mon, ecc=sec.ECC_CTR_READ, keys=(K1, K2), data=b"\x00\x10SN1"):
+    """The meter's answer (READ.RESP) to a request sealed under `mon`."""
+    return sec.seal_msg(sec.Keys(*keys), ACA, sec.auth_attr(A.READ_RESP), data, mon, ecc, 0)
+
+
+def nack10(lsdu, lmon, keys=(K1, K2)):
+    return sec.seal_auth_nack(sec.Keys(*keys), ACA, lmon, nack_etm(lsdu))
+
+
+def test_answers_to_earlier_sendings_are_late_never_taken():
+    s = MeterSecurity(ACA, K1, K2, 10)
+    first = s.protect(A.READ_REQ, b"\x00\x10", sec.ECC_CTR_READ, 0)
+    s.unprotect(answer(first, 11))
+    second = s.protect(A.READ_REQ, b"\x00\x11", sec.ECC_CTR_READ, 0)
+    old = answer(first, 11)  # the cached answer to a retry of the first: byte for byte the first answer
+    assert not s.answers(old, sec.ECC_CTR_READ) and (s.late, s.unverified) == (1, 0)
+    assert not s.answers(nack10(first, 11), sec.ECC_CHALLENGE) and s.late == 2  # a NACK-10 to the first
+    with pytest.raises(sec.AuthError):
+        s.unprotect(old)  # late is not taken: the pending request stays
+    assert s.pending == second and s.lmon == 11
+    forged = answer(first, 11, keys=(K1, bytes(16)))
+    assert not s.answers(forged, sec.ECC_CTR_READ) and (s.late, s.unverified) == (2, 1)
+    assert s.answers(answer(second, 12), sec.ECC_CTR_READ) and s.unprotect(answer(second, 12))[0] == A.READ_RESP
+
+
+def test_a_late_answer_to_a_request_sealed_again_after_a_nack_10():
+    # A read whose MON the meter used (its LMON says so) is sealed again under the next MON; the
+    # answer to the first sealing, late, verifies under the old MON only.
+    s = MeterSecurity(ACA, K1, K2, 10)
+    first = s.protect(A.READ_REQ, b"\x00\x10", sec.ECC_CTR_READ, 0)
+    with pytest.raises(LmonMismatch):
+        s.unprotect(nack10(first, 11))
+    again = s.protect(A.READ_REQ, b"\x00\x10", sec.ECC_CTR_READ, 0)
+    assert again != first
+    assert not s.answers(answer(first, 11), sec.ECC_CTR_READ) and (s.late, s.unverified) == (1, 0)
+    assert not s.answers(nack10(first, 11), sec.ECC_CHALLENGE) and s.late == 2  # the retry's NACK-10
+    assert s.answers(answer(again, 12), sec.ECC_CTR_READ)
+
+
+def test_a_late_challenge_response_and_the_memory_it_is_told_by():
+    s = MeterSecurity(ACA, K1, K2, 10)
+    old = s.challenge()[sec.CHL_T_LEN:]
+    s.challenge()
+    resp = sec.seal_challenge_resp(sec.Keys(K1, K2), ACA, 10, old)
+    assert not s.answers(resp, sec.ECC_CHALLENGE) and (s.late, s.unverified) == (1, 0)
+    with pytest.raises(sec.AuthError):
+        s.accept_challenge(resp)
+    sent = []
+    for i in range(secure.EARLIER + 1):
+        sent.append(s.protect(A.READ_REQ, bytes((0, i)), sec.ECC_CTR_READ, 0))
+        s.unprotect(answer(sent[-1], s.cmon))
+    s.protect(A.READ_REQ, b"\x00\x3f", sec.ECC_CTR_READ, 0)
+    assert not s.answers(answer(sent[1], 12), sec.ECC_CTR_READ) and s.late == 2  # EARLIER sendings back
+    assert not s.answers(answer(sent[0], 11), sec.ECC_CTR_READ) and s.unverified == 1  # older: not told
+
+
+def uplink(lsdu, ecc=sec.ECC_CTR_READ):
+    """The PHY payload of an answer from the meter, as a stranger may send it."""
+    out = bytearray(mac.MAX_FRAME)
+    return bytes(out[:mac.encode(out, mac.aca_to_air(ACA), b"", mac.DISC_S, True, 1, False, 0, ecc, lsdu)])
+
+
+def test_a_stranger_flooding_answers_gets_an_authentication_failure_in_bounded_time():
+    conc, meter = line([None] * 3)  # the meter's own answers never come
+    forged = (answer(b"", mon, keys=(K1, bytes(16))) for mon in itertools.count())
+    port, heard = conc.port, []
+    recv = port.recv
+
+    def noisy(timeout_s):  # a forged answer every 50 ms
+        got = recv(min(timeout_s, 0.05))
+        if got is None and timeout_s > 0.05:
+            heard.append(next(forged))
+            return uplink(heard[-1])
+        return got
+
+    port.recv = noisy
+    with pytest.raises(sec.AuthError) as e:
+        read(conc)
+    assert "did not verify" in str(e.value) and len(heard) > 20
+    assert conc.stats["requests"] == 1 and conc.stats["retries"] == 2  # three windows, then done
+    assert meter.log == [None] * 3
+
+
+# ---- the download campaign (smitp.download) ---------------------------------------------------
+def small_image():
+    """An image of made-up modules, sealed under K1: the campaign is about the exchanges."""
+    rnd = hashlib.sha256(b"late answers").digest() * 40
+    body = F.pack_body([("meter/__init__.mpy", rnd[:300]), ("meter/app/node.mpy", rnd[300:1000])])
+    h = F.Header(64, F.version_number("0.2.0"), len(body), hashlib.sha256(body).digest(), bytes(16))
+    h.seal = F.make_seal(K1, h)
+    return h.pack() + body
+
+
+def test_a_missing_query_lost_in_late_answers_gets_another_pass():
+    # The meter's answers: the CHL.RESP, the OPEN's in the second window, the cached copy of it
+    # in the first MISSING query's window; then a meter too loaded to answer any sending of that
+    # query in time (four tries of three sendings). Silence: the campaign comes back to the meter.
+    from smitp.download import Campaign
+    from smitp.fleet_download import engine_of
+
+    conc, meter = line([0, 1, 1] + [None] * 12)
+    c = Campaign(conc, small_image(), [(ACA, ())])
+    c.open_all()
+    c.broadcast()
+    c.fill_gaps()
+    r = c.result[ACA.hex().upper()]
+    assert r["outcome"] == "refused" and "no answer" in r["reason"] and ACA.hex().upper() in c.transient, r
+    assert "did not verify" not in r["reason"] and meter.log == [0, 1, 1] + [None] * 12
+    c.verify_and_activate()
+    c.retry_silent()  # the query pending goes first, as it went, then the second pass
+    assert c.result[ACA.hex().upper()] == {"aca": ACA.hex().upper(), "passes": 2}
+    assert engine_of(meter.node).restart_due
+    assert conc.keyring[ACA].stats["rejected"] == 0 and conc.keyring[ACA].stats["late"] >= 1
