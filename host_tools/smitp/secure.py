@@ -226,7 +226,9 @@ class MeterSecurity:
         """(plain ATTR, DATA) of the meter's answer to the pending request, verified with its MON.
 
         On success LMON := CMON and the request is settled. ecc: the answer's ECC (default: the
-        request's, which the meter mirrors; ECC 2 for the authenticated NACK). A NACK-10 is
+        request's, which the meter mirrors); an authenticated NACK is always opened as the layout
+        has it, ECB under the read key, whatever ECC came with it (a repeat from the cache of
+        earlier firmware came with the request's). A NACK-10 is
         verified, its LMON adopted by the rules (which may raise OutcomeUnknown or LmonBehind),
         then LmonMismatch raised. Other failures raise AuthError / SecureError, change nothing.
         """
@@ -238,7 +240,7 @@ class MeterSecurity:
         if client.is_nack10(lsdu):
             raise LmonMismatch(self.aca, self.resync_from(lsdu))
         if attr in client.AUTH_NACKS:  # a service refusal: PAR1 under the meter's read key, no padding
-            data, keys = self._open(lsdu, p.mon, sec.ECC_CHALLENGE if ecc is None else ecc, nack_etm(p.lsdu))
+            data, keys = self._open(lsdu, p.mon, sec.ECC_CHALLENGE, nack_etm(p.lsdu))
         else:
             ecc = p.ecc if ecc is None else ecc
             data, keys = self._open(lsdu, p.mon, ecc, None, (p.keys,))

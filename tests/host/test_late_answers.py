@@ -229,3 +229,14 @@ def test_a_missing_query_lost_in_late_answers_gets_another_pass():
     assert c.result[ACA.hex().upper()] == {"aca": ACA.hex().upper(), "passes": 2}
     assert engine_of(meter.node).restart_due
     assert conc.keyring[ACA].stats["rejected"] == 0 and conc.keyring[ACA].stats["late"] >= 1
+
+
+def test_an_authenticated_nack_opens_whatever_ecc_came_with_it():
+    # A retry of a refused request, answered from the cache of firmware that sent the repeat with
+    # the request's ECC: the NACK is what the layout says (ECB, read key), and verifies as such.
+    s = MeterSecurity(ACA, K1, K2, 10)
+    sent = s.protect(A.WRITE_REQ, b"\x00\x3f" + bytes(4), sec.ECC_CTR_WRITE, 0)
+    nack = sec.seal_auth_nack(sec.Keys(K1, K2), ACA, 11, nack_etm(sent), A.NACK_ACCESS_DENIED)
+    assert s.answers(nack, sec.ECC_CTR_WRITE)
+    assert s.unprotect(nack, sec.ECC_CTR_WRITE) == (A.NACK_A, bytes((A.NACK_ACCESS_DENIED,)))
+    assert s.lmon == 11 and s.pending is None
