@@ -106,6 +106,22 @@ def test_a_stale_answer_then_silence_is_silence_not_a_failed_verification():
     assert s.pending is None and meter.log == [1, 1, 3, 3, 3, 0]
 
 
+def test_a_nack_10_to_a_retry_comes_after_the_read_was_sealed_again():
+    # A run whose key file missed the meter's LMON: the read's first sending gets a NACK-10 in the
+    # second window, and the read is sealed again under the meter's LMON + 1; the NACK-10 to the
+    # retry of the first sealing comes in that window, and the loaded meter answers nothing else
+    # in time.
+    conc, meter = line([0, 0, 0, 1, 1, 3, 3, 3])
+    for _ in range(3):
+        read(conc)
+    conc.keyring = KeyRing.from_dict({ACA.hex(): {"k1": K1.hex(), "k2": K2.hex()}})  # LMON 0
+    s = conc.keyring[ACA]
+    with pytest.raises(NoAnswer) as e:
+        read(conc)
+    assert "1 late answer" in str(e.value) and s.stats["resyncs"] == 1 and s.lmon == 3, str(e.value)
+    assert read(conc) == b"SN1" and s.lmon == 4 and s.stats["rejected"] == 0
+
+
 def test_wrong_keys_are_still_reported_as_such_after_three_sendings():
     conc, _meter = line(keys=(K1, bytes(16)))
     with pytest.raises(sec.AuthError) as e:
