@@ -157,8 +157,8 @@ class MeterSecurity:
         self.sealed = self.lmon if sealed is None else _lmon(sealed, "sealed")
         self.synced = False  # the LMON was verified since this object exists
         self._sent = None if pending is None else self._restore(pending)
-        self._earlier = deque((), EARLIER + 1)  # the last sealed requests, the pending one too
-        self._nonces = deque((), EARLIER + 1)  # the last challenges' N, the awaited one too
+        self._earlier: deque[_Sent] = deque(maxlen=EARLIER + 1)  # the last sealed requests, the pending one too
+        self._nonces: deque[bytes] = deque(maxlen=EARLIER + 1)  # the last challenges' N, the awaited one too
         if self._sent is not None:
             self.sealed = max(self.sealed, self._sent.mon)
             self._earlier.append(self._sent)
