@@ -314,10 +314,13 @@ class MeterSecurity:
         (its answer, NACK-10 or service NACK) or the challenge (its CHL.RESP)? Adopts nothing: a
         late answer to an earlier sending fails and is not taken for this one; it counts in
         `late` when it verifies as the answer to one of the last EARLIER sendings, else in
-        `unverified`. A plain NACK cannot be checked: it passes (and settles nothing)."""
+        `unverified`. A plain NACK cannot be checked: it passes (and settles nothing). Other
+        plain answers answer plain requests (late) and tell nothing of the keys: not counted."""
         lsdu, p = bytes(lsdu), self._sent
         if not lsdu or lsdu[0] == A.NACK_A:
             return bool(lsdu)
+        if not sec.is_authenticated(lsdu[0]):
+            return False
         if self._verifies(lsdu, ecc, p, self._nonce):
             return True
         if (any(self._verifies(lsdu, ecc, q, None) for q in self._earlier if q is not p)

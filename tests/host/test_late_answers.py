@@ -122,6 +122,18 @@ def test_a_nack_10_to_a_retry_comes_after_the_read_was_sealed_again():
     assert read(conc) == b"SN1" and s.lmon == 4 and s.stats["rejected"] == 0
 
 
+def test_a_late_plain_answer_in_an_authenticated_exchange_tells_nothing_of_the_keys():
+    # The state read of a campaign is plain: its answer to the retry comes in the window of the
+    # authenticated request that follows, which the loaded meter answers too late.
+    conc, meter = line([1, 1, 3, 3, 3])
+    assert conc.read(ACA, [R.SERIAL])[R.SERIAL].rstrip(b"\0") == b"SN1"
+    s = conc.keyring[ACA]
+    with pytest.raises(NoAnswer):
+        read(conc)
+    assert s.stats["rejected"] == 0 and s.stats["late"] == 0 and conc.stats["late_answers"] == 1
+    assert read(conc) == b"SN1" and s.pending is None
+
+
 def test_wrong_keys_are_still_reported_as_such_after_three_sendings():
     conc, _meter = line(keys=(K1, bytes(16)))
     with pytest.raises(sec.AuthError) as e:
