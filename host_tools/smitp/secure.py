@@ -338,7 +338,7 @@ class MeterSecurity:
                 if nonce is None:
                     return False
                 self._open(lsdu, None, sec.ECC_CHALLENGE, nonce, count=False)
-            elif sent is None or not sec.is_authenticated(lsdu[0]):
+            elif sent is None:
                 return False
             elif lsdu[0] in client.AUTH_NACKS:
                 mon = None if len(lsdu) > 1 and lsdu[1] == sec.NACK_AUTH else sent.mon
