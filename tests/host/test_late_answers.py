@@ -122,6 +122,22 @@ def test_a_nack_10_to_a_retry_comes_after_the_read_was_sealed_again():
     assert read(conc) == b"SN1" and s.lmon == 4 and s.stats["rejected"] == 0
 
 
+def test_a_late_challenge_response_in_the_window_of_the_write_it_preceded():
+    # A write is preceded by a challenge: the CHL.RESP to its first sending comes once the
+    # second went (the same N), the one to the second in the write's window; the write's answers
+    # come too late, then it goes again as it went and takes its cached answer.
+    conc, meter = line([1, 1, 3, 3, 3])
+    label = b"FEEDER-7".ljust(16, b"\0")
+    with pytest.raises(NoAnswer) as e:
+        conc.write(ACA, {R.POINT_LABEL: label}, auth=True)
+    s = conc.keyring[ACA]
+    assert "1 late answer" in str(e.value) and "stays pending" in str(e.value), str(e.value)
+    assert s.stats["challenges"] == 1 and s.stats["rejected"] == 0
+    conc.write(ACA, {R.POINT_LABEL: label}, auth=True)
+    assert s.pending is None and conc.read(ACA, [R.POINT_LABEL])[R.POINT_LABEL] == label
+    assert meter.node.secure.stats["accepted"] == 1 and meter.node.secure.stats["repeats"] == 3
+
+
 def test_a_late_plain_answer_in_an_authenticated_exchange_tells_nothing_of_the_keys():
     # The state read of a campaign is plain: its answer to the retry comes in the window of the
     # authenticated request that follows, which the loaded meter answers too late.
