@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import time
+from collections import deque
 
 from meter import attrs as A
 from meter.app import keychange as KC
@@ -44,6 +45,9 @@ _LMON_MAX = (1 << 64) - 1
 ATTEMPTS = 3  # verified NACK-10s one request may meet before the exchange gives up
 CHALLENGE_TRIES = 3
 BACKOFF_S = 2.5  # a meter answers about one CHL.RESP or NACK-10 per 2 s once its burst is spent
+# Earlier sendings (sealed requests, challenges) whose late answers are told from answers that do
+# not verify: a loaded meter's answers to the last few exchanges may still be on their way.
+EARLIER = 4
 
 
 class SecureError(UsageError):
@@ -153,11 +157,17 @@ class MeterSecurity:
         self.sealed = self.lmon if sealed is None else _lmon(sealed, "sealed")
         self.synced = False  # the LMON was verified since this object exists
         self._sent = None if pending is None else self._restore(pending)
+        self._earlier: deque[_Sent] = deque(maxlen=EARLIER + 1)  # the last sealed requests, the pending one too
+        self._nonces: deque[bytes] = deque(maxlen=EARLIER + 1)  # the last challenges' N, the awaited one too
         if self._sent is not None:
             self.sealed = max(self.sealed, self._sent.mon)
+            self._earlier.append(self._sent)
         self._nonce = None  # N of the challenge awaiting its CHL.RESP
-        self.unverified = 0  # answers that answers() turned down since the caller last reset it
-        self.stats = {"protected": 0, "accepted": 0, "rejected": 0, "resyncs": 0, "challenges": 0, "key_changes": 0}
+        # answers() turned down since the caller last reset them: answers that verify as late
+        # answers to an earlier sending (the keys are right), and answers that do not verify
+        self.late = self.unverified = 0
+        self.stats = {"protected": 0, "accepted": 0, "rejected": 0, "resyncs": 0, "challenges": 0, "key_changes": 0,
+                      "late": 0}
 
     def __repr__(self):
         return "MeterSecurity(%s, lmon=%d)" % (aca_text(self.aca), self.lmon)
@@ -208,6 +218,7 @@ class MeterSecurity:
         lsdu = sec.seal_msg(keys, self.aca, sec.auth_attr(attr_plain), apdu, mon, ecc, datetime)
         self.sealed = mon
         self._sent = _Sent(lsdu, mon, ecc, _digest(attr_plain, apdu, ecc), answer_len, keys, keys is not self._keys)
+        self._earlier.append(self._sent)
         self.stats["protected"] += 1
         return lsdu
 
@@ -215,7 +226,9 @@ class MeterSecurity:
         """(plain ATTR, DATA) of the meter's answer to the pending request, verified with its MON.
 
         On success LMON := CMON and the request is settled. ecc: the answer's ECC (default: the
-        request's, which the meter mirrors; ECC 2 for the authenticated NACK). A NACK-10 is
+        request's, which the meter mirrors); an authenticated NACK is always opened as the layout
+        has it, ECB under the read key, whatever ECC came with it (a repeat from the cache of
+        earlier firmware came with the request's). A NACK-10 is
         verified, its LMON adopted by the rules (which may raise OutcomeUnknown or LmonBehind),
         then LmonMismatch raised. Other failures raise AuthError / SecureError, change nothing.
         """
@@ -227,7 +240,7 @@ class MeterSecurity:
         if client.is_nack10(lsdu):
             raise LmonMismatch(self.aca, self.resync_from(lsdu))
         if attr in client.AUTH_NACKS:  # a service refusal: PAR1 under the meter's read key, no padding
-            data, keys = self._open(lsdu, p.mon, sec.ECC_CHALLENGE if ecc is None else ecc, nack_etm(p.lsdu))
+            data, keys = self._open(lsdu, p.mon, sec.ECC_CHALLENGE, nack_etm(p.lsdu))
         else:
             ecc = p.ecc if ecc is None else ecc
             data, keys = self._open(lsdu, p.mon, ecc, None, (p.keys,))
@@ -261,6 +274,7 @@ class MeterSecurity:
         if len(t) != sec.CHL_T_LEN:
             raise SecureError("T must be 2 bytes")
         self._nonce = os.urandom(sec.CHL_N_LEN)
+        self._nonces.append(self._nonce)
         return bytes(t) + self._nonce
 
     def accept_challenge(self, lsdu):
@@ -298,25 +312,42 @@ class MeterSecurity:
     def answers(self, lsdu, ecc):
         """Does lsdu (with its ECC) verify as the answer to what we wait for: the pending request
         (its answer, NACK-10 or service NACK) or the challenge (its CHL.RESP)? Adopts nothing: a
-        late answer to an earlier sending fails and is not taken for this one. A plain NACK
-        cannot be checked: it passes (and settles nothing)."""
+        late answer to an earlier sending fails and is not taken for this one; it counts in
+        `late` when it verifies as the answer to one of the last EARLIER sendings, else in
+        `unverified`. A plain NACK cannot be checked: it passes (and settles nothing). Other
+        plain answers answer plain requests (late) and tell nothing of the keys: not counted."""
         lsdu, p = bytes(lsdu), self._sent
         if not lsdu or lsdu[0] == A.NACK_A:
             return bool(lsdu)
+        if not sec.is_authenticated(lsdu[0]):
+            return False
+        if self._verifies(lsdu, ecc, p, self._nonce):
+            return True
+        if (any(self._verifies(lsdu, ecc, q, None) for q in self._earlier if q is not p)
+                or any(self._verifies(lsdu, ecc, None, n) for n in self._nonces if n is not self._nonce)):
+            self.late += 1
+            self.stats["late"] += 1
+        else:
+            self.unverified += 1
+        return False
+
+    def _verifies(self, lsdu, ecc, sent, nonce):
+        # Is lsdu the answer to `sent` (a _Sent) or the CHL.RESP to `nonce`? Counts nothing.
         try:
             if lsdu[0] == sec.ATTR_CHL_RESP:
-                if self._nonce is None:
+                if nonce is None:
                     return False
-                self._open(lsdu, None, sec.ECC_CHALLENGE, self._nonce, count=False)
-            elif p is None or not sec.is_authenticated(lsdu[0]):
+                self._open(lsdu, None, sec.ECC_CHALLENGE, nonce, count=False)
+            elif sent is None:
                 return False
             elif lsdu[0] in client.AUTH_NACKS:
-                mon = None if len(lsdu) > 1 and lsdu[1] == sec.NACK_AUTH else p.mon
-                self._open(lsdu, mon, sec.ECC_CHALLENGE, nack_etm(p.lsdu), count=False)
+                mon = None if len(lsdu) > 1 and lsdu[1] == sec.NACK_AUTH else sent.mon
+                self._open(lsdu, mon, sec.ECC_CHALLENGE, nack_etm(sent.lsdu), count=False)
+            elif sent.keys is None:  # a key change's activate whose pair is not named yet
+                return False
             else:
-                self._open(lsdu, p.mon, p.ecc if ecc is None else ecc, None, (p.keys,), count=False)
+                self._open(lsdu, sent.mon, sent.ecc if ecc is None else ecc, None, (sent.keys,), count=False)
         except (sec.AuthError, DecodeError, ValueError):
-            self.unverified += 1
             return False
         return True
 
@@ -420,11 +451,21 @@ def counted(stats, meter, run, *args):
 
 
 def _unverified(meter):
-    # Silence, but answers came that did not verify: more likely our keys than the line.
+    # Silence, but answers came that did not verify: more likely our keys than the line, unless
+    # late answers to earlier sendings verified meanwhile (our keys open the meter's answers).
     if meter.unverified:
         meter.stats["rejected"] += meter.unverified
-        raise sec.AuthError("tmac", "%d answer(s) from meter %s did not verify: wrong keys, or late answers"
-                            % (meter.unverified, aca_text(meter.aca)))
+        if not meter.late:
+            raise sec.AuthError("tmac", "%d answer(s) from meter %s did not verify: wrong keys, or late answers"
+                                % (meter.unverified, aca_text(meter.aca)))
+
+
+def _silence(meter, e):
+    # What a NoAnswer says, with the late answers that came meanwhile (the meter is slow, not gone).
+    if not meter.late:
+        return str(e)
+    other = "; %d other answer(s) did not verify" % meter.unverified if meter.unverified else ""
+    return "%s (%d late answer(s) to earlier requests came meanwhile%s)" % (e, meter.late, other)
 
 
 def _plain_nack(meter, ans):
@@ -456,7 +497,7 @@ def _settle(meter, link, apdu):
         if p.keys is None:
             raise KeyChangeError("meter %s: a key change is unsettled; run it again with the same key files"
                                  % aca_text(meter.aca))
-        meter.unverified = 0
+        meter.late = meter.unverified = 0
         try:
             ecc, ans = link.exchange(p.lsdu, p.ecc, p.answer_len, accept=meter.answers)
         except link.NoAnswer as e:
@@ -466,7 +507,9 @@ def _settle(meter, link, apdu):
             _unverified(meter)
             if p.effect:
                 raise link.NoAnswer("%s; the %s may have run: it stays pending and goes again, as it is, before "
-                                    "the next authenticated request" % (e, _name(p.attr))) from None
+                                    "the next authenticated request" % (_silence(meter, e), _name(p.attr))) from None
+            if meter.late:
+                raise link.NoAnswer(_silence(meter, e)) from None
             raise
         _plain_nack(meter, ans)
         try:
@@ -485,7 +528,7 @@ def sync(meter, link):
     may be the meter's rate limit: back off before trying again (the same N, so that a late
     CHL.RESP still verifies)."""
     req = client.challenge(meter)
-    meter.unverified = 0
+    meter.late = meter.unverified = 0
     for i in range(CHALLENGE_TRIES):
         if i:
             link.pause(BACKOFF_S)
@@ -496,7 +539,8 @@ def sync(meter, link):
         _plain_nack(meter, ans)
         return req.parse(ans)
     _unverified(meter)
-    raise link.NoAnswer("meter %s: no CHL.RESP to %d challenges" % (aca_text(meter.aca), CHALLENGE_TRIES))
+    raise link.NoAnswer(_silence(meter, "meter %s: no CHL.RESP to %d challenges" % (aca_text(meter.aca),
+                                                                                   CHALLENGE_TRIES)))
 
 
 def change_keys(meter, link, k1, k2):

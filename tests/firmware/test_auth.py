@@ -116,6 +116,20 @@ def test_write_needs_the_write_key():
     assert S.open_msg(KEYS, ACA, ans, 3, ecc)[0] == b""
 
 
+def test_a_repeated_request_gets_its_authenticated_nack_as_it_went():
+    # The cached answer goes with the ECC it first went with: an authenticated NACK is ECB under
+    # the read key (ECC 2) whatever the request's ECC, so a concentrator that lost the first one
+    # and repeats the request can open the repeat.
+    node, _ = make()
+    clock = bytes((R.CLOCK >> 8, R.CLOCK & 0xFF)) + (NOW + 60).to_bytes(4, "big")
+    req = S.seal(KEYS, ACA, S.auth_attr(A.WRITE_REQ), clock, 1, S.ECC_CTR_WRITE, NOW)
+    first, ecc = exchange(node, req, S.ECC_CTR_WRITE)
+    assert first[0] == S.ATTR_NACK_A_AUTH and ecc == S.ECC_CHALLENGE
+    again, ecc = exchange(node, req, S.ECC_CTR_WRITE)
+    assert again == first and ecc == S.ECC_CHALLENGE and node.secure.stats["repeats"] == 1
+    assert S.open_(KEYS, ACA, again, 1, ecc, S.etm(req))[0] == bytes((A.NACK_ACCESS_DENIED,))
+
+
 def test_write_key_without_encryption_only_reads():
     node, _ = make()
     label = bytes((R.POINT_LABEL >> 8, R.POINT_LABEL & 0xFF)) + b"X" * 16

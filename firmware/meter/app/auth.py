@@ -55,6 +55,12 @@ def nack_etm(lsdu):
     return bytes(lsdu[n - S.ETM_LEN:n]) if n >= S.ETM_LEN else _ETM_SHORT
 
 
+def _answer_ecc(attr, ecc):
+    """The ECC an answer with ATTR goes with, first or repeated from the cache: an
+    authenticated NACK is ECB under the read key, anything else mirrors the request."""
+    return S.ECC_CHALLENGE if attr == A.NACK_A_AUTH or attr == A.NACK_B_AUTH else ecc
+
+
 class SecureLayer:
     def __init__(self, aca, app, lmon, keystore, cache, clock, on_keys_changed=None):
         self.aca = bytes(aca)  # natural order: the AL form of the address
@@ -121,7 +127,7 @@ class SecureLayer:
         cached = self.cache.lookup(req, ecc)
         if cached is not None:
             st["repeats"] += 1
-            return self._answer(cached), ecc
+            return self._answer(cached), _answer_ecc(cached[0], ecc)
         work = self.work
         work[0:n] = req
         activating = False
@@ -183,7 +189,7 @@ class SecureLayer:
             # An authenticated NACK has the shape of NACK-10: PAR1 only, ECB/K2, MON = LMON.
             attr = A.NACK_A_AUTH if ans[0] == A.NACK_A else A.NACK_B_AUTH
             lsdu = S.seal_auth_nack(keys, self.aca, mon, nack_etm(req), ans[1], attr)
-            answer_ecc = S.ECC_CHALLENGE
+            answer_ecc = _answer_ecc(attr, ecc)
             size = self._answer(lsdu)
         else:
             r = self.resp
