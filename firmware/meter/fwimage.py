@@ -24,7 +24,10 @@
 #   ACTIVATE  0x04 | image ID (4) | time (4)      0: at once, else at that UTC time
 #   ABORT     0x05                                forget the session
 #   answer to MISSING: REPROG_LOCAL | 0x83 | image ID (4) | from (2) |
-#           received (2) | missing indexes (2 each, as many as fit)
+#           received (2) | bitmap from `from` (bit set: kept), as much as fits;
+#           from: the first multiple of 8 at or after the index asked whose
+#           byte lacks a block (every block before it kept; the bitmap's end
+#           and no bitmap: nothing lacks from the index asked)
 # REPROG_BROADCAST (101, plain, class S: no answer):
 #   image ID (4) | index (2) | data               a block of an open session
 import struct

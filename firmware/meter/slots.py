@@ -437,6 +437,18 @@ class Session:
         self.__init__(self.store)
         return True
 
+    def first_gap(self, start):
+        """The first multiple of 8 from `start` (one) whose byte of the bitmap lacks a block:
+        what a MISSING answer starts from; the bitmap's end when nothing lacks."""
+        blocks = self.header.blocks if self.header is not None else 0
+        k = start >> 3
+        while k < len(self.map):
+            left = blocks - 8 * k
+            if self.map[k] != (0xFF if left >= 8 else (1 << left) - 1):
+                break
+            k += 1
+        return k << 3
+
     def bitmap_from(self, start, out, off, room):
         """Copy the bitmap bytes from block `start` (a multiple of 8) into
         out[off:]; returns how many bytes were copied."""

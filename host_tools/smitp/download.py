@@ -107,14 +107,9 @@ class Campaign:
         self.frames = {"broadcast": 0, "gap_fill": 0, "gap_fill_broadcast": 0, "requests": 0}
         self.result: dict[str, dict[str, Any]] = {aca_text(a): {"aca": aca_text(a)} for a, _r in self.meters}
         self.t0 = conc.port.now()
-        # [repeater ACAs] the broadcast goes along (None: each meter's route)
-        self.broadcast_routes: list[tuple[bytes, ...]] | None = None
         self._broadcast_rp: dict[tuple, bytes] = {}  # route -> its broadcast's 2-byte SCA entries
         self.transient: set[str] = set()  # meters refused only by silence: another pass may reach them
         self.complete: set[bytes] = set()  # meters whose last MISSING answer showed every block
-        # [meter ACAs] -> the broadcast chains that reach them all (what the concentrator knows of
-        # who hears whom; by default the meters' routes: broadcast_chains)
-        self.cover = lambda acas: broadcast_chains(dict(self.meters)[a] for a in acas)
 
     # ---- frames without an answer
     def frame(self, addr_air, route, data):
@@ -202,9 +197,9 @@ class Campaign:
                 self._fail(aca, "refused", "open: %s" % e, e)
 
     def broadcast(self):
-        routes = self.broadcast_routes
-        if routes is None:
-            routes = broadcast_chains(route for _aca, route in self._live())
+        """Every block once along each chain: the live meters' routes that no other one extends
+        (a concentrator that knows more of who hears whom may do better: smitp/fleet_download.py)."""
+        routes = broadcast_chains(route for _aca, route in self._live())
         n = self.header.blocks
         for i in range(n):
             lsdu = self.block_lsdu(i)
@@ -224,12 +219,12 @@ class Campaign:
                 raise DownloadError("unexpected answer to MISSING from %s: %s" % (aca_text(aca), ans.hex()))
             first, _received = struct.unpack_from(">HH", ans, 6)
             bits = ans[10:]
-            if first != start or not bits:
+            if first < start or not (bits or first >= h.blocks):  # before it: every block kept
                 raise DownloadError("MISSING answer from %s starts at %d, asked %d" % (aca_text(aca), first, start))
-            for k in range(min(len(bits) * 8, h.blocks - start)):
+            for k in range(min(len(bits) * 8, h.blocks - first)):
                 if not bits[k >> 3] >> (k & 7) & 1:
-                    lacking.append(start + k)
-            start += len(bits) * 8
+                    lacking.append(first + k)
+            start = first + len(bits) * 8
         return lacking
 
     def _lacking_all(self):
@@ -250,23 +245,35 @@ class Campaign:
         """Each block some meters lack: by broadcast along their chains when that costs fewer
         transmissions than a unicast to each of them, else left to the per-meter rounds.
         Returns the indexes broadcast."""
-        route_of = dict(self.meters)
         by_block: dict[int, list[bytes]] = {}
         for aca, blocks in lacking.items():
             for i in blocks:
                 by_block.setdefault(i, []).append(aca)
         sent = set()
         for i in sorted(by_block):
-            routes = [route_of[a] for a in by_block[i]]
-            chains = self.cover(by_block[i])
-            if transmissions(chains) < transmissions(routes):
-                lsdu = self.block_lsdu(i)
-                for chain in chains:
-                    self._send(mac.BROADCAST, chain, lsdu)
-                    self.frames["gap_fill"] += 1
-                    self.frames["gap_fill_broadcast"] += 1
+            frames = self.gap_broadcast(self.block_lsdu(i), by_block[i])
+            if frames:
+                self.frames["gap_fill"] += frames
+                self.frames["gap_fill_broadcast"] += frames
                 sent.add(i)
+        self.air_clear()
         return sent
+
+    def gap_broadcast(self, lsdu, acas):
+        """A block the meters `acas` lack, broadcast along chains that feed them all when that
+        costs fewer transmissions than a unicast to each: the frames sent (0: none sent). The
+        chains are their routes that no other one extends."""
+        routes = [dict(self.meters)[a] for a in acas]
+        chains = broadcast_chains(routes)
+        if transmissions(chains) >= transmissions(routes):
+            return 0
+        for chain in chains:
+            self._send(mac.BROADCAST, chain, lsdu)
+        return len(chains)
+
+    def air_clear(self):
+        """Wait until the relays of the broadcasts sent have left the air (each _send already
+        waits for its own)."""
 
     def fill_gaps(self):
         known, sent = {}, set()
@@ -292,9 +299,14 @@ class Campaign:
                 if not lacking:  # complete: the meter checked and installed it
                     self.complete.add(aca)
                     break
-                for i in lacking:
-                    self._send(mac.aca_to_air(aca), route, self.block_lsdu(i))
-                    self.frames["gap_fill"] += 1
+                self.send_blocks(aca, route, lacking)
+                self.frames["gap_fill"] += len(lacking)
+
+    def send_blocks(self, aca, route, indexes):
+        """The blocks `indexes` to one meter (class S, no answer), each after the last one's
+        relays left the air."""
+        for i in indexes:
+            self._send(mac.aca_to_air(aca), route, self.block_lsdu(i))
 
     def verify_and_activate(self):
         for aca, route in self._live():

@@ -162,76 +162,132 @@ class Schedule:
     """Spatial reuse for the broadcast: when the concentrator may send each chain's frame.
 
     A copy matters only to the listeners that need it: the chain's next relay and the meters
-    designated to it (each meter the first copy of the block it hears, in the cover's order).
-    Two transmissions may overlap when neither sender is heard by, nor is, a listener the other
-    needs: a collision elsewhere takes a copy nobody counts on. A chain's hops follow each other
-    one frame and one TEL apart (each repeater relays TEL after the copy it heard ends)."""
+    designated to it (needs(): each meter the first copy of the block it hears, in the cover's
+    order). Two transmissions may overlap when neither sender is heard by, nor is, a listener
+    the other needs: a collision elsewhere takes a copy nobody counts on. A chain's hops follow
+    each other one frame and one TEL apart (each repeater relays TEL after the copy it heard
+    ends)."""
 
     GUARD_S = 0.005
 
-    def __init__(self, heard, root, cover, meters):
+    def __init__(self, heard, root):
+        self.heard, self.root = heard, root
         self.zone = {n: frozenset(heard[n]) | {n} for n in heard}  # a sender and who hears it
-        self.hops = [[root] + list(chain) for chain in cover]
-        self.need = [[set(hops[j + 1:j + 2]) for j in range(len(hops))] for hops in self.hops]
-        for m in meters:
-            for k, j in ((k, j) for k, hops in enumerate(self.hops) for j in range(len(hops))):
-                if m in heard[self.hops[k][j]] and m != self.hops[k][j]:
-                    self.need[k][j].add(m)
-                    break
         self.busy: list[tuple[float, float, str, set]] = []  # (start, end, sender, needed) booked
         self.free = float("-inf")  # the concentrator's next start
 
-    def _clash(self, t, k, air):
-        """The latest end among booked transmissions chain k started at t would clash with,
+    def needs(self, cover, meters):
+        """[[the listeners that need each hop's copy] a chain of `cover`] for a block `meters` lack."""
+        hops = [[self.root] + list(chain) for chain in cover]
+        need = [[set(h[j + 1:j + 2]) for j in range(len(h))] for h in hops]
+        for m in meters:
+            for k, j in ((k, j) for k, h in enumerate(hops) for j in range(len(h))):
+                if m in self.heard[hops[k][j]] and m != hops[k][j]:
+                    need[k][j].add(m)
+                    break
+        return need
+
+    def _clash(self, t, hops, need, air):
+        """The latest end among booked transmissions the chain started at t would clash with,
         shifted to the chain's start; None: no clash."""
         late = None
         step = air + ELABORATION_S
-        for j, node in enumerate(self.hops[k]):
-            a, b, zone, need = t + j * step, t + j * step + air, self.zone[node], self.need[k][j]
+        for j, node in enumerate(hops):
+            a, b, zone = t + j * step, t + j * step + air, self.zone[node]
             for s, e, sender, needed in self.busy:
                 if (s < b + self.GUARD_S and a < e + self.GUARD_S
-                        and (not need.isdisjoint(self.zone[sender]) or not needed.isdisjoint(zone))):
+                        and (not need[j].isdisjoint(self.zone[sender]) or not needed.isdisjoint(zone))):
                     shift = e + self.GUARD_S - j * step
                     late = shift if late is None or shift > late else late
         return late
 
-    def place(self, now, k, air):
-        """The earliest start at or after `now` for chain k of the cover, its transmissions then
-        booked."""
+    def place(self, now, chain, need, air):
+        """The earliest start at or after `now` for a frame along `chain` (relay names) whose
+        hops' copies `need` (one of needs()' lists) lists; its transmissions then booked."""
         self.busy = [x for x in self.busy if x[1] > now]
+        hops = [self.root] + list(chain)
         t = max(now, self.free)
         while True:
-            late = self._clash(t, k, air)
+            late = self._clash(t, hops, need, air)
             if late is None:
                 break
             t = max(late, t + 0.001)
         step = air + ELABORATION_S
-        for j, node in enumerate(self.hops[k]):
-            self.busy.append((t + j * step, t + j * step + air, node, self.need[k][j]))
+        for j, node in enumerate(hops):
+            self.busy.append((t + j * step, t + j * step + air, node, need[j]))
         self.free = t + air + self.GUARD_S
         return t
 
-
-def broadcast_scheduled(c, cover, by_name, heard, root, medium):
-    """The campaign's broadcast (Campaign.broadcast), each chain's frame sent as soon as the
-    Schedule allows instead of after the previous chain's last hop."""
-    sched = Schedule(heard, root, cover, by_name)
-    port = c.conc.port
-    n = c.header.blocks
-    for i in range(n):
-        lsdu = c.block_lsdu(i)
-        for k, chain in enumerate(cover):
+    def send(self, c, lsdu, cover, need, by_name, medium):
+        """Campaign c's frame of `lsdu` along each chain of `cover`, each as soon as it may go."""
+        port = c.conc.port
+        for chain, chain_need in zip(cover, need):
             frame = c.frame(mac.BROADCAST, tuple(by_name[r] for r in chain), lsdu)
-            t = sched.place(port.now(), k, medium.airtime_s(len(frame)))
+            t = self.place(port.now(), chain, chain_need, medium.airtime_s(len(frame)))
             if t > port.now():
                 c.conc.pause(t - port.now())
             port.send(frame)
-            c.frames["broadcast"] += 1
-        if c.progress:
-            c.progress(i + 1, n, "broadcast")
-    last = max((e for _s, e, _n, _w in sched.busy), default=port.now())
-    if last > port.now():  # the last relays leave the air
-        c.conc.pause(last - port.now())
+
+    def drain(self, c):
+        """Wait for the booked relays to leave the air."""
+        port = c.conc.port
+        last = max((e for _s, e, _n, _w in self.busy), default=port.now())
+        if last > port.now():
+            c.conc.pause(last - port.now())
+
+
+class SectionCampaign(Campaign):
+    """The campaign where the concentrator knows who hears whom (the section's topology): the
+    broadcast and the gap-filling broadcasts go along chains that may turn from branch to
+    branch (broadcast_cover), and every frame without an answer waits only for collisions
+    that would take a copy somebody needs (Schedule), instead of for the last relay."""
+
+    def __init__(self, conc, image, by_name, route, heard, root, medium, **kw):
+        self.by_name, self.route, self.heard, self.root, self.medium = by_name, route, heard, root, medium
+        self.name_of = {a: n for n, a in by_name.items()}
+        meters = [(by_name[n], tuple(by_name[r] for r in route[n])) for n in sorted(route) if n in by_name]
+        super().__init__(conc, image, meters, **kw)
+        # chains no longer than the deepest route: a longer walk pipelines worse (the next block
+        # waits for more hops to clear) and a relay missing a copy starves more meters after it
+        self.depth = max((len(r) for r in route.values()), default=0)
+        self.cover = broadcast_cover(heard, root, [n for n in route if n in by_name], self.depth)
+        self.sched = Schedule(heard, root)
+
+    def broadcast(self):
+        need = self.sched.needs(self.cover, self.by_name)
+        n = self.header.blocks
+        for i in range(n):
+            self.sched.send(self, self.block_lsdu(i), self.cover, need, self.by_name, self.medium)
+            self.frames["broadcast"] += len(self.cover)
+            if self.progress:
+                self.progress(i + 1, n, "broadcast")
+        self.sched.drain(self)
+
+    def gap_broadcast(self, lsdu, acas):
+        names = [self.name_of[a] for a in acas]
+        chains = broadcast_cover(self.heard, self.root, names, self.depth)
+        if transmissions(chains) >= sum(len(self.route[n]) + 1 for n in names):
+            return 0
+        self.sched.send(self, lsdu, chains, self.sched.needs(chains, names), self.by_name, self.medium)
+        return len(chains)
+
+    def air_clear(self):
+        self.sched.drain(self)
+
+    def send_blocks(self, aca, route, indexes):
+        """Blocks to one meter along its route, pipelined as the Schedule allows (each hop's
+        copy needed by the next relay, the last by the meter); the line clear after them."""
+        name = self.name_of[aca]
+        chain = self.route[name]
+        need = [{n} for n in chain + (name,)]
+        port = self.conc.port
+        for i in indexes:
+            frame = self.frame(mac.aca_to_air(aca), route, self.block_lsdu(i))
+            t = self.sched.place(port.now(), chain, need, self.medium.airtime_s(len(frame)))
+            if t > port.now():
+                self.conc.pause(t - port.now())
+            port.send(frame)
+        self.sched.drain(self)
 
 
 def run_section(topo, size, seed=0, loss=LOSS, progress=None):
@@ -261,19 +317,10 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
         sca = sca_for(SCA_SECTION + seed, k)
         nodes[by_name[name]].nm._set_sca(sca)
         conc.book.learn(by_name[name], sca)
-    meters = [(by_name[n], tuple(by_name[r] for r in route[n])) for n in sorted(route) if n in by_name]
     image = synthetic_image(size, seed)
-    c = Campaign(conc, image, meters, at=ACTIVATE_AT, progress=progress)
-    # chains no longer than the deepest route: a longer walk pipelines worse (the next block
-    # waits for more hops to clear) and a relay missing a copy starves more meters after it
-    depth = max((len(r) for r in route.values()), default=0)
-    cover = broadcast_cover(heard, root, [n for n in route if n in by_name], depth)
-    c.broadcast_routes = [tuple(by_name[r] for r in rt) for rt in cover]
-    name_of = {a: n for n, a in by_name.items()}
-    c.cover = lambda acas: [tuple(by_name[r] for r in rt)
-                            for rt in broadcast_cover(heard, root, [name_of[a] for a in acas], depth)]
+    c = SectionCampaign(conc, image, by_name, route, heard, root, net.medium, at=ACTIVATE_AT, progress=progress)
+    meters, cover, medium = c.meters, c.cover, net.medium
     phases: dict[str, dict] = {}
-    medium = net.medium
 
     def phase(name, step):
         """Run one step of the campaign; keep its time, airtime and frames on air."""
@@ -286,7 +333,7 @@ def run_section(topo, size, seed=0, loss=LOSS, progress=None):
 
     t0 = port.now()
     phase("open", c.open_all)
-    phase("broadcast", lambda: broadcast_scheduled(c, cover, by_name, heard, root, medium))
+    phase("broadcast", c.broadcast)
     t_bc = port.now()
     phase("gap filling", c.fill_gaps)
     phase("verify and activate", c.verify_and_activate)

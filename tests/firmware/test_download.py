@@ -197,6 +197,30 @@ def test_services_need_the_write_key_and_bind_blocks_to_the_image():
     assert struct.unpack(">BBIII", model.get(R.DOWNLOAD_VERSIONS)) == (S.SLOT_A, S.BUILTIN, 0x100, 0x200, 0)  # B: empty
 
 
+def test_missing_answers_from_the_first_byte_that_lacks_a_block():
+    app, dl, model = service()
+    h, body = image(size=2040, block=64)  # 32 blocks and a part: a bitmap of 5 bytes, the last of 1 bit
+    parts = blocks(h, body)
+    assert len(parts) == 33
+    call(app, A.REPROG_LOCAL, b"\x01" + h.pack())
+
+    def missing(start):
+        ans = call(app, A.REPROG_LOCAL, b"\x03" + h.image_id + struct.pack(">H", start))
+        assert ans[0:6] == bytes((A.REPROG_LOCAL, F.OP_MISSING_RESP)) + h.image_id
+        return struct.unpack(">HH", ans[6:10]) + (ans[10:],)
+
+    for i, part in enumerate(parts):
+        if i not in (17, 32):
+            call(app, A.REPROG_BROADCAST, h.image_id + struct.pack(">H", i) + part, R.ACC_PLAIN)
+    assert missing(0) == (16, 31, bytes((0xFD, 0xFF, 0x00)))  # blocks 0-15 kept; 17 and the last (32) lack
+    assert missing(19) == missing(16)  # from the byte of the index asked
+    assert missing(24) == (32, 31, bytes((0x00,)))  # blocks 24-31 kept
+    call(app, A.REPROG_BROADCAST, h.image_id + struct.pack(">H", 17) + parts[17], R.ACC_PLAIN)
+    assert missing(0) == (32, 32, bytes((0x00,)))
+    call(app, A.REPROG_BROADCAST, h.image_id + struct.pack(">H", 32) + parts[32], R.ACC_PLAIN)
+    assert missing(0) == (40, 33, b"")  # nothing lacks: the bitmap's end, no bitmap
+
+
 def test_restart_runs_the_trial_and_confirm_ends_it():
     app, dl, model = service()
     h, body = image()

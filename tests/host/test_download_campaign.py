@@ -224,10 +224,12 @@ def test_schedule_reuses_the_line_where_no_needed_listener_hears_two_senders():
 
     line = ["dcu", "a", "b", "c", "d", "e"]  # each hears its neighbours only
     heard = {n: {m for m in line if abs(line.index(m) - line.index(n)) == 1} for n in line}
-    sched = Schedule(heard, "dcu", [("a", "b", "c", "d", "e")], line[1:])
-    assert sched.need == [[{"a"}, {"b"}, {"c"}, {"d"}, {"e"}, set()]]  # the next relay, or the meter fed
+    sched = Schedule(heard, "dcu")
+    chain = ("a", "b", "c", "d", "e")
+    need = sched.needs([chain], line[1:])
+    assert need == [[{"a"}, {"b"}, {"c"}, {"d"}, {"e"}, set()]]  # the next relay, or the meter fed
     air, step = 0.3, 0.3 + 0.02
-    starts = [sched.place(0.0, 0, air) for _ in range(4)]
+    starts = [sched.place(0.0, chain, need[0], air) for _ in range(4)]
     booked = sched.busy
     overlaps = 0
     for i, (s1, e1, n1, need1) in enumerate(booked):

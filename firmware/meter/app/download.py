@@ -173,7 +173,9 @@ class Download(Engine):
         if n != F.ID_LEN + 2:
             raise Refused(A.NACK_BAD_LENGTH)
         s = self._session_for(req, off)
-        start = (req[off + 4] << 8 | req[off + 5]) & ~7
+        # from the first byte of the bitmap, at or after the index asked, that lacks a block:
+        # a meter that lacks nothing there answers in one exchange, whatever the image's size
+        start = s.first_gap((req[off + 4] << 8 | req[off + 5]) & ~7)
         out = self.app.resp
         out[0] = A.REPROG_LOCAL
         out[1] = F.OP_MISSING_RESP
