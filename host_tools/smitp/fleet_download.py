@@ -95,7 +95,7 @@ def broadcast_cover(heard, root, meters, max_relays=mac.MAX_REPEATERS):
     both = {u: {v for v in heard[u] if u in heard.get(v, ())} for u in heard}
     left = set(meters) - heard[root]
     chains: list[tuple[str, ...]] = []
-    while left or not chains:
+    while True:
         chain: list[str] = []
         while len(chain) < max_relays:
             path = _best_extension(both, heard, chain[-1] if chain else root, set(chain) | {root}, left,
@@ -105,12 +105,10 @@ def broadcast_cover(heard, root, meters, max_relays=mac.MAX_REPEATERS):
             chain += path
             for v in path:
                 left -= heard[v]
-        if not chain and chains:
-            break  # nobody left is reached
-        chains.append(tuple(chain))
-        if not chain:
-            break
-    return chains if meters else []
+        if chain or not chains:  # () when no relay is needed (or none reaches those left)
+            chains.append(tuple(chain))
+        if not chain or not left:
+            return chains if meters else []
 
 
 def _best_extension(both, heard, here, used, left, budget):
@@ -137,9 +135,9 @@ def _best_extension(both, heard, here, used, left, budget):
 
 def efficiency_bound(image_len, blocks, block, depth, bitrate):
     """The most channel efficiency any scheme relaying each block along one path reaches on a
-    section whose deepest meter is `depth` repeaters away. Every block crosses the air at least once, in a
-    frame with no repeater entry at best (with depth 0 that is the ceiling of any scheme: the
-    frame's header, CRC and PHY overhead). Here a block goes along chains of repeaters, each
+    section whose deepest meter is `depth` repeaters away. Every block crosses the air at least
+    once, in a frame with no repeater entry at best (with depth 0 that is the ceiling of any
+    scheme: the frame's header, CRC and PHY overhead). Here a block goes along chains of repeaters, each
     repeater of a chain relaying every block, so such a repeater is busy more than one frame
     time a block: it hears its upstream copy and sends its own (2), and with a repeater below
     it also hears that one's copy, during which it can take nothing else in (3). Spatial reuse
@@ -202,8 +200,9 @@ class Schedule:
         return late
 
     def place(self, now, chain, need, air):
-        """The earliest start at or after `now` for a frame along `chain` (relay names) whose
-        hops' copies `need` (one of needs()' lists) lists; its transmissions then booked."""
+        """The earliest start at or after `now` for a frame along `chain` (relay names), `need`
+        the listeners each hop's copy must reach (one of needs()' lists); its transmissions
+        then booked."""
         self.busy = [x for x in self.busy if x[1] > now]
         hops = [self.root] + list(chain)
         t = max(now, self.free)
@@ -217,23 +216,6 @@ class Schedule:
             self.busy.append((t + j * step, t + j * step + air, node, need[j]))
         self.free = t + air + self.GUARD_S
         return t
-
-    def send(self, c, lsdu, cover, need, by_name, medium):
-        """Campaign c's frame of `lsdu` along each chain of `cover`, each as soon as it may go."""
-        port = c.conc.port
-        for chain, chain_need in zip(cover, need):
-            frame = c.frame(mac.BROADCAST, tuple(by_name[r] for r in chain), lsdu)
-            t = self.place(port.now(), chain, chain_need, medium.airtime_s(len(frame)))
-            if t > port.now():
-                c.conc.pause(t - port.now())
-            port.send(frame)
-
-    def drain(self, c):
-        """Wait for the booked relays to leave the air."""
-        port = c.conc.port
-        last = max((e for _s, e, _n, _w in self.busy), default=port.now())
-        if last > port.now():
-            c.conc.pause(last - port.now())
 
 
 class SectionCampaign(Campaign):
@@ -253,41 +235,49 @@ class SectionCampaign(Campaign):
         self.cover = broadcast_cover(heard, root, [n for n in route if n in by_name], self.depth)
         self.sched = Schedule(heard, root)
 
+    def _at(self, t):
+        """Wait until the port's time t (now if it passed)."""
+        if t > self.conc.port.now():
+            self.conc.pause(t - self.conc.port.now())
+
+    def _along(self, addr_air, chain, need, lsdu):
+        """The frame of `lsdu` to `addr_air` along `chain` (relay names), as soon as it may go."""
+        frame = self.frame(addr_air, tuple(self.by_name[r] for r in chain), lsdu)
+        self._at(self.sched.place(self.conc.port.now(), chain, need, self.medium.airtime_s(len(frame))))
+        self.conc.port.send(frame)
+
+    def air_clear(self):
+        self._at(max((e for _s, e, _n, _w in self.sched.busy), default=0.0))
+
     def broadcast(self):
         need = self.sched.needs(self.cover, self.by_name)
         n = self.header.blocks
         for i in range(n):
-            self.sched.send(self, self.block_lsdu(i), self.cover, need, self.by_name, self.medium)
+            lsdu = self.block_lsdu(i)
+            for chain, chain_need in zip(self.cover, need):
+                self._along(mac.BROADCAST, chain, chain_need, lsdu)
             self.frames["broadcast"] += len(self.cover)
             if self.progress:
                 self.progress(i + 1, n, "broadcast")
-        self.sched.drain(self)
+        self.air_clear()
 
     def gap_broadcast(self, lsdu, acas):
         names = [self.name_of[a] for a in acas]
         chains = broadcast_cover(self.heard, self.root, names, self.depth)
         if transmissions(chains) >= sum(len(self.route[n]) + 1 for n in names):
             return 0
-        self.sched.send(self, lsdu, chains, self.sched.needs(chains, names), self.by_name, self.medium)
+        for chain, chain_need in zip(chains, self.sched.needs(chains, names)):
+            self._along(mac.BROADCAST, chain, chain_need, lsdu)
         return len(chains)
-
-    def air_clear(self):
-        self.sched.drain(self)
 
     def send_blocks(self, aca, route, indexes):
         """Blocks to one meter along its route, pipelined as the Schedule allows (each hop's
         copy needed by the next relay, the last by the meter); the line clear after them."""
         name = self.name_of[aca]
-        chain = self.route[name]
-        need = [{n} for n in chain + (name,)]
-        port = self.conc.port
+        need = [{n} for n in self.route[name] + (name,)]
         for i in indexes:
-            frame = self.frame(mac.aca_to_air(aca), route, self.block_lsdu(i))
-            t = self.sched.place(port.now(), chain, need, self.medium.airtime_s(len(frame)))
-            if t > port.now():
-                self.conc.pause(t - port.now())
-            port.send(frame)
-        self.sched.drain(self)
+            self._along(mac.aca_to_air(aca), self.route[name], need, self.block_lsdu(i))
+        self.air_clear()
 
 
 def run_section(topo, size, seed=0, loss=LOSS, progress=None):
