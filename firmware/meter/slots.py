@@ -193,6 +193,10 @@ def confirm(store):
     return healthy(store)
 
 
+def _nothing():
+    pass
+
+
 class Session:
     """The download in progress (at most one), from its records."""
 
@@ -347,7 +351,7 @@ class Session:
         self._read_into(pos, buf, n)
         return buf
 
-    def _digest(self):
+    def _digest(self, keepalive):
         h = self.header
         assert h is not None
         sha = hashlib.sha256()
@@ -359,14 +363,18 @@ class Session:
             self._read_into(pos, buf, n)
             sha.update(mv[0:n])
             pos += n
+            if not pos & 0xFFF:
+                keepalive()
         return sha.digest()
 
-    def install(self, k1):
+    def install(self, k1, keepalive=None):
         """Check the seal (K1) and the hash of a complete image, then write
         its files into the slot; FAIL_NONE or the failure. A failed image is
-        forgotten (a new OPEN starts again)."""
+        forgotten (a new OPEN starts again). keepalive() is called every few
+        KB: a long install that progresses keeps the watchdog fed."""
         h = self.header
         assert h is not None and self.complete
+        keepalive = keepalive or _nothing
         if self.stage == INSTALLED:
             return FAIL_NONE
         store = self.store
@@ -375,7 +383,7 @@ class Session:
         if k1 is None or not F.seal_ok(k1, h):
             return self._fail(FAIL_SEAL)
         try:
-            digest = self._digest()
+            digest = self._digest(keepalive)
         except DecodeError:  # the log lost a block: start again
             digest = None
         if digest != h.digest:
@@ -386,6 +394,7 @@ class Session:
         base = store.folder(name)
         try:
             for path, pos, n in F.walk_body(self._read, h.size):
+                keepalive()
                 if not self._write_file(base, name + "/" + path, pos, n):
                     return FAIL_FLASH  # kept: the next try writes it again
         except (DecodeError, ValueError, UnicodeError):

@@ -65,6 +65,8 @@ class Concentrator:
         n = mac.encode(self._out, air, rp, disc, False, 0, False, dsap, ecc, bytes(data))
         frame = bytes(self._out[:n])
         timeout = response_timeout(len(route), n, max_response) + (T.BNODE_TIMEOUT_MS / 1000.0 if bnode else 0)
+        slack = getattr(self.port, "slack_s", None)  # boards slower than the wall clock (smitp.network)
+        timeout += slack() if slack is not None else 0.0
         self.stats["requests"] += 1
         answer = resend(lambda: self.port.send(frame), lambda: self._wait_answer(air, len(route), timeout, accept),
                         self.retries + 1 if tries is None else tries, self.stats)

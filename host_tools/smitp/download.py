@@ -263,7 +263,8 @@ class Campaign:
         """A block the meters `acas` lack, broadcast along chains that feed them all when that
         costs fewer transmissions than a unicast to each: the frames sent (0: none sent). The
         chains are their routes that no other one extends."""
-        routes = [dict(self.meters)[a] for a in acas]
+        route_of = dict(self.meters)
+        routes = [route_of[a] for a in acas]
         chains = broadcast_chains(routes)
         if transmissions(chains) >= transmissions(routes):
             return 0

@@ -72,6 +72,10 @@ class ConcentratorPort:
     def now(self):
         return self.network.clock.now()
 
+    def slack_s(self):
+        """What answers from the boards on this line may come late (the most of their answer_slack_s)."""
+        return max((slot.board.answer_slack_s for slot in self.network.boards.values()), default=0.0)
+
     def send(self, payload):
         """Transmit, after the port's previous frame has left (a modem is half duplex)."""
         net = self.network

@@ -221,6 +221,38 @@ def test_missing_answers_from_the_first_byte_that_lacks_a_block():
     assert missing(0) == (40, 33, b"")  # nothing lacks: the bitmap's end, no bitmap
 
 
+def test_an_install_cut_short_starts_again_on_the_next_missing_or_activate():
+    for op in ("missing", "activate"):
+        app, dl, model = service()
+        h, body = image()
+        call(app, A.REPROG_LOCAL, b"\x01" + h.pack())
+        for i, part in enumerate(blocks(h, body)):  # every block kept, the install never ran (a cut)
+            dl.session.put_block(i, part)
+        dl = Download(model, dl.store, app, 0x000100)  # the meter starts again
+        app.services[A.REPROG_LOCAL] = dl.local
+        dl._k1 = lambda: K1
+        assert dl.state() == ST_RECEIVING and dl.session.complete
+        if op == "missing":
+            ans = call(app, A.REPROG_LOCAL, b"\x03" + h.image_id + b"\x00\x00")
+            assert struct.unpack(">HH", ans[6:10]) == (8 * ((h.blocks + 7) // 8), h.blocks) and len(ans) == 10
+            assert dl.state() == ST_READY
+        else:
+            assert call(app, A.REPROG_LOCAL, b"\x04" + h.image_id + bytes(4)) == bytes((A.ACK_A,))
+            assert dl.restart_due
+
+
+def test_an_install_keeps_the_watchdog_fed_while_it_progresses():
+    app, dl, model = service()
+    h, body = image(size=9000)
+    fed = []
+    dl.keepalive = lambda: fed.append(1)
+    call(app, A.REPROG_LOCAL, b"\x01" + h.pack())
+    for i, part in enumerate(blocks(h, body)):
+        call(app, A.REPROG_BROADCAST, h.image_id + struct.pack(">H", i) + part, R.ACC_PLAIN)
+    assert dl.state() == ST_READY
+    assert len(fed) == h.size // 4096 + 2  # every 4 KB hashed, and before each of the 2 files
+
+
 def test_restart_runs_the_trial_and_confirm_ends_it():
     app, dl, model = service()
     h, body = image()

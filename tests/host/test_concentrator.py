@@ -1,6 +1,7 @@
 """The concentrator against in-process meters (the firmware's MeterNode under
 CPython) on the simulated medium with a virtual clock."""
 
+import types
 import zlib
 
 import pytest
@@ -64,6 +65,42 @@ def test_frames_on_the_medium_carry_a_zlib_crc(conc):
 
 def test_timeout_grows_with_hops():
     assert response_timeout(2, 30, 40) > response_timeout(1, 30, 40) > response_timeout(0, 30, 40)
+
+
+def test_the_wait_for_an_answer_includes_the_slack_of_the_boards_on_the_line():
+    """Boards slower than the wall clock (QEMU's) get their answer_slack_s on top of the window."""
+    from smitp.emulated_board import EmulatedBoard
+    from smitp.mcu_board import McuBoard
+    from smitp.network import ConcentratorPort
+
+    class Silent:
+        boards: dict = {}
+
+        def __init__(self):
+            self.t = 0.0
+            self.clock = self
+
+        def now(self):
+            return self.t
+
+    net = Silent()
+    port = ConcentratorPort(net, "dcu")
+    port.send = lambda payload: None
+    port.recv = lambda timeout: setattr(net, "t", net.t + timeout)  # silence for the whole wait
+    conc = Concentrator(port, retries=0)
+
+    def waited():
+        start = net.t
+        with pytest.raises(NoAnswer):
+            conc.read(M1, [R.STATUS_WORD])
+        return net.t - start
+
+    alone = waited()
+    assert port.slack_s() == 0.0
+    net.boards = {"m1": types.SimpleNamespace(board=types.SimpleNamespace(answer_slack_s=EmulatedBoard.answer_slack_s)),
+                  "m2": types.SimpleNamespace(board=types.SimpleNamespace(answer_slack_s=McuBoard.answer_slack_s))}
+    assert port.slack_s() == McuBoard.answer_slack_s > 0
+    assert abs(waited() - alone - McuBoard.answer_slack_s) < 1e-9
 
 
 def test_in_process_meters_serve_the_table_services(conc):

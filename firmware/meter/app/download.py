@@ -43,6 +43,7 @@ class Download(Engine):
         self.session = S.Session(store)
         self.boot = S.Boot(store)
         self.restart_due = False  # the runtime restarts the board when set
+        self.keepalive = None  # the board watchdog's feed, while an install runs (the runtime sets it)
         self.stats = {"blocks": 0, "dropped": 0}
         model.register("download", self)
 
@@ -164,8 +165,14 @@ class Download(Engine):
             self.stats["dropped"] += 1
             return
         self.stats["blocks"] += 1
-        if s.complete:
-            code = s.install(self._k1())
+        self._install_if_complete(s)
+
+    def _install_if_complete(self, s):
+        """Check and install a complete image not installed yet: on its last block, or on the
+        next MISSING or ACTIVATE after a power cut or a reset cut the first try short (every
+        block is there: nothing else would start it again). A failed image is forgotten."""
+        if s.complete and s.stage != S.INSTALLED:
+            code = s.install(self._k1(), self.keepalive)
             if code != S.FAIL_NONE:
                 self._failed(code)
 
@@ -173,6 +180,9 @@ class Download(Engine):
         if n != F.ID_LEN + 2:
             raise Refused(A.NACK_BAD_LENGTH)
         s = self._session_for(req, off)
+        self._install_if_complete(s)
+        if s.header is None:  # its install failed: the state register says why
+            raise Refused(A.NACK_BAD_VALUE)
         # from the first byte of the bitmap, at or after the index asked, that lacks a block:
         # a meter that lacks nothing there answers in one exchange, whatever the image's size
         start = s.first_gap((req[off + 4] << 8 | req[off + 5]) & ~7)
@@ -187,7 +197,8 @@ class Download(Engine):
         if n != F.ID_LEN + 4:
             raise Refused(A.NACK_BAD_LENGTH)
         s = self._session_for(req, off)
-        if s.stage != S.INSTALLED:
+        self._install_if_complete(s)
+        if s.stage != S.INSTALLED or s.header is None:
             raise Refused(A.NACK_BAD_VALUE)
         when = struct.unpack(">I", bytes(req[off + 4:off + 8]))[0]
         if when:

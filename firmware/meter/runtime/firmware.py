@@ -335,7 +335,10 @@ async def main(board: "Board"):
     beats = Heartbeats(("modem", "metering"))
     watchdog = getattr(board, "watchdog", None)
     if watchdog is not None:
-        asyncio.create_task(watchdog_task(watchdog(T.WATCHDOG_MS), beats))
+        wdt = watchdog(T.WATCHDOG_MS)
+        asyncio.create_task(watchdog_task(wdt, beats))
+        if download is not None:  # an install holds the loop for seconds, progressing
+            download.keepalive = wdt.feed
     port = ModemPort(board, node, model, beats)
     use_keeper = getattr(port.drv, "use_keeper", None)  # a modem that may run the security (meter/phy/hi.py)
     if use_keeper is not None and node.secure is not None:
