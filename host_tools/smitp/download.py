@@ -98,6 +98,7 @@ class Campaign:
 
     def __init__(self, conc, image, meters, at=0, progress=None, keys_of=None):
         self.conc, self.image, self.meters = conc, image, list(meters)
+        self.route_of = dict(self.meters)
         self.header = F.unpack_header(image)
         self.body = image[F.HEADER_LEN:]
         self.at = at
@@ -263,8 +264,7 @@ class Campaign:
         """A block the meters `acas` lack, broadcast along chains that feed them all when that
         costs fewer transmissions than a unicast to each: the frames sent (0: none sent). The
         chains are their routes that no other one extends."""
-        route_of = dict(self.meters)
-        routes = [route_of[a] for a in acas]
+        routes = [self.route_of[a] for a in acas]
         chains = broadcast_chains(routes)
         if transmissions(chains) >= transmissions(routes):
             return 0

@@ -264,7 +264,7 @@ class SectionCampaign(Campaign):
     def gap_broadcast(self, lsdu, acas):
         names = [self.name_of[a] for a in acas]
         chains = broadcast_cover(self.heard, self.root, names, self.depth)
-        if transmissions(chains) >= sum(len(self.route[n]) + 1 for n in names):
+        if transmissions(chains) >= transmissions(self.route[n] for n in names):
             return 0
         for chain, chain_need in zip(chains, self.sched.needs(chains, names)):
             self._along(mac.BROADCAST, chain, chain_need, lsdu)
